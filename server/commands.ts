@@ -1,0 +1,175 @@
+import { cli, Flag } from '@deepkit/app';
+import { Logger } from '@deepkit/logger';
+import { InjectorContext } from '@deepkit/injector';
+import { BrokerConfig } from './config';
+import { AuditLog } from './registry/audit-log';
+import { AuditKind } from './registry/entities';
+import { PeerRegistry } from './registry/peer-registry';
+import { TokenStore } from './registry/token-store';
+import type { BrokerRuntime, TokenDatabaseHandle } from './app';
+
+/** The runtime classes live in app.ts, which imports this file; resolve them lazily to keep the import one-way. */
+function runtimeClasses(): { BrokerRuntime: typeof BrokerRuntime, TokenDatabaseHandle: typeof TokenDatabaseHandle, assertValidConfig: (config: BrokerConfig) => void } {
+    return require('./app');
+}
+
+@cli.controller('start', { description: 'Start the broker (HTTP + WebSocket RPC on one port). Settings also come from SWITCHBOARD_* variables.' })
+export class StartCommand {
+    constructor(protected config: BrokerConfig, protected injector: InjectorContext, protected logger: Logger) {
+    }
+
+    async execute(
+        /** @description interface to listen on */
+        host?: string & Flag,
+        /** @description TCP port; 0 picks a free one */
+        port?: number & Flag,
+        /** @description SQLite file of registry and audit trail */
+        database?: string & Flag,
+        /** @description open (development) or token */
+        auth?: 'open' | 'token' & Flag,
+        /** @description SQLite file of peer tokens (default: the registry database) */
+        tokenDatabase?: string & Flag,
+        /** @description largest accepted message in bytes */
+        maxPayloadBytes?: number & Flag,
+        /** @description messages per second per connection */
+        messagesPerSecond?: number & Flag,
+        /** @description default call timeout recommended to peers, ms */
+        callTimeoutMs?: number & Flag,
+    ): Promise<number> {
+        const flags = { host, port, database, auth, tokenDatabase, maxPayloadBytes, messagesPerSecond, callTimeoutMs };
+        for (const [name, value] of Object.entries(flags)) {
+            if (value !== undefined) (this.config as any)[name] = value;
+        }
+        const { BrokerRuntime, assertValidConfig } = runtimeClasses();
+        try {
+            assertValidConfig(this.config);
+        } catch (error) {
+            this.logger.error((error as Error).message);
+            return 1;
+        }
+        const runtime = this.injector.get(BrokerRuntime);
+        await runtime.start();
+        await new Promise<void>(resolve => {
+            const stop = (signal: string) => {
+                this.logger.log(`${signal}: stopping, peers are told and pending writes are flushed …`);
+                runtime.stop().then(resolve, resolve);
+            };
+            process.once('SIGINT', () => stop('SIGINT'));
+            process.once('SIGTERM', () => stop('SIGTERM'));
+        });
+        return 0;
+    }
+}
+
+async function openRegistry(injector: InjectorContext): Promise<PeerRegistry> {
+    const { TokenDatabaseHandle } = runtimeClasses();
+    await injector.get(TokenDatabaseHandle).migrate();
+    const registry = injector.get(PeerRegistry);
+    await registry.open();
+    return registry;
+}
+
+@cli.controller('peers', { description: 'List the peers in the registry (from the database; works while the broker runs).' })
+export class PeersCommand {
+    constructor(protected injector: InjectorContext, protected logger: Logger) {
+    }
+
+    async execute(
+        /** @description only peers online when the broker last wrote the registry */
+        online: boolean & Flag = false,
+    ): Promise<number> {
+        const registry = await openRegistry(this.injector);
+        const peers = registry.list(online ? { online: true } : {});
+        if (!peers.length) this.logger.log('No peers registered yet.');
+        for (const peer of peers) {
+            this.logger.log(`${peer.online ? 'online ' : 'offline'}  ${peer.id}  last seen ${peer.lastSeen.toISOString()}  [${peer.capabilities.join(', ')}]`);
+        }
+        return 0;
+    }
+}
+
+@cli.controller('token:create', { description: 'Create a peer token for token mode; prints it once.' })
+export class TokenCreateCommand {
+    constructor(protected injector: InjectorContext, protected logger: Logger) {
+    }
+
+    async execute(
+        /** @description a name for the token (shown in the audit trail) */
+        name: string,
+        /** @description peer IDs it may register: exact, prefix* or *; repeat the flag for more */
+        peer: string[] & Flag = [],
+        /** @description if given, the only peers it may send to */
+        allow: string[] & Flag = [],
+        /** @description peers it may never send to */
+        deny: string[] & Flag = [],
+        /** @description may watch the whole broker */
+        admin: boolean & Flag = false,
+    ): Promise<number> {
+        const { TokenDatabaseHandle } = runtimeClasses();
+        await this.injector.get(TokenDatabaseHandle).migrate();
+        try {
+            const token = await this.injector.get(TokenStore).create(name, { peerIds: peer, allowTargets: allow, denyTargets: deny, admin });
+            this.logger.log(`Token "${name}" (peers: ${peer.join(', ') || 'none'}). Keep it; it is not shown again:`);
+            process.stdout.write(token + '\n');
+            return 0;
+        } catch (error) {
+            this.logger.error((error as Error).message);
+            return 1;
+        }
+    }
+}
+
+@cli.controller('token:revoke', { description: 'Revoke a peer token; new connections with it are refused.' })
+export class TokenRevokeCommand {
+    constructor(protected injector: InjectorContext, protected logger: Logger) {
+    }
+
+    async execute(name: string): Promise<number> {
+        const { TokenDatabaseHandle } = runtimeClasses();
+        await this.injector.get(TokenDatabaseHandle).migrate();
+        if (await this.injector.get(TokenStore).revoke(name)) {
+            this.logger.log(`Token "${name}" revoked.`);
+            return 0;
+        }
+        this.logger.error(`No live token named "${name}". See token:list.`);
+        return 1;
+    }
+}
+
+@cli.controller('token:list', { description: 'List peer tokens (names and grants, never the tokens).' })
+export class TokenListCommand {
+    constructor(protected injector: InjectorContext, protected logger: Logger) {
+    }
+
+    async execute(): Promise<number> {
+        const { TokenDatabaseHandle } = runtimeClasses();
+        await this.injector.get(TokenDatabaseHandle).migrate();
+        for (const token of await this.injector.get(TokenStore).list()) {
+            const state = token.revokedAt ? `revoked ${token.revokedAt.toISOString()}` : 'active';
+            this.logger.log(`${token.name}  ${state}  peers: ${token.peerIds.join(', ')}  allow: ${token.allowTargets.join(', ') || '*'}  deny: ${token.denyTargets.join(', ') || '-'}${token.admin ? '  admin' : ''}`);
+        }
+        return 0;
+    }
+}
+
+@cli.controller('audit', { description: 'Show the audit trail, oldest first.' })
+export class AuditCommand {
+    constructor(protected injector: InjectorContext, protected logger: Logger) {
+    }
+
+    async execute(
+        /** @description only events by or aimed at this peer */
+        peer?: string & Flag,
+        /** @description register, takeover, deregister, denied, call, disconnect or auth-failed */
+        kind?: AuditKind & Flag,
+        /** @description how many of the newest events */
+        limit: number & Flag = 50,
+    ): Promise<number> {
+        await openRegistry(this.injector);
+        for (const event of await this.injector.get(AuditLog).query({ peerId: peer, kind, limit })) {
+            const what = [event.target && `→ ${event.target}`, event.controller && `${event.controller}.${event.action}`, event.reason].filter(Boolean).join('  ');
+            this.logger.log(`${event.at.toISOString()}  ${event.kind.padEnd(11)} ${event.peerId ?? '-'}  ${what}  (session ${event.session})`);
+        }
+        return 0;
+    }
+}

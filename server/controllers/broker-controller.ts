@@ -1,0 +1,81 @@
+import { rpc, RpcKernelConnection } from '@deepkit/rpc';
+import { Observable } from 'rxjs';
+import { BrokerApi, Capability, PeerFilter, PeerInfo, PresenceEvent, Registration, WhoAmI } from '../../shared/broker-api';
+import { NotRegistered, PeerNotFound } from '../../shared/errors';
+import { PeerId } from '../../shared/peer-id';
+import { BrokerConfig } from '../config';
+import { BrokerConnection } from '../connection';
+import { PeerExchange } from '../exchange/peer-exchange';
+import { PeerRegistry } from '../registry/peer-registry';
+
+/** The broker's own RPC API: registration, discovery, presence. One instance per connection. */
+@rpc.controller(BrokerApi)
+export class BrokerController implements BrokerApi {
+    protected connection: BrokerConnection;
+
+    constructor(
+        connection: RpcKernelConnection,
+        protected registry: PeerRegistry,
+        protected exchange: PeerExchange,
+        protected config: BrokerConfig,
+    ) {
+        this.connection = connection as BrokerConnection;
+    }
+
+    @rpc.action()
+    whoami(): WhoAmI {
+        return {
+            connectionId: this.connection.connectionId,
+            session: this.connection.sessionName,
+            authenticated: this.connection.isAuthenticated(),
+            peerId: this.connection.peerId,
+            authMode: this.config.auth,
+            brokerId: this.exchange.brokerId,
+            callTimeoutMs: this.config.callTimeoutMs,
+            maxPayloadBytes: this.config.maxPayloadBytes,
+        };
+    }
+
+    @rpc.action()
+    async register(peerId: PeerId, reclaimSecret?: string): Promise<Registration> {
+        return this.connection.registerPeer(peerId, reclaimSecret);
+    }
+
+    @rpc.action()
+    async deregister(): Promise<void> {
+        await this.connection.deregisterPeer();
+    }
+
+    @rpc.action()
+    async announce(capabilities: Capability[]): Promise<PeerInfo> {
+        const peerId = this.connection.peerId;
+        if (!peerId) throw new NotRegistered('Register a peer ID before announcing capabilities.');
+        this.exchange.announce(peerId, [...new Set(capabilities)]);
+        return this.registry.info(peerId)!;
+    }
+
+    @rpc.action()
+    listPeers(filter: PeerFilter = {}): PeerInfo[] {
+        return this.registry.list(filter);
+    }
+
+    @rpc.action()
+    getPeer(peerId: PeerId): PeerInfo {
+        const info = this.registry.info(peerId);
+        if (!info) throw PeerNotFound.for(peerId);
+        return info;
+    }
+
+    @rpc.action()
+    presence(snapshot: boolean = false): Observable<PresenceEvent> {
+        return new Observable<PresenceEvent>(subscriber => {
+            if (snapshot) {
+                for (const peer of this.registry.list({ online: true })) {
+                    subscriber.next(new PresenceEvent('online', peer.id, peer.capabilities, peer.connectedSince ?? peer.lastSeen, 0));
+                }
+            }
+            const subscription = this.registry.presence.subscribe(subscriber);
+            return () => subscription.unsubscribe();
+        });
+    }
+}

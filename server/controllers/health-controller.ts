@@ -1,0 +1,59 @@
+import { http, JSONResponse } from '@deepkit/http';
+import { BrokerStats } from '../stats';
+import { PeerRegistry } from '../registry/peer-registry';
+import { RegistryDatabase } from '../registry/database';
+import { PeerRecord } from '../registry/entities';
+
+export interface BrokerStatus {
+    status: 'ok';
+    uptimeSeconds: number;
+    peersOnline: number;
+    peersKnown: number;
+    callsRouted: number;
+    framesRouted: number;
+    bytesRouted: number;
+    denials: number;
+    refusals: Record<string, number>;
+}
+
+/** Liveness, readiness and a status summary for operators and load balancers. */
+export class HealthController {
+    constructor(
+        protected stats: BrokerStats,
+        protected registry: PeerRegistry,
+        protected database: RegistryDatabase,
+    ) {
+    }
+
+    /** The process is up and serving HTTP. */
+    @http.GET('/health')
+    health() {
+        return { status: 'ok' };
+    }
+
+    /** The database answers and the broker accepts connections. */
+    @http.GET('/ready')
+    async ready(): Promise<JSONResponse> {
+        try {
+            await this.database.query(PeerRecord).limit(1).find();
+        } catch {
+            return new JSONResponse({ status: 'unavailable', reason: 'database' }, 503);
+        }
+        return new JSONResponse({ status: 'ready' }, 200);
+    }
+
+    @http.GET('/status')
+    status(): BrokerStatus {
+        return {
+            status: 'ok',
+            uptimeSeconds: Math.round((Date.now() - this.stats.startedAt.getTime()) / 1000),
+            peersOnline: this.registry.countOnline(),
+            peersKnown: this.registry.list().length,
+            callsRouted: this.stats.callsRouted,
+            framesRouted: this.stats.framesRouted,
+            bytesRouted: this.stats.bytesRouted,
+            denials: this.stats.denials,
+            refusals: this.stats.refusals,
+        };
+    }
+}

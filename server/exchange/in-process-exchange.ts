@@ -1,0 +1,97 @@
+import { Subject } from 'rxjs';
+import { randomUUID } from 'crypto';
+import { PeerIdTaken } from '../../shared/errors';
+import { ExchangeEndpoint, ExchangePresence, FrameOrigin, PeerExchange, PeerLocation, RegisterOptions } from './peer-exchange';
+
+/**
+ * The exchange for a single broker process: every peer's connection is in this process. A real implementation,
+ * not a stand-in: it is what `npm start` runs.
+ */
+export class InProcessPeerExchange implements PeerExchange {
+    readonly brokerId: string = randomUUID();
+    protected readonly presenceSubject = new Subject<ExchangePresence>();
+    readonly presence = this.presenceSubject.asObservable();
+
+    protected endpoints = new Map<string, ExchangeEndpoint>();
+    protected locations = new Map<string, PeerLocation>();
+    /** connectionId → the peer ID it holds, so detach can release it without a scan. */
+    protected peerOfConnection = new Map<string, string>();
+    protected capabilities = new Map<string, string[]>();
+    protected stopped = false;
+
+    async start(): Promise<void> {
+        this.stopped = false;
+    }
+
+    async stop(): Promise<void> {
+        if (this.stopped) return;
+        this.stopped = true;
+        for (const connectionId of [...this.endpoints.keys()]) this.detach(connectionId);
+    }
+
+    attach(endpoint: ExchangeEndpoint): void {
+        this.endpoints.set(endpoint.connectionId, endpoint);
+    }
+
+    detach(connectionId: string): void {
+        const peerId = this.peerOfConnection.get(connectionId);
+        if (peerId !== undefined) this.release(peerId, connectionId);
+        this.endpoints.delete(connectionId);
+    }
+
+    async register(peerId: string, connectionId: string, options: RegisterOptions = {}): Promise<void> {
+        const current = this.locations.get(peerId);
+        if (current && current.connectionId === connectionId) return;
+        if (current) {
+            if (!options.takeover) throw PeerIdTaken.for(peerId);
+            const stale = this.endpoints.get(current.connectionId);
+            this.release(peerId, current.connectionId);
+            stale?.replaced(peerId);
+        }
+        this.locations.set(peerId, { peerId, connectionId, brokerId: this.brokerId, since: new Date });
+        this.peerOfConnection.set(connectionId, peerId);
+        this.emit('online', peerId);
+    }
+
+    async deregister(peerId: string, connectionId: string): Promise<void> {
+        this.release(peerId, connectionId);
+    }
+
+    lookup(peerId: string): PeerLocation | undefined {
+        return this.locations.get(peerId);
+    }
+
+    route(peerId: string, frame: Uint8Array, origin: FrameOrigin): boolean {
+        const location = this.locations.get(peerId);
+        if (!location) return false;
+        const endpoint = this.endpoints.get(location.connectionId);
+        if (!endpoint) return false;
+        endpoint.deliverRequest(frame, origin);
+        return true;
+    }
+
+    reply(connectionId: string, frame: Uint8Array): boolean {
+        const endpoint = this.endpoints.get(connectionId);
+        if (!endpoint) return false;
+        endpoint.deliverReply(frame);
+        return true;
+    }
+
+    announce(peerId: string, capabilities: string[]): void {
+        this.capabilities.set(peerId, capabilities);
+        this.emit('capabilities', peerId);
+    }
+
+    protected release(peerId: string, connectionId: string): void {
+        const current = this.locations.get(peerId);
+        if (!current || current.connectionId !== connectionId) return;
+        this.locations.delete(peerId);
+        this.peerOfConnection.delete(connectionId);
+        this.emit('offline', peerId);
+    }
+
+    protected emit(kind: ExchangePresence['kind'], peerId: string): void {
+        if (this.stopped) return;
+        this.presenceSubject.next({ kind, peerId, capabilities: this.capabilities.get(peerId) ?? [], at: new Date });
+    }
+}

@@ -1,0 +1,10 @@
+export { startBroker, createBrokerApp, ConfigError } from './app';
+export type { RunningBroker } from './app';
+export { BrokerConfig } from './config';
+export type { PeerExchange, ExchangeEndpoint, FrameOrigin, PeerLocation, ExchangePresence } from './exchange/peer-exchange';
+export { InProcessPeerExchange } from './exchange/in-process-exchange';
+export { SwitchboardSecurity, PeerSession } from './security';
+export { AuditLog } from './registry/audit-log';
+export { PeerRegistry } from './registry/peer-registry';
+export { TokenStore } from './registry/token-store';
+export type { AuditKind } from './registry/entities';

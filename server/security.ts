@@ -1,0 +1,118 @@
+import { RpcControllerAccess, RpcKernelBaseConnection, RpcKernelSecurity, Session } from '@deepkit/rpc';
+import { ValidationError } from '@deepkit/type';
+import { LoggerInterface } from '@deepkit/logger';
+import { AccessDenied, AuthenticationFailed, SwitchboardError } from '../shared/errors';
+import { matchesPeerPattern } from '../shared/peer-id';
+import { BrokerApi } from '../shared/broker-api';
+import { BrokerConfig } from './config';
+import { TokenStore } from './registry/token-store';
+import { PeerToken } from './registry/entities';
+
+export const ANONYMOUS = 'anonymous';
+
+/** A connection's session: anonymous, or backed by a peer token and its grant. */
+export class PeerSession extends Session {
+    constructor(username: string, token: unknown, public readonly grant?: PeerToken) {
+        super(username, token);
+    }
+}
+
+/** Broker actions an unauthenticated connection may use in token mode. */
+const PUBLIC_ACTIONS = new Set(['whoami']);
+
+/**
+ * Who may register which ID, who may send to whom, who may use the broker's own controllers.
+ *
+ * Open mode (development): anyone may register any valid free ID and send anywhere. Token mode: a connection must
+ * authenticate with a token; the token's grant lists the IDs it may register and its send policy.
+ *
+ * The `can…` methods are synchronous so the routing hot path never waits; Deepkit's async hooks delegate to them.
+ */
+export class SwitchboardSecurity extends RpcKernelSecurity {
+    constructor(
+        protected config: BrokerConfig,
+        protected tokens: TokenStore,
+        protected logger: LoggerInterface,
+    ) {
+        super();
+    }
+
+    async authenticate(token: unknown): Promise<PeerSession> {
+        if (typeof token !== 'string' || token.length > 200) throw new AuthenticationFailed('The token must be a string as printed by `token:create`.');
+        const grant = await this.tokens.verify(token);
+        if (!grant) throw new AuthenticationFailed();
+        return new PeerSession(grant.name, token, grant);
+    }
+
+    /** @throws AccessDenied with the reason, so the refusal explains itself. */
+    assertMayRegister(session: Session, peerId: string): void {
+        if (this.config.auth === 'open') return;
+        const grant = grantOf(session);
+        if (!grant) throw new AccessDenied('Token mode: authenticate with a peer token before registering.', 'not-authenticated');
+        if (!grant.peerIds.some(pattern => matchesPeerPattern(pattern, peerId))) {
+            throw new AccessDenied(`Token "${grant.name}" may not register "${peerId}" (it may register: ${grant.peerIds.join(', ') || 'nothing'}).`, 'id-not-granted');
+        }
+    }
+
+    /** Whether the session holds a grant for the ID: enough to take over its own stale registration. */
+    ownsByGrant(session: Session, peerId: string): boolean {
+        const grant = grantOf(session);
+        return !!grant && grant.peerIds.some(pattern => matchesPeerPattern(pattern, peerId));
+    }
+
+    /** @throws AccessDenied */
+    assertMaySend(session: Session, targetPeerId: string): void {
+        if (this.config.auth === 'open' && !grantOf(session)) return;
+        const grant = grantOf(session);
+        if (!grant) throw new AccessDenied('Token mode: authenticate with a peer token before calling peers.', 'not-authenticated');
+        if (grant.denyTargets.some(pattern => matchesPeerPattern(pattern, targetPeerId))) {
+            throw new AccessDenied(`Token "${grant.name}" may not send to "${targetPeerId}" (deny list).`, 'send-denied');
+        }
+        if (grant.allowTargets.length && !grant.allowTargets.some(pattern => matchesPeerPattern(pattern, targetPeerId))) {
+            throw new AccessDenied(`Token "${grant.name}" may only send to: ${grant.allowTargets.join(', ')}.`, 'send-not-allowed');
+        }
+    }
+
+    isAdmin(session: Session): boolean {
+        return this.config.auth === 'open' || !!grantOf(session)?.admin;
+    }
+
+    async isAllowedToRegisterAsPeer(session: Session, peerId: string): Promise<boolean> {
+        return permits(() => this.assertMayRegister(session, peerId));
+    }
+
+    async isAllowedToSendToPeer(session: Session, peerId: string): Promise<boolean> {
+        return permits(() => this.assertMaySend(session, peerId));
+    }
+
+    async hasControllerAccess(session: Session, access: RpcControllerAccess, connection: RpcKernelBaseConnection): Promise<boolean> {
+        if (this.config.auth === 'open') return true;
+        if (access.controllerName === BrokerApi.path && PUBLIC_ACTIONS.has(access.actionName)) return true;
+        return !!grantOf(session);
+    }
+
+    /** Clients get the error's class, code and message; never a stack trace or an internal error's text. */
+    transformError(error: Error): Error {
+        if (error instanceof SwitchboardError || error instanceof ValidationError) {
+            error.stack = '';
+            return error;
+        }
+        this.logger.error('Broker action failed', error);
+        const hidden = new Error('Internal broker error. The operator can find details in the broker log.');
+        hidden.stack = '';
+        return hidden;
+    }
+}
+
+function grantOf(session: Session): PeerToken | undefined {
+    return session instanceof PeerSession ? session.grant : undefined;
+}
+
+function permits(check: () => void): boolean {
+    try {
+        check();
+        return true;
+    } catch {
+        return false;
+    }
+}

@@ -1,0 +1,94 @@
+import { ControllerSymbol } from '@deepkit/rpc';
+import { entity, MaxLength } from '@deepkit/type';
+import { Observable } from 'rxjs';
+import { PeerId } from './peer-id';
+
+/** A capability a peer announces, e.g. `chat`, `files`, `relay`. */
+export type Capability = string & MaxLength<64>;
+
+/** What the broker's registry knows about one peer. */
+@entity.name('@switchboard/PeerInfo')
+export class PeerInfo {
+    constructor(
+        public id: string,
+        public online: boolean,
+        public capabilities: string[] = [],
+        public firstSeen: Date = new Date,
+        public lastSeen: Date = new Date,
+        /** When the current connection registered; unset while offline. */
+        public connectedSince?: Date,
+    ) {
+    }
+}
+
+export type PresenceKind = 'online' | 'offline' | 'capabilities';
+
+/**
+ * One change in who is online. `sequence` grows by one per event on a broker, so a subscriber can tell it saw
+ * every event in order.
+ */
+@entity.name('@switchboard/PresenceEvent')
+export class PresenceEvent {
+    constructor(
+        public kind: PresenceKind,
+        public peerId: string,
+        public capabilities: string[] = [],
+        public at: Date = new Date,
+        public sequence: number = 0,
+    ) {
+    }
+}
+
+export interface PeerFilter {
+    online?: boolean;
+    capability?: Capability;
+}
+
+export type AuthMode = 'open' | 'token';
+
+/** The broker's view of the calling connection. */
+export interface WhoAmI {
+    connectionId: string;
+    /** The session name: the token's name in token mode, `anonymous` in open mode. */
+    session: string;
+    authenticated: boolean;
+    peerId?: string;
+    authMode: AuthMode;
+    brokerId: string;
+    /** The broker's recommended default call timeout; the SDK uses it unless told otherwise. */
+    callTimeoutMs: number;
+    maxPayloadBytes: number;
+}
+
+export interface Registration {
+    peerId: string;
+    /**
+     * Open mode: the secret that lets this owner take the ID over again, even while the broker still holds a stale
+     * connection for it. Keep it; it is shown once per rotation. Token mode: unset, the token is the proof.
+     */
+    reclaimSecret?: string;
+    /** True when a stale live connection of the same owner was replaced. */
+    tookOver: boolean;
+}
+
+/** The broker's own RPC controller, served on every broker. */
+export interface BrokerApi {
+    whoami(): WhoAmI;
+
+    /** Registers this connection under `peerId`. Stock Deepkit clients can use `registerAsPeer(id)` instead. */
+    register(peerId: PeerId, reclaimSecret?: string): Promise<Registration>;
+
+    deregister(): Promise<void>;
+
+    /** Replaces the capabilities of the peer registered on this connection. */
+    announce(capabilities: Capability[]): Promise<PeerInfo>;
+
+    listPeers(filter?: PeerFilter): PeerInfo[];
+
+    getPeer(peerId: PeerId): PeerInfo;
+
+    /** Live presence changes; with `snapshot`, first one `online` event per peer online now. */
+    presence(snapshot?: boolean): Observable<PresenceEvent>;
+}
+
+export const BrokerApi = ControllerSymbol<BrokerApi>('switchboard/broker', [PeerInfo, PresenceEvent]);

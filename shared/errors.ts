@@ -1,0 +1,168 @@
+import { CustomError } from '@deepkit/core';
+import { entity, ValidationError } from '@deepkit/type';
+
+/**
+ * Every error that crosses the wire between broker and peers. Each subclass has an `@entity.name`, so Deepkit RPC
+ * rebuilds the same class on the caller: `catch (e) { if (e instanceof PeerOffline) … }` works across processes,
+ * and so does `e.code` for callers that prefer strings.
+ *
+ * Subclasses re-declare `public message` as a constructor property: Deepkit only carries declared properties over
+ * the wire, and an inherited message would arrive empty.
+ */
+export abstract class SwitchboardError extends CustomError {
+    abstract readonly code: SwitchboardErrorCode;
+}
+
+export type SwitchboardErrorCode =
+    | 'PEER_NOT_FOUND' | 'PEER_OFFLINE' | 'PEER_ID_TAKEN' | 'INVALID_PEER_ID' | 'NOT_REGISTERED'
+    | 'ACCESS_DENIED' | 'AUTHENTICATION_FAILED'
+    | 'PAYLOAD_TOO_LARGE' | 'RATE_LIMITED' | 'MALFORMED_MESSAGE'
+    | 'TIMEOUT' | 'CIRCUIT_OPEN' | 'DISCONNECTED';
+
+/** No peer with this ID has ever registered with the broker. */
+@entity.name('@switchboard/PeerNotFound')
+export class PeerNotFound extends SwitchboardError {
+    readonly code = 'PEER_NOT_FOUND';
+
+    constructor(public message: string, public peerId: string = '') {
+        super(message);
+    }
+
+    static for(peerId: string): PeerNotFound {
+        return new PeerNotFound(`No peer "${peerId}" is known to the broker. Check the ID, or list peers with the discovery API.`, peerId);
+    }
+}
+
+/** The peer is known but has no live connection (or lost it before answering). */
+@entity.name('@switchboard/PeerOffline')
+export class PeerOffline extends SwitchboardError {
+    readonly code = 'PEER_OFFLINE';
+
+    constructor(public message: string, public peerId: string = '', public lastSeen?: Date) {
+        super(message);
+    }
+
+    static for(peerId: string, lastSeen?: Date, detail = 'is offline'): PeerOffline {
+        const since = lastSeen ? ` (last seen ${lastSeen.toISOString()})` : '';
+        return new PeerOffline(`Peer "${peerId}" ${detail}${since}. Retry when it is back, or queue the message.`, peerId, lastSeen);
+    }
+}
+
+/** Another live client holds this peer ID. */
+@entity.name('@switchboard/PeerIdTaken')
+export class PeerIdTaken extends SwitchboardError {
+    readonly code = 'PEER_ID_TAKEN';
+
+    constructor(public message: string, public peerId: string = '') {
+        super(message);
+    }
+
+    static for(peerId: string): PeerIdTaken {
+        return new PeerIdTaken(`Peer ID "${peerId}" is held by another live client. Pick another ID, or reconnect with its reclaim secret or token.`, peerId);
+    }
+}
+
+@entity.name('@switchboard/InvalidPeerId')
+export class InvalidPeerId extends SwitchboardError {
+    readonly code = 'INVALID_PEER_ID';
+
+    constructor(public message: string, public peerId: string = '') {
+        super(message);
+    }
+}
+
+/** The action needs a registered peer ID on this connection. */
+@entity.name('@switchboard/NotRegistered')
+export class NotRegistered extends SwitchboardError {
+    readonly code = 'NOT_REGISTERED';
+
+    constructor(public message: string = 'This connection is not registered as a peer. Register an ID first.') {
+        super(message);
+    }
+}
+
+@entity.name('@switchboard/AccessDenied')
+export class AccessDenied extends SwitchboardError {
+    readonly code = 'ACCESS_DENIED';
+
+    constructor(public message: string, public reason: string = '') {
+        super(message);
+    }
+}
+
+@entity.name('@switchboard/AuthenticationFailed')
+export class AuthenticationFailed extends SwitchboardError {
+    readonly code = 'AUTHENTICATION_FAILED';
+
+    constructor(public message: string = 'The token is unknown or revoked. Ask the broker operator for a valid token.') {
+        super(message);
+    }
+}
+
+@entity.name('@switchboard/PayloadTooLarge')
+export class PayloadTooLarge extends SwitchboardError {
+    readonly code = 'PAYLOAD_TOO_LARGE';
+
+    constructor(public message: string, public size: number = 0, public limit: number = 0) {
+        super(message);
+    }
+
+    static for(size: number, limit: number): PayloadTooLarge {
+        return new PayloadTooLarge(`A message of ${size} bytes exceeds the broker's limit of ${limit} bytes. Split it (e.g. stream chunks).`, size, limit);
+    }
+}
+
+@entity.name('@switchboard/RateLimited')
+export class RateLimited extends SwitchboardError {
+    readonly code = 'RATE_LIMITED';
+
+    constructor(public message: string, public limitPerSecond: number = 0) {
+        super(message);
+    }
+
+    static for(limitPerSecond: number): RateLimited {
+        return new RateLimited(`Too many messages: this connection may send ${limitPerSecond} per second. Slow down and retry.`, limitPerSecond);
+    }
+}
+
+@entity.name('@switchboard/MalformedMessage')
+export class MalformedMessage extends SwitchboardError {
+    readonly code = 'MALFORMED_MESSAGE';
+
+    constructor(public message: string) {
+        super(message);
+    }
+}
+
+/** A call did not end within its timeout. Raised by the SDK on the caller's side. */
+@entity.name('@switchboard/Timeout')
+export class Timeout extends SwitchboardError {
+    readonly code = 'TIMEOUT';
+
+    constructor(public message: string, public timeoutMs: number = 0) {
+        super(message);
+    }
+}
+
+/** The SDK stopped calling a peer after repeated failures; it retries after a cool-down. */
+@entity.name('@switchboard/CircuitOpen')
+export class CircuitOpen extends SwitchboardError {
+    readonly code = 'CIRCUIT_OPEN';
+
+    constructor(public message: string, public peerId: string = '', public retryAt?: Date) {
+        super(message);
+    }
+}
+
+/** The connection to the broker closed while the call was pending. */
+@entity.name('@switchboard/Disconnected')
+export class Disconnected extends SwitchboardError {
+    readonly code = 'DISCONNECTED';
+
+    constructor(public message: string = 'The connection to the broker closed before the call ended. It is safe to retry idempotent calls.') {
+        super(message);
+    }
+}
+
+/** Invalid arguments: Deepkit's own validation error, which carries the path of each bad field. */
+export { ValidationError };

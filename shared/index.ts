@@ -1,0 +1,4 @@
+export * from './errors';
+export * from './peer-id';
+export * from './broker-api';
+export * from './wire';

@@ -1,0 +1,40 @@
+import { createRpcMessagePeer, serializeBinaryRpcMessage } from '@deepkit/rpc';
+import { getBSONDeserializer } from '@deepkit/bson';
+
+/**
+ * Frames the broker adds to Deepkit's RPC protocol. Both are peer-routed frames with message id 0 whose source is
+ * the caller's connection; stock Deepkit clients ignore unknown types, so they stay compatible.
+ *
+ * - CallerIdentity: sent to a receiving peer before the first frame from a caller connection (and again when that
+ *   connection's peer ID changes). The broker vouches for it; a caller cannot write it.
+ * - CallerGone: the caller connection closed; the receiver may drop the state it keeps for that caller.
+ */
+export enum SwitchboardFrame {
+    CallerIdentity = 100,
+    CallerGone = 101,
+}
+
+export interface CallerIdentityBody {
+    /** The caller's registered peer ID; unset for a caller that did not register. */
+    peerId?: string;
+    /** The caller's session name (token name, or `anonymous`). */
+    session: string;
+}
+
+export function encodeCallerIdentity(receiverPeerId: string, callerConnection: Uint8Array, body: CallerIdentityBody): Uint8Array {
+    return serializeBinaryRpcMessage(createRpcMessagePeer<CallerIdentityBody>(0, SwitchboardFrame.CallerIdentity, callerConnection, receiverPeerId, body));
+}
+
+export function encodeCallerGone(receiverPeerId: string, callerConnection: Uint8Array): Uint8Array {
+    return serializeBinaryRpcMessage(createRpcMessagePeer(0, SwitchboardFrame.CallerGone, callerConnection, receiverPeerId));
+}
+
+const decodeIdentity = getBSONDeserializer<CallerIdentityBody>();
+
+export function decodeCallerIdentity(buffer: Uint8Array, bodyOffset: number): CallerIdentityBody {
+    return decodeIdentity(buffer, bodyOffset);
+}
+
+export function connectionKey(id: Uint8Array): string {
+    return Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString('hex');
+}
