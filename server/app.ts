@@ -74,7 +74,7 @@ export class BrokerRuntime {
         if (this.started) return;
         this.started = true;
         assertValidConfig(this.config);
-        this.logger.level = this.config.logLevel as LoggerLevel;
+        this.logger.level = LoggerLevel[this.config.logLevel];
         await this.tokenDatabase.migrate();
         await this.registry.open();
         await this.exchange.start();

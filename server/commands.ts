@@ -26,7 +26,7 @@ export class StartCommand {
         /** @description SQLite file of registry and audit trail */
         database?: string & Flag,
         /** @description open (development) or token */
-        auth?: 'open' | 'token' & Flag,
+        auth?: ('open' | 'token') & Flag,
         /** @description SQLite file of peer tokens (default: the registry database) */
         tokenDatabase?: string & Flag,
         /** @description largest accepted message in bytes */

@@ -1,4 +1,4 @@
-import { Maximum, Minimum, MinLength, Positive, integer } from '@deepkit/type';
+import { deserialize, integer, Maximum, Minimum, MinLength, Positive, ReflectionClass, validate } from '@deepkit/type';
 
 /**
  * The broker's settings. Each can be set in the environment as `SWITCHBOARD_` + the name in upper snake case
@@ -29,8 +29,8 @@ export class BrokerConfig {
     /** The default call timeout the broker recommends to SDK peers, in milliseconds. */
     callTimeoutMs: integer & Positive = 30_000;
 
-    /** Log level: 0 nothing … 5 debug. */
-    logLevel: integer & Minimum<0> & Maximum<5> = 3;
+    /** How much the broker logs. */
+    logLevel: 'none' | 'alert' | 'error' | 'warning' | 'log' | 'info' | 'debug' = 'log';
 }
 
 /** How each setting is spelled in the environment, for messages that name it. */
@@ -41,4 +41,27 @@ export function environmentName(setting: string): string {
 /** Deepkit's CLI spells flags like the setting: `--maxPayloadBytes`. */
 export function flagName(setting: string): string {
     return '--' + setting;
+}
+
+/**
+ * Checks each SWITCHBOARD_* variable against its setting's type. Deepkit's env loader quietly keeps the default for
+ * a value outside a union (`SWITCHBOARD_AUTH=tokn`); an operator should hear about the typo instead.
+ * @returns one message per bad variable
+ */
+export function checkEnvironment(env: Record<string, string | undefined>): { setting: string, problem: string }[] {
+    const problems: { setting: string, problem: string }[] = [];
+    for (const property of ReflectionClass.from(BrokerConfig).getProperties()) {
+        const raw = env[environmentName(property.name)];
+        if (raw === undefined) continue;
+        let value: unknown;
+        try {
+            value = deserialize(raw, undefined, undefined, undefined, property.type);
+        } catch (error) {
+            problems.push({ setting: property.name, problem: `cannot use ${JSON.stringify(raw)}` });
+            continue;
+        }
+        const [first] = validate(value, property.type);
+        if (first || value === undefined) problems.push({ setting: property.name, problem: `${first?.message ?? 'not an accepted value'} (got ${JSON.stringify(raw)})` });
+    }
+    return problems;
 }

@@ -1,13 +1,31 @@
-import { createBrokerApp } from './app';
+import { ValidationError } from '@deepkit/type';
+import { ConfigError, createBrokerApp } from './app';
+import { checkEnvironment } from './config';
 
 /**
  * The broker's command line: `start`, `peers`, `token:create`, `token:revoke`, `token:list`, `audit`.
  * Settings come from SWITCHBOARD_* environment variables (see server/config.ts) and the flags of `start`.
  */
+function explain(error: unknown): string {
+    if (error instanceof ValidationError) {
+        return error.errors.map(item => new ConfigError(item.path, item.message).message).join('\n');
+    }
+    // Deepkit reports an invalid module config as text: "… Error: port(maximum): Number needs to be …".
+    const invalid = error instanceof Error && /Error: (\w+)\(\w+\): (.*)$/.exec(error.message);
+    if (invalid) return new ConfigError(invalid[1], invalid[2]).message;
+    return error instanceof Error ? error.message : String(error);
+}
+
+const environmentProblems = checkEnvironment(process.env);
+if (environmentProblems.length) {
+    for (const { setting, problem } of environmentProblems) console.error(new ConfigError(setting, problem).message);
+    process.exit(1);
+}
+
 createBrokerApp()
     .loadConfigFromEnv({ prefix: 'SWITCHBOARD_' })
     .run()
     .catch(error => {
-        console.error(error instanceof Error ? error.message : error);
+        console.error(explain(error));
         process.exit(1);
     });

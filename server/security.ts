@@ -6,6 +6,7 @@ import { matchesPeerPattern } from '../shared/peer-id';
 import { BrokerApi } from '../shared/broker-api';
 import { BrokerConfig } from './config';
 import { TokenStore } from './registry/token-store';
+import { withoutStack } from './frames';
 import { PeerToken } from './registry/entities';
 
 export const ANONYMOUS = 'anonymous';
@@ -17,8 +18,8 @@ export class PeerSession extends Session {
     }
 }
 
-/** Broker actions an unauthenticated connection may use in token mode. */
-const PUBLIC_ACTIONS = new Set(['whoami']);
+/** Broker actions an unauthenticated connection may use in token mode (`register` explains its own refusal). */
+const PUBLIC_ACTIONS = new Set(['whoami', 'register']);
 
 /**
  * Who may register which ID, who may send to whom, who may use the broker's own controllers.
@@ -88,7 +89,9 @@ export class SwitchboardSecurity extends RpcKernelSecurity {
     async hasControllerAccess(session: Session, access: RpcControllerAccess, connection: RpcKernelBaseConnection): Promise<boolean> {
         if (this.config.auth === 'open') return true;
         if (access.controllerName === BrokerApi.path && PUBLIC_ACTIONS.has(access.actionName)) return true;
-        return !!grantOf(session);
+        if (grantOf(session)) return true;
+        // Thrown rather than returned: Deepkit would turn `false` into an untyped "Access denied" error.
+        throw withoutStack(new AccessDenied(`Token mode: authenticate with a peer token to use ${access.actionName}.`, 'not-authenticated'));
     }
 
     /** Clients get the error's class, code and message; never a stack trace or an internal error's text. */

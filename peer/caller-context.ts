@@ -1,0 +1,24 @@
+/**
+ * Who is calling, as the broker vouched for it (CallerIdentity frame). Inject it into a peer controller:
+ *
+ * ```ts
+ * class ChatController { constructor(private caller: CallerContext) {} }
+ * ```
+ *
+ * One instance per calling connection; `peerId` is unset for a caller that did not register an ID.
+ */
+export class CallerContext {
+    constructor(
+        /** Hex id of the caller's broker connection. */
+        public readonly connectionId: string,
+        public peerId: string | undefined = undefined,
+        public session: string = '',
+    ) {
+    }
+
+    /** The caller's peer ID, or an error for anonymous callers, for actions that need to know who asks. */
+    requirePeerId(): string {
+        if (!this.peerId) throw new Error('This action needs a registered caller.');
+        return this.peerId;
+    }
+}

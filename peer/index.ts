@@ -1,0 +1,3 @@
+export { PeerClient } from './peer-client';
+export type { SendOptions } from './peer-client';
+export { CallerContext } from './caller-context';

@@ -1,0 +1,109 @@
+import { ClassType } from '@deepkit/core';
+import { RemoteController, rpc, RpcClient, RpcWebSocketClientAdapter } from '@deepkit/rpc';
+import { MinLength } from '@deepkit/type';
+import { firstValueFrom, Observable } from 'rxjs';
+import { filter, take, toArray } from 'rxjs/operators';
+import WebSocket from 'ws';
+import { BrokerConfig, RunningBroker, startBroker } from '../server';
+import { BrokerApi, Registration } from '../shared';
+import { CallerContext, PeerClient } from '../peer';
+
+/** Everything a test started, closed in reverse order after it. */
+export class Resources {
+    protected closers: (() => Promise<unknown> | unknown)[] = [];
+
+    add<T>(resource: T, close: (resource: T) => Promise<unknown> | unknown): T {
+        this.closers.push(() => close(resource));
+        return resource;
+    }
+
+    async closeAll(): Promise<void> {
+        for (const close of this.closers.reverse()) await close();
+        this.closers = [];
+    }
+
+    async broker(config: Partial<BrokerConfig> = {}): Promise<RunningBroker> {
+        const broker = await startBroker({ port: 0, database: ':memory:', logLevel: 'error', ...config });
+        return this.add(broker, b => b.close());
+    }
+
+    /** A stock Deepkit client, as any Deepkit user would write it. */
+    stockClient(url: string, token?: string): RpcClient {
+        const client = new RpcClient(new RpcWebSocketClientAdapter(url, WebSocket as any));
+        if (token) client.token.set(token);
+        return this.add(client, c => c.disconnect());
+    }
+
+    peerClient(url: string, token?: string): PeerClient {
+        const client = new PeerClient(new RpcWebSocketClientAdapter(url, WebSocket as any), PeerClient.createPeerKernel());
+        if (token) client.token.set(token);
+        return this.add(client, c => c.disconnect());
+    }
+
+    /** A peer that registers through the broker API and serves the test controllers. */
+    async servingPeer(url: string, peerId: string, options: { token?: string, reclaimSecret?: string } = {}): Promise<{ client: PeerClient, registration: Registration }> {
+        const client = this.peerClient(url, options.token);
+        const registration = await api(client).register(peerId, options.reclaimSecret);
+        client.servedPeerId = registration.peerId;
+        client.peerKernel!.registerController(EchoController, EchoController.path);
+        return { client, registration };
+    }
+}
+
+export function api(client: RpcClient): RemoteController<BrokerApi> {
+    return client.controller<BrokerApi>(BrokerApi.path);
+}
+
+export function echoOf(client: RpcClient, peerId: string, timeout?: number): RemoteController<EchoController> {
+    return client.peer(peerId).controller<EchoController>(EchoController.path, { timeout });
+}
+
+/** Resolves with the first `count` values that match. */
+export function collect<T>(source: Observable<T>, count: number, predicate: (value: T) => boolean = () => true): Promise<T[]> {
+    return firstValueFrom(source.pipe(filter(predicate), take(count), toArray()));
+}
+
+/** Resolves when `condition` holds, checking after each event loop turn; fails after `timeoutMs`. */
+export async function eventually(condition: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!await condition()) {
+        if (Date.now() > deadline) throw new Error('condition not met in time');
+        await new Promise(resolve => setImmediate(resolve));
+    }
+}
+
+/** The controller every test peer serves. */
+@rpc.controller('test/echo')
+export class EchoController {
+    static path = 'test/echo';
+    /** Calls parked by `hold`, released by `release` (or never). */
+    static held: (() => void)[] = [];
+
+    constructor(protected caller: CallerContext) {
+    }
+
+    @rpc.action()
+    echo(text: string & MinLength<1>): string {
+        return text;
+    }
+
+    @rpc.action()
+    whoCalls(): { peerId?: string, session: string } {
+        return { peerId: this.caller.peerId, session: this.caller.session };
+    }
+
+    /** Never answers on its own: for calls a disconnect must end. */
+    @rpc.action()
+    async hold(): Promise<string> {
+        return new Promise(resolve => EchoController.held.push(() => resolve('released')));
+    }
+
+    @rpc.action()
+    blob(size: number): Uint8Array {
+        return new Uint8Array(size).fill(7);
+    }
+}
+
+export function controllerOf<T>(client: RpcClient, peerId: string, classType: ClassType<T>, path: string): RemoteController<T> {
+    return client.peer(peerId).controller<T>(path);
+}
