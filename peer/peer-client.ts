@@ -7,13 +7,12 @@ import {
     RpcKernelConnection,
     RpcMessage,
     RpcMessageDefinition,
-    RpcMessageRouteType,
     RpcMessageSubject,
     RpcError,
 } from '@deepkit/rpc';
 import { ReceiveType, resolveReceiveType } from '@deepkit/type';
 import { Disconnected, Timeout } from '../shared/errors';
-import { connectionKey, decodeCallerIdentity, SwitchboardFrame } from '../shared/wire';
+import { connectionKey, decodeCallerIdentity, Route, SwitchboardFrame } from '../shared/wire';
 import { CallerContext } from './caller-context';
 
 export interface SendOptions {
@@ -58,7 +57,7 @@ export class PeerClient extends RpcClient {
     }
 
     protected onMessage(message: RpcMessage): void {
-        if (message.routeType !== RpcMessageRouteType.peer) return super.onMessage(message);
+        if (message.routeType !== Route.peer) return super.onMessage(message);
         if (!this.peerKernel || message.getPeerId() !== this.servedPeerId) return;
 
         const source = connectionKey(message.getSource());

@@ -8,7 +8,6 @@ import {
     RpcKernelConnection,
     RpcMessage,
     RpcMessageBuilder,
-    RpcMessageRouteType,
     rpcPeerRegister,
     rpcResponseAuthenticate,
     RpcTypes,
@@ -17,7 +16,7 @@ import { getBSONDeserializer } from '@deepkit/bson';
 import { AccessDenied, MalformedMessage, NotRegistered, PayloadTooLarge, PeerNotFound, PeerOffline, RateLimited, SwitchboardError } from '../shared/errors';
 import { assertValidPeerId } from '../shared/peer-id';
 import { Registration } from '../shared/broker-api';
-import { connectionKey, encodeCallerGone, encodeCallerIdentity, SwitchboardFrame } from '../shared/wire';
+import { connectionKey, encodeCallerGone, encodeCallerIdentity, Route, SwitchboardFrame } from '../shared/wire';
 import { BrokerConfig } from './config';
 import { ExchangeEndpoint, FrameOrigin, PeerExchange } from './exchange/peer-exchange';
 import { errorFrame, FINAL_REPLY_TYPES, frameId, frameSize, frameType, replyErrorFrame, sameBytes, SOURCE_OFFSET } from './frames';
@@ -114,7 +113,7 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
 
     handleMessage(message: RpcMessage): void {
         // Requests count against the rate; replies do not, since refusing a reply would lose an accepted call.
-        if ((message.routeType === RpcMessageRouteType.peer || message.routeType === RpcMessageRouteType.client)
+        if ((message.routeType === Route.peer || message.routeType === Route.client)
             && !this.bucket.take()) {
             return this.deny(message.id, RateLimited.for(this.services.config.messagesPerSecond), {});
         }
@@ -122,8 +121,8 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
     }
 
     async onMessage(message: RpcMessage): Promise<void> {
-        if (message.routeType === RpcMessageRouteType.peer) return this.routeRequest(message);
-        if (message.routeType === RpcMessageRouteType.sourceDest) return this.routeReply(message);
+        if (message.routeType === Route.peer) return this.routeRequest(message);
+        if (message.routeType === Route.sourceDest) return this.routeReply(message);
         return super.onMessage(message);
     }
 
@@ -146,7 +145,10 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
             const error = known ? PeerOffline.for(target, known.lastSeen) : PeerNotFound.for(target);
             this.writeFrame(errorFrame(message.id, error));
             stats.refused(error.code);
-            if (message.type === RpcTypes.Action) this.record('call', { target, ...this.actionOf(message), reason: error.code });
+            // The first message of a call may be its type request; either way the caller tried to call.
+            if (message.type === RpcTypes.Action || message.type === RpcTypes.ActionType) {
+                this.record('call', { target, ...this.actionOf(message), reason: error.code });
+            }
             return;
         }
 

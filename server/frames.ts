@@ -1,5 +1,6 @@
 import { createRpcMessage, createRpcMessageSourceDest, RpcMessageRouteType, rpcEncodeError, rpcError, RpcTypes, serializeBinaryRpcMessage } from '@deepkit/rpc';
 import { typeOf } from '@deepkit/type';
+import { Route } from '../shared/wire';
 
 /**
  * Reading and writing the few header fields the broker needs, without decoding bodies.
@@ -19,8 +20,8 @@ export function frameId(frame: Uint8Array): number {
 /** Offset of the composite flag: after the route data, which depends on the route type. */
 function compositeOffset(frame: Uint8Array): number {
     const route = frame[ROUTE_OFFSET];
-    if (route === RpcMessageRouteType.sourceDest) return SOURCE_OFFSET + 32;
-    if (route === RpcMessageRouteType.peer) {
+    if (route === Route.sourceDest) return SOURCE_OFFSET + 32;
+    if (route === Route.peer) {
         let offset = SOURCE_OFFSET + 16;
         while (offset < frame.length && frame[offset] !== 0) offset++;
         return offset + 1;
@@ -44,7 +45,7 @@ export function withoutStack<E extends Error>(error: E): E {
 }
 
 export function errorFrame(id: number, error: Error): Uint8Array {
-    return serializeBinaryRpcMessage(createRpcMessage(id, RpcTypes.Error, rpcEncodeError(withoutStack(error)), RpcMessageRouteType.client, typeOf<rpcError>()));
+    return serializeBinaryRpcMessage(createRpcMessage(id, RpcTypes.Error, rpcEncodeError(withoutStack(error)), Route.client as RpcMessageRouteType.client, typeOf<rpcError>()));
 }
 
 /** An error answering a peer request, as if the peer had sent it, so it lands on the caller's pending call. */

@@ -1,5 +1,6 @@
 import { RpcServer, RpcServerCreateConnection, RpcServerListener, RpcServerOptions } from '@deepkit/framework';
 import { WebSocket, WebSocketServer } from 'ws';
+import { LoggerInterface } from '@deepkit/logger';
 import { BrokerConfig } from './config';
 
 /**
@@ -10,7 +11,7 @@ import { BrokerConfig } from './config';
 export class BrokerWebSocketServer extends RpcServer {
     protected sockets = new Map<WebSocket, { close(): void }>();
 
-    constructor(protected config: BrokerConfig) {
+    constructor(protected config: BrokerConfig, protected logger: LoggerInterface) {
         super();
     }
 
@@ -27,7 +28,16 @@ export class BrokerWebSocketServer extends RpcServer {
             }, request as any);
             this.sockets.set(socket, connection);
 
-            socket.on('message', (message: Buffer) => connection.feed(message));
+            socket.on('message', (message: Buffer) => {
+                // One misbehaving connection must not take the broker (and every other peer) down.
+                try {
+                    connection.feed(message);
+                } catch (error) {
+                    this.logger.error('Closing a connection after an error while reading its message', error);
+                    connection.close();
+                    socket.terminate();
+                }
+            });
             socket.on('error', () => connection.close());
             socket.on('close', () => {
                 this.sockets.delete(socket);

@@ -9,6 +9,12 @@ import { getBSONDeserializer } from '@deepkit/bson';
  *   connection's peer ID changes). The broker vouches for it; a caller cannot write it.
  * - CallerGone: the caller connection closed; the receiver may drop the state it keeps for that caller.
  */
+/**
+ * Deepkit's route types. Its `RpcMessageRouteType` is a `const enum`, which transpile-only builds (ts-node -T,
+ * esbuild) cannot inline across packages, so code that runs that way compares against these.
+ */
+export const Route = { client: 0, server: 1, sourceDest: 2, peer: 3 } as const;
+
 export enum SwitchboardFrame {
     CallerIdentity = 100,
     CallerGone = 101,

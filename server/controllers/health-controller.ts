@@ -33,7 +33,7 @@ export class HealthController {
 
     /** The database answers and the broker accepts connections. */
     @http.GET('/ready')
-    async ready(): Promise<JSONResponse> {
+    async ready() {
         try {
             await this.database.query(PeerRecord).limit(1).find();
         } catch {
