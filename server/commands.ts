@@ -1,17 +1,12 @@
 import { cli, Flag } from '@deepkit/app';
 import { Logger } from '@deepkit/logger';
 import { InjectorContext } from '@deepkit/injector';
-import { BrokerConfig } from './config';
+import { assertValidConfig, BrokerConfig } from './config';
 import { AuditLog } from './registry/audit-log';
 import { AuditKind } from './registry/entities';
 import { PeerRegistry } from './registry/peer-registry';
 import { TokenStore } from './registry/token-store';
-import type { BrokerRuntime, TokenDatabaseHandle } from './app';
-
-/** The runtime classes live in app.ts, which imports this file; resolve them lazily to keep the import one-way. */
-function runtimeClasses(): { BrokerRuntime: typeof BrokerRuntime, TokenDatabaseHandle: typeof TokenDatabaseHandle, assertValidConfig: (config: BrokerConfig) => void } {
-    return require('./app');
-}
+import { BrokerRuntime, TokenDatabaseHandle } from './runtime';
 
 @cli.controller('start', { description: 'Start the broker (HTTP + WebSocket RPC on one port). Settings also come from SWITCHBOARD_* variables.' })
 export class StartCommand {
@@ -40,7 +35,6 @@ export class StartCommand {
         for (const [name, value] of Object.entries(flags)) {
             if (value !== undefined) (this.config as any)[name] = value;
         }
-        const { BrokerRuntime, assertValidConfig } = runtimeClasses();
         try {
             assertValidConfig(this.config);
         } catch (error) {
@@ -61,8 +55,12 @@ export class StartCommand {
     }
 }
 
+async function openTokens(injector: InjectorContext): Promise<TokenStore> {
+    await injector.get(TokenDatabaseHandle).migrate();
+    return injector.get(TokenStore);
+}
+
 async function openRegistry(injector: InjectorContext): Promise<PeerRegistry> {
-    const { TokenDatabaseHandle } = runtimeClasses();
     await injector.get(TokenDatabaseHandle).migrate();
     const registry = injector.get(PeerRegistry);
     await registry.open();
@@ -105,10 +103,8 @@ export class TokenCreateCommand {
         /** @description may watch the whole broker */
         admin: boolean & Flag = false,
     ): Promise<number> {
-        const { TokenDatabaseHandle } = runtimeClasses();
-        await this.injector.get(TokenDatabaseHandle).migrate();
         try {
-            const token = await this.injector.get(TokenStore).create(name, { peerIds: peer, allowTargets: allow, denyTargets: deny, admin });
+            const token = await (await openTokens(this.injector)).create(name, { peerIds: peer, allowTargets: allow, denyTargets: deny, admin });
             this.logger.log(`Token "${name}" (peers: ${peer.join(', ') || 'none'}). Keep it; it is not shown again:`);
             process.stdout.write(token + '\n');
             return 0;
@@ -125,9 +121,7 @@ export class TokenRevokeCommand {
     }
 
     async execute(name: string): Promise<number> {
-        const { TokenDatabaseHandle } = runtimeClasses();
-        await this.injector.get(TokenDatabaseHandle).migrate();
-        if (await this.injector.get(TokenStore).revoke(name)) {
+        if (await (await openTokens(this.injector)).revoke(name)) {
             this.logger.log(`Token "${name}" revoked.`);
             return 0;
         }
@@ -142,9 +136,7 @@ export class TokenListCommand {
     }
 
     async execute(): Promise<number> {
-        const { TokenDatabaseHandle } = runtimeClasses();
-        await this.injector.get(TokenDatabaseHandle).migrate();
-        for (const token of await this.injector.get(TokenStore).list()) {
+        for (const token of await (await openTokens(this.injector)).list()) {
             const state = token.revokedAt ? `revoked ${token.revokedAt.toISOString()}` : 'active';
             this.logger.log(`${token.name}  ${state}  peers: ${token.peerIds.join(', ')}  allow: ${token.allowTargets.join(', ') || '*'}  deny: ${token.denyTargets.join(', ') || '-'}${token.admin ? '  admin' : ''}`);
         }

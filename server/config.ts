@@ -65,3 +65,15 @@ export function checkEnvironment(env: Record<string, string | undefined>): { set
     }
     return problems;
 }
+
+/** A setting that does not validate. The message names it as the environment and the CLI spell it. */
+export class ConfigError extends Error {
+    constructor(public readonly setting: string, problem: string) {
+        super(`Invalid setting "${setting}" (${environmentName(setting)} or ${flagName(setting)}): ${problem}`);
+    }
+}
+
+export function assertValidConfig(config: BrokerConfig): void {
+    const [first] = validate<BrokerConfig>(config);
+    if (first) throw new ConfigError(first.path, `${first.message} (got ${JSON.stringify(first.value)})`);
+}

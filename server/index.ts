@@ -1,6 +1,6 @@
-export { startBroker, createBrokerApp, ConfigError } from './app';
+export { startBroker, createBrokerApp } from './app';
 export type { RunningBroker } from './app';
-export { BrokerConfig } from './config';
+export { BrokerConfig, ConfigError } from './config';
 export type { PeerExchange, ExchangeEndpoint, FrameOrigin, PeerLocation, ExchangePresence } from './exchange/peer-exchange';
 export { InProcessPeerExchange } from './exchange/in-process-exchange';
 export { SwitchboardSecurity, PeerSession } from './security';

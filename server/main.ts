@@ -1,6 +1,6 @@
 import { ValidationError } from '@deepkit/type';
-import { ConfigError, createBrokerApp } from './app';
-import { checkEnvironment } from './config';
+import { createBrokerApp } from './app';
+import { checkEnvironment, ConfigError } from './config';
 
 /**
  * The broker's command line: `start`, `peers`, `token:create`, `token:revoke`, `token:list`, `audit`.
