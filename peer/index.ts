@@ -1,3 +1,11 @@
+export { Peer } from './peer';
+export type { PeerOptions, PeerState } from './peer';
+export { RemotePeer } from './remote-peer';
+export type { CallOptions } from './remote-peer';
 export { PeerClient } from './peer-client';
 export type { SendOptions } from './peer-client';
+export { PeerKernel, PeerSecurity } from './kernel';
 export { CallerContext } from './caller-context';
+export { CircuitBreaker } from './circuit-breaker';
+export type { CircuitState, CircuitBreakerOptions } from './circuit-breaker';
+export type { BackoffOptions } from './backoff';

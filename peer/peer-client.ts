@@ -14,6 +14,7 @@ import { ReceiveType, resolveReceiveType } from '@deepkit/type';
 import { Disconnected, Timeout } from '../shared/errors';
 import { connectionKey, decodeCallerIdentity, Route, SwitchboardFrame } from '../shared/wire';
 import { CallerContext } from './caller-context';
+import { PeerKernel } from './kernel';
 
 export interface SendOptions {
     dontWaitForConnection?: boolean;
@@ -47,8 +48,8 @@ export class PeerClient extends RpcClient {
     }
 
     /** The kernel that serves this peer's controllers; CallerContext is provided per calling connection. */
-    static createPeerKernel(): RpcKernel {
-        return new RpcKernel([{ provide: CallerContext, scope: 'rpc', useValue: undefined }]);
+    static createPeerKernel(): PeerKernel {
+        return new PeerKernel();
     }
 
     /** How many callers currently have a kernel connection here (for tests and diagnostics). */

@@ -15,6 +15,7 @@ import {
 import { getBSONDeserializer } from '@deepkit/bson';
 import { AccessDenied, MalformedMessage, NotRegistered, PayloadTooLarge, PeerNotFound, PeerOffline, RateLimited, SwitchboardError } from '../shared/errors';
 import { assertValidPeerId } from '../shared/peer-id';
+import { ValidatingServerAction } from '../shared/validation';
 import { Registration } from '../shared/broker-api';
 import { connectionKey, encodeCallerGone, encodeCallerIdentity, Route, SwitchboardFrame } from '../shared/wire';
 import { BrokerConfig } from './config';
@@ -60,6 +61,7 @@ const readChunk = getBSONDeserializer<rpcChunk>();
  */
 export class BrokerConnection extends RpcKernelConnection implements ExchangeEndpoint {
     readonly connectionId = connectionKey(this.id);
+    protected actionHandler = new ValidatingServerAction(this.stats, this.cache, this, this.controllers, this.injector, this.eventDispatcher, this.security, this.sessionState, this.logger);
     protected services!: BrokerServices;
     protected gate!: SwitchboardSecurity;
     protected bucket!: TokenBucket;

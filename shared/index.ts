@@ -2,3 +2,5 @@ export * from './errors';
 export * from './peer-id';
 export * from './broker-api';
 export * from './wire';
+export * from './validation';
+export * from './action-groups';

@@ -1,0 +1,62 @@
+import { CircuitOpen } from '../shared/errors';
+
+export interface CircuitBreakerOptions {
+    /** Consecutive failures that open the circuit. */
+    failureThreshold: number;
+    /** How long it stays open before one trial call may pass (half-open). */
+    coolDownMs: number;
+}
+
+export const defaultCircuitBreaker: CircuitBreakerOptions = { failureThreshold: 5, coolDownMs: 10_000 };
+
+export type CircuitState = 'closed' | 'open' | 'half-open';
+
+/**
+ * One per target peer. Closed: calls pass. After `failureThreshold` consecutive failures it opens: calls fail at
+ * once with CircuitOpen. After `coolDownMs` it lets one trial call through (half-open): success closes it, failure
+ * opens it again.
+ */
+export class CircuitBreaker {
+    protected failures = 0;
+    protected openedAt = 0;
+    protected trialInFlight = false;
+    state: CircuitState = 'closed';
+
+    constructor(readonly peerId: string, protected options: CircuitBreakerOptions = defaultCircuitBreaker, protected now: () => number = Date.now) {
+    }
+
+    /** @throws CircuitOpen when the call must not be attempted. */
+    enter(): void {
+        if (this.state === 'closed') return;
+        const retryAt = this.openedAt + this.options.coolDownMs;
+        if (this.state === 'open' && this.now() >= retryAt) this.state = 'half-open';
+        if (this.state === 'half-open' && !this.trialInFlight) {
+            this.trialInFlight = true;
+            return;
+        }
+        throw new CircuitOpen(
+            `Calls to peer "${this.peerId}" are paused after ${this.failures} consecutive failures; the next try is allowed at ${new Date(retryAt).toISOString()}.`,
+            this.peerId, new Date(retryAt),
+        );
+    }
+
+    success(): void {
+        this.failures = 0;
+        this.trialInFlight = false;
+        this.state = 'closed';
+    }
+
+    failure(): void {
+        this.failures++;
+        this.trialInFlight = false;
+        if (this.state === 'half-open' || this.failures >= this.options.failureThreshold) {
+            this.state = 'open';
+            this.openedAt = this.now();
+        }
+    }
+
+    /** A call that ended in a way that says nothing about the target (e.g. the caller's own bad arguments). */
+    neutral(): void {
+        this.trialInFlight = false;
+    }
+}

@@ -1,0 +1,60 @@
+import { ClassType } from '@deepkit/core';
+import { ControllerDefinition, rpcClass, RpcControllerAccess, RpcKernel, RpcKernelBaseConnection, RpcKernelConnection, RpcKernelSecurity, Session } from '@deepkit/rpc';
+import { InjectorModule, NormalizedProvider } from '@deepkit/injector';
+import { AccessDenied } from '../shared/errors';
+import { ValidatingServerAction } from '../shared/validation';
+import { LOCAL_ONLY } from '../shared/action-groups';
+import { CallerContext } from './caller-context';
+
+/** What a peer tells remote callers: actions of the `local-only` group are the app's own. */
+export class PeerSecurity extends RpcKernelSecurity {
+    async hasControllerAccess(session: Session, access: RpcControllerAccess, connection: RpcKernelBaseConnection): Promise<boolean> {
+        if (access.actionGroups.includes(LOCAL_ONLY)) {
+            const error = new AccessDenied(`${access.controllerName}.${access.actionName} is local-only: only the peer's own app may call it.`, 'local-only');
+            error.stack = '';
+            // Thrown rather than returned, so the caller gets AccessDenied instead of Deepkit's untyped error.
+            throw error;
+        }
+        return true;
+    }
+
+    /** A remote caller gets the error's class, code and message; the stack stays in this process. */
+    transformError(error: Error): Error {
+        error.stack = '';
+        return error;
+    }
+}
+
+export class PeerKernelConnection extends RpcKernelConnection {
+    protected actionHandler = new ValidatingServerAction(this.stats, this.cache, this, this.controllers, this.injector, this.eventDispatcher, this.security, this.sessionState, this.logger);
+}
+
+/**
+ * The kernel that serves a peer's controllers to remote callers: one kernel connection per caller, typed
+ * validation errors, local-only actions refused, and `CallerContext` injectable in controllers.
+ */
+export class PeerKernel extends RpcKernel {
+    protected RpcKernelConnection = PeerKernelConnection;
+
+    constructor(providers: NormalizedProvider[] = []) {
+        super([
+            { provide: CallerContext, scope: 'rpc', useValue: undefined },
+            { provide: RpcKernelSecurity, useClass: PeerSecurity, scope: 'rpc' },
+            ...providers,
+        ]);
+    }
+
+    /**
+     * Deepkit can only add a controller before the kernel's injector is built (at the first incoming call). A peer
+     * may expose controllers at any time, so a late one gets a module of its own under the root module, which
+     * still sees CallerContext and the peer's services.
+     */
+    registerController(controller: ClassType, id?: string | ControllerDefinition<any>, module?: InjectorModule): void {
+        if (module || !this.injector.rootModule.injector) return super.registerController(controller, id, module);
+        const path = typeof id === 'string' ? id : id?.path ?? rpcClass._fetch(controller)?.getPath();
+        if (!path) throw new Error(`Controller ${controller.name} has no @rpc.controller() path and none was given.`);
+        const own = new InjectorModule([{ provide: controller, scope: 'rpc' }]);
+        own.setParent(this.injector.rootModule);
+        this.controllers.set(path, { controller, module: own });
+    }
+}

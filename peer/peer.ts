@@ -1,0 +1,247 @@
+import './dispose-symbol';
+import { ClassType } from '@deepkit/core';
+import { NormalizedProvider } from '@deepkit/injector';
+import { ControllerDefinition, OfflineError, RemoteController, RpcControllerState, RpcWebSocketClientAdapter } from '@deepkit/rpc';
+import { BehaviorSubject, firstValueFrom, Observable, Subject, Subscription } from 'rxjs';
+import { filter } from 'rxjs/operators';
+import WebSocket from 'ws';
+import { BrokerApi, PresenceEvent } from '../shared/broker-api';
+import { Disconnected, PeerNotFound, PeerOffline, RateLimited, Timeout } from '../shared/errors';
+import { assertValidPeerId } from '../shared/peer-id';
+import { BackoffOptions, backoffDelay, defaultBackoff, sleep } from './backoff';
+import { CircuitBreaker, CircuitBreakerOptions, defaultCircuitBreaker } from './circuit-breaker';
+import { PeerKernel } from './kernel';
+import { PeerClient } from './peer-client';
+import { CallInvoker, CallOptions, RemotePeer } from './remote-peer';
+import { PeerDatabase } from './storage/peer-database';
+
+export type PeerState = 'disconnected' | 'connecting' | 'connected' | 'registered' | 'closed';
+
+export interface PeerOptions {
+    /** The broker, e.g. `ws://127.0.0.1:8080`. */
+    url: string;
+    /** This peer's ID: letters, digits, `._-`, at most 64. */
+    id: string;
+    /** A peer token, for brokers in token mode. */
+    token?: string;
+    /** SQLite file for the outbox, caches and the reclaim secret; default `:memory:` (nothing survives a restart). */
+    storage?: string;
+    /** Default call timeout; default: what the broker recommends (`whoami().callTimeoutMs`). */
+    callTimeoutMs?: number;
+    /** Capabilities announced after every (re-)registration. */
+    capabilities?: string[];
+    /** Reconnect after a lost connection; `false` to stay disconnected. */
+    reconnect?: Partial<BackoffOptions> | false;
+    /** Retries of idempotent actions. */
+    retry?: Partial<BackoffOptions> & { attempts?: number };
+    circuitBreaker?: Partial<CircuitBreakerOptions>;
+    /** Extra DI providers for the controllers this peer exposes. */
+    providers?: NormalizedProvider[];
+    /** Controllers to serve from the moment the peer registers: `[[ChatController, 'chat'], …]`. */
+    expose?: [ClassType, string | ControllerDefinition<any>][];
+    /** A WebSocket class; default the `ws` package (Node 20 has no global WebSocket). */
+    webSocket?: unknown;
+}
+
+const RECLAIM_SECRET = 'reclaim-secret:';
+
+/**
+ * A peer: connects to a broker, registers its ID, serves the controllers it exposes, and calls other peers by ID.
+ *
+ * ```ts
+ * const alice = await Peer.connect({ url, id: 'alice' });
+ * alice.expose(MyController, MyApi.path);
+ * await alice.to('bob').controller<MyApi>(MyApi.path).hello();
+ * await alice.close();
+ * ```
+ *
+ * Every call ends: with its result, a typed error, or Timeout. After a lost connection the peer reconnects with
+ * exponential backoff and jitter, registers the same ID again and re-announces its capabilities.
+ */
+export class Peer implements CallInvoker {
+    readonly id: string;
+    readonly client: PeerClient;
+    readonly kernel: PeerKernel;
+    readonly database: PeerDatabase;
+    readonly state$ = new BehaviorSubject<PeerState>('disconnected');
+    /** Problems while reconnecting (e.g. the ID was taken meanwhile); the peer keeps trying. */
+    readonly errors$ = new Subject<Error>();
+    /** The broker's presence stream, kept across reconnects. */
+    readonly presence$: Observable<PresenceEvent>;
+    callTimeoutMs = 30_000;
+
+    protected readonly presenceSubject = new Subject<PresenceEvent>();
+    protected presenceSubscription?: Subscription;
+    protected remotes = new Map<string, RemotePeer>();
+    protected breakers = new Map<string, CircuitBreaker>();
+    protected closing = new AbortController();
+    protected reconnecting?: Promise<void>;
+    protected capabilities: string[];
+    protected retryOptions: BackoffOptions & { attempts: number };
+
+    protected constructor(protected options: PeerOptions, extraEntities: ClassType[] = []) {
+        assertValidPeerId(options.id);
+        this.id = options.id;
+        this.capabilities = options.capabilities ?? [];
+        this.retryOptions = { ...defaultBackoff, attempts: 3, ...options.retry };
+        this.database = new PeerDatabase(options.storage ?? ':memory:', extraEntities);
+        this.kernel = new PeerKernel([{ provide: Peer, useValue: this }, ...(options.providers ?? [])]);
+        const webSocket = (options.webSocket ?? WebSocket) as any;
+        this.client = new PeerClient(new RpcWebSocketClientAdapter(options.url, webSocket), this.kernel);
+        if (options.token) this.client.token.set(options.token);
+        for (const [controller, path] of options.expose ?? []) this.kernel.registerController(controller, path);
+        this.presence$ = this.presenceSubject.asObservable();
+    }
+
+    /** Connects, registers and announces; rejects with the broker's typed error (PeerIdTaken, AccessDenied, …). */
+    static async connect(options: PeerOptions): Promise<Peer> {
+        const peer = new Peer(options);
+        await peer.start();
+        return peer;
+    }
+
+    protected async start(): Promise<void> {
+        await this.database.migrate();
+        try {
+            await this.connectOnce();
+        } catch (error) {
+            await this.close();
+            throw error instanceof OfflineError ? new Disconnected(`Could not reach the broker at ${this.options.url}: ${error.message}`) : error;
+        }
+        this.client.transporter.disconnected.subscribe(() => this.onDisconnected());
+    }
+
+    /** The broker's own API, for discovery and presence. */
+    get broker(): RemoteController<BrokerApi> {
+        return this.client.controller<BrokerApi>(BrokerApi.path, { timeout: this.callTimeoutMs });
+    }
+
+    get state(): PeerState {
+        return this.state$.value;
+    }
+
+    /** Serves `controller` to other peers under `path`. Can be called at any time. */
+    expose<T>(controller: ClassType<T>, path: string | ControllerDefinition<any>): this {
+        this.kernel.registerController(controller, path);
+        return this;
+    }
+
+    /** Another peer; cached, so its controller proxies (and their types) are reused. */
+    to(peerId: string): RemotePeer {
+        let remote = this.remotes.get(peerId);
+        if (!remote) this.remotes.set(peerId, remote = new RemotePeer(peerId, this));
+        return remote;
+    }
+
+    /** Replaces the announced capabilities; they are announced again after every reconnect. */
+    async announce(capabilities: string[]): Promise<void> {
+        this.capabilities = capabilities;
+        if (this.state === 'registered') await this.broker.announce(capabilities);
+    }
+
+    circuit(peerId: string): CircuitBreaker {
+        let breaker = this.breakers.get(peerId);
+        if (!breaker) this.breakers.set(peerId, breaker = new CircuitBreaker(peerId, { ...defaultCircuitBreaker, ...this.options.circuitBreaker }));
+        return breaker;
+    }
+
+    async invoke(peerId: string, controller: RpcControllerState, method: string, args: unknown[], options: CallOptions): Promise<any> {
+        const timeout = options.timeout ?? this.callTimeoutMs;
+        const attempts = options.idempotent?.includes(method) ? this.retryOptions.attempts : 1;
+        const breaker = this.circuit(peerId);
+        for (let attempt = 0; ; attempt++) {
+            breaker.enter();
+            try {
+                await this.whenRegistered(timeout);
+                const result = await this.client.actionClient.action(controller, method, args, { timeout });
+                breaker.success();
+                return result;
+            } catch (error) {
+                if (error instanceof Timeout || error instanceof PeerOffline || error instanceof PeerNotFound) breaker.failure();
+                else breaker.neutral();
+                const retryable = error instanceof Timeout || error instanceof PeerOffline || error instanceof Disconnected || error instanceof RateLimited;
+                if (!retryable || attempt + 1 >= attempts || this.closing.signal.aborted) throw error;
+                await sleep(backoffDelay(attempt, this.retryOptions), this.closing.signal);
+            }
+        }
+    }
+
+    /** Resolves once registered with the broker; Timeout after `timeoutMs`, Disconnected if the peer closes. */
+    async whenRegistered(timeoutMs: number = this.callTimeoutMs): Promise<void> {
+        if (this.state === 'registered') return;
+        if (this.state === 'closed') throw new Disconnected('This peer is closed.');
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const timedOut = new Promise<never>((resolve, reject) => {
+            timer = setTimeout(() => reject(new Timeout(`Not connected to the broker within ${timeoutMs} ms; the peer keeps reconnecting.`, timeoutMs)), timeoutMs);
+        });
+        try {
+            const state = await Promise.race([firstValueFrom(this.state$.pipe(filter(s => s === 'registered' || s === 'closed'))), timedOut]);
+            if (state === 'closed') throw new Disconnected('This peer is closed.');
+        } finally {
+            clearTimeout(timer);
+        }
+    }
+
+    protected async connectOnce(): Promise<void> {
+        this.state$.next('connecting');
+        await this.client.connect();
+        this.state$.next('connected');
+        const whoami = await this.broker.whoami();
+        this.callTimeoutMs = this.options.callTimeoutMs ?? whoami.callTimeoutMs;
+        const secretKey = RECLAIM_SECRET + this.id;
+        const secret = await this.database.getSetting(secretKey);
+        // Frames for our ID (CallerIdentity first) can arrive before register() returns: serve them from now on.
+        this.client.servedPeerId = this.id;
+        const registration = await this.broker.register(this.id, secret);
+        if (registration.reclaimSecret && registration.reclaimSecret !== secret) await this.database.setSetting(secretKey, registration.reclaimSecret);
+        if (this.capabilities.length) await this.broker.announce(this.capabilities);
+        this.presenceSubscription?.unsubscribe();
+        this.presenceSubscription = (await this.broker.presence()).subscribe({
+            next: event => this.presenceSubject.next(event),
+            error: () => undefined,
+        });
+        this.state$.next('registered');
+    }
+
+    protected onDisconnected(): void {
+        if (this.closing.signal.aborted) return;
+        this.state$.next('disconnected');
+        if (this.options.reconnect === false || this.reconnecting) return;
+        this.reconnecting = this.reconnectLoop().finally(() => this.reconnecting = undefined);
+    }
+
+    protected async reconnectLoop(): Promise<void> {
+        const backoff = { ...defaultBackoff, ...(this.options.reconnect || {}) };
+        for (let attempt = 0; !this.closing.signal.aborted; attempt++) {
+            await sleep(backoffDelay(attempt, backoff), this.closing.signal);
+            if (this.closing.signal.aborted) return;
+            try {
+                await this.connectOnce();
+                return;
+            } catch (error) {
+                this.errors$.next(error as Error);
+                // Connected but not registered (e.g. the ID is taken meanwhile): start over from a clean connection.
+                if (this.client.transporter.isConnected()) await this.client.disconnect();
+                if (this.state !== 'closed') this.state$.next('disconnected');
+            }
+        }
+    }
+
+    /** Disconnects and releases everything. Safe to call twice. */
+    async close(): Promise<void> {
+        if (this.closing.signal.aborted) return;
+        this.closing.abort();
+        this.presenceSubscription?.unsubscribe();
+        await this.client.disconnect();
+        this.state$.next('closed');
+        this.state$.complete();
+        this.presenceSubject.complete();
+        this.errors$.complete();
+        await this.reconnecting;
+        this.database.disconnect();
+    }
+
+    async [Symbol.asyncDispose](): Promise<void> {
+        await this.close();
+    }
+}

@@ -1,0 +1,43 @@
+import { ControllerDefinition, RemoteController, RpcControllerState } from '@deepkit/rpc';
+
+export interface CallOptions {
+    /** Milliseconds until the call fails with Timeout; default: the peer's `callTimeoutMs`. */
+    timeout?: number;
+    /** Actions safe to run twice: retried with backoff after Timeout, PeerOffline, Disconnected or RateLimited. */
+    idempotent?: readonly string[];
+}
+
+/** What a RemotePeer needs from its Peer to make a call. */
+export interface CallInvoker {
+    invoke(peerId: string, controller: RpcControllerState, method: string, args: unknown[], options: CallOptions): Promise<any>;
+}
+
+/**
+ * Another peer, as seen from this one. Controller proxies are cached per path and options: Deepkit caches action
+ * types per controller state, so a fresh proxy per call would cost a type round trip each time.
+ */
+export class RemotePeer {
+    protected proxies = new Map<string, unknown>();
+
+    constructor(readonly id: string, protected invoker: CallInvoker) {
+    }
+
+    controller<T>(pathOrDefinition: string | ControllerDefinition<T>, options: CallOptions = {}): RemoteController<T> {
+        const path = typeof pathOrDefinition === 'string' ? pathOrDefinition : pathOrDefinition.path;
+        const key = path + '\n' + (options.timeout ?? '') + '\n' + (options.idempotent ?? []).join(',');
+        let proxy = this.proxies.get(key) as RemoteController<T> | undefined;
+        if (!proxy) {
+            const state = new RpcControllerState(path);
+            state.peerId = this.id;
+            proxy = new Proxy({}, {
+                get: (target, property) => {
+                    // Not a thenable: `await peer.to('bob').controller(…)` must not call an action named "then".
+                    if (property === 'then' || typeof property === 'symbol') return undefined;
+                    return (...args: unknown[]) => this.invoker.invoke(this.id, state, property, args, options);
+                },
+            }) as RemoteController<T>;
+            this.proxies.set(key, proxy);
+        }
+        return proxy;
+    }
+}

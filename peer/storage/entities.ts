@@ -1,0 +1,43 @@
+import { entity, Index, PrimaryKey } from '@deepkit/type';
+
+/** Small things a peer must remember across restarts, such as its reclaim secret. */
+@(entity.name('setting').collection('settings'))
+export class PeerSetting {
+    constructor(public key: string & PrimaryKey, public value: string) {
+    }
+}
+
+/** What this peer last learned about another peer (discovery cache). */
+@(entity.name('known_peer').collection('known_peers'))
+export class KnownPeer {
+    capabilities: string[] = [];
+    online: boolean = false;
+    lastSeen: Date = new Date;
+    appVersion?: string;
+    /** Which source told us: `broker`, `presence`, or the ID of the peer we asked. */
+    learnedFrom: string = '';
+
+    constructor(public id: string & PrimaryKey) {
+    }
+}
+
+export type OutboxState = 'queued' | 'delivered' | 'failed';
+
+/** A message waiting for its recipient to come online. Written before the first attempt, so a restart loses nothing. */
+@(entity.name('outbox').collection('outbox'))
+export class OutboxEntry {
+    createdAt: Date = new Date;
+    attempts: number = 0;
+    state: OutboxState & Index = 'queued';
+    lastError?: string;
+
+    constructor(
+        /** The message id: delivery is idempotent on the receiver, which deduplicates by it. */
+        public id: string & PrimaryKey,
+        public recipient: string & Index,
+        /** What to deliver, e.g. `chat`. */
+        public kind: string,
+        public payload: string,
+    ) {
+    }
+}

@@ -1,0 +1,207 @@
+import { rpc } from '@deepkit/rpc';
+import { MinLength } from '@deepkit/type';
+import { Observable } from 'rxjs';
+import { take, toArray } from 'rxjs/operators';
+import { firstValueFrom } from 'rxjs';
+import { AccessDenied, CircuitOpen, Disconnected, localOnly, PeerOffline, PeerNotFound, Timeout, ValidationError } from '../../shared';
+import { CallerContext, Peer } from '../../peer';
+import { startSwitchboard } from '../../peer/testing';
+import { collect, eventually } from '../helpers';
+
+/** A user controller, as an app would expose it. */
+@rpc.controller('app/clock')
+class ClockController {
+    static parked: (() => void)[] = [];
+    static calls = 0;
+
+    constructor(private caller: CallerContext) {
+    }
+
+    @rpc.action()
+    greet(name: string & MinLength<2>): string {
+        ClockController.calls++;
+        return `hello ${name}, from ${this.caller.peerId}`;
+    }
+
+    @rpc.action()
+    async never(): Promise<string> {
+        return new Promise(resolve => ClockController.parked.push(() => resolve('late')));
+    }
+
+    /** Counts from `from` on, one value per tick, for as long as the caller stays subscribed. */
+    @rpc.action()
+    ticks(label: string): Observable<string> {
+        const caller = this.caller.peerId;
+        return new Observable(subscriber => {
+            let n = 0;
+            const timer = setInterval(() => subscriber.next(`${label}:${caller}:${n++}`), 5);
+            return () => {
+                clearInterval(timer);
+                ClockController.unsubscribed.push(caller ?? '');
+            };
+        });
+    }
+
+    static unsubscribed: string[] = [];
+
+    @localOnly()
+    reset(): void {
+        ClockController.calls = 0;
+    }
+}
+
+interface ClockApi {
+    greet(name: string): string;
+    never(): Promise<string>;
+    ticks(label: string): Observable<string>;
+    reset(): void;
+}
+
+describe('Peer: typed calls between peers', () => {
+    it('three peers call each other; the receiver knows who calls', async () => {
+        await using kit = await startSwitchboard({ peers: ['alice', 'bob', 'carol'] });
+        for (const id of ['alice', 'bob', 'carol']) kit.peer(id).expose(ClockController, 'app/clock');
+
+        expect(await kit.peer('alice').to('bob').controller<ClockApi>('app/clock').greet('Bob')).toBe('hello Bob, from alice');
+        expect(await kit.peer('bob').to('carol').controller<ClockApi>('app/clock').greet('Carol')).toBe('hello Carol, from bob');
+        expect(await kit.peer('carol').to('alice').controller<ClockApi>('app/clock').greet('Alice')).toBe('hello Alice, from carol');
+    });
+
+    it('proxies are cached per target and path', async () => {
+        await using kit = await startSwitchboard({ peers: ['alice'] });
+        const alice = kit.peer('alice');
+        expect(alice.to('bob')).toBe(alice.to('bob'));
+        expect(alice.to('bob').controller('app/clock')).toBe(alice.to('bob').controller('app/clock'));
+        // An awaited proxy is not mistaken for a promise.
+        expect(await (alice.to('bob').controller('app/clock') as any).then).toBeUndefined();
+    });
+
+    it('invalid arguments: a typed ValidationError naming the field', async () => {
+        await using kit = await startSwitchboard({ peers: ['alice', 'bob'] });
+        kit.peer('bob').expose(ClockController, 'app/clock');
+        const error = await kit.peer('alice').to('bob').controller<ClockApi>('app/clock').greet('x').catch(e => e);
+        expect(error).toBeInstanceOf(ValidationError);
+        expect(error.errors[0].path).toBe('name');
+    });
+
+    it('local-only actions are refused to remote callers', async () => {
+        await using kit = await startSwitchboard({ peers: ['alice', 'bob'] });
+        kit.peer('bob').expose(ClockController, 'app/clock');
+        const error = await kit.peer('alice').to('bob').controller<ClockApi>('app/clock').reset().catch(e => e);
+        expect(error).toBeInstanceOf(AccessDenied);
+        expect(error.reason).toBe('local-only');
+    });
+
+    it('unknown target and unknown controller end with typed errors', async () => {
+        await using kit = await startSwitchboard({ peers: ['alice', 'bob'] });
+        await expect(kit.peer('alice').to('nobody').controller<ClockApi>('app/clock').greet('Hi')).rejects.toBeInstanceOf(PeerNotFound);
+        await expect(kit.peer('alice').to('bob').controller<ClockApi>('app/missing').greet('Hi')).rejects.toThrow(/No controller registered for id app\/missing/);
+    });
+});
+
+describe('Peer: calls always end', () => {
+    it('a call times out with Timeout (default and per call)', async () => {
+        await using kit = await startSwitchboard({ peers: [{ id: 'alice', callTimeoutMs: 200 }, 'bob'] });
+        kit.peer('bob').expose(ClockController, 'app/clock');
+        const clock = kit.peer('alice').to('bob').controller<ClockApi>('app/clock');
+        const started = Date.now();
+        await expect(clock.never()).rejects.toBeInstanceOf(Timeout);
+        const perCall = await kit.peer('alice').to('bob').controller<ClockApi>('app/clock', { timeout: 50 }).never().catch(e => e);
+        expect(perCall).toBeInstanceOf(Timeout);
+        expect(perCall.timeoutMs).toBe(50);
+        expect(Date.now() - started).toBeGreaterThanOrEqual(200);
+    });
+
+    it('pending calls are rejected with Disconnected when the broker shuts down', async () => {
+        const kit = await startSwitchboard({ peers: [{ id: 'alice', reconnect: false }, { id: 'bob', reconnect: false }] });
+        kit.peer('bob').expose(ClockController, 'app/clock');
+        ClockController.parked = [];
+        const pending = kit.peer('alice').to('bob').controller<ClockApi>('app/clock').never();
+        await eventually(() => ClockController.parked.length === 1);
+        await kit.broker.close();
+        await expect(pending).rejects.toBeInstanceOf(Disconnected);
+        await kit.close();
+    });
+
+    it('the circuit opens after consecutive failures and recovers after the cool-down', async () => {
+        await using kit = await startSwitchboard({ peers: [{ id: 'alice', circuitBreaker: { failureThreshold: 3, coolDownMs: 100 } }, 'bob'] });
+        const alice = kit.peer('alice');
+        const clock = alice.to('carol').controller<ClockApi>('app/clock');
+        for (let i = 0; i < 3; i++) await expect(clock.greet('Carol')).rejects.toBeInstanceOf(PeerNotFound);
+        const open = await clock.greet('Carol').catch(e => e);
+        expect(open).toBeInstanceOf(CircuitOpen);
+        expect(alice.circuit('carol').state).toBe('open');
+        expect(await alice.to('bob').controller<ClockApi>('app/clock').greet('Bob').catch(e => e.constructor.name)).not.toBe('CircuitOpen');
+
+        const carol = await kit.addPeer('carol');
+        carol.expose(ClockController, 'app/clock');
+        // The cool-down is a span of time by design: wait until the breaker's own retry time has passed.
+        await eventually(() => Date.now() >= (open.retryAt as Date).getTime());
+        expect(await clock.greet('Carol')).toBe('hello Carol, from alice');
+        expect(alice.circuit('carol').state).toBe('closed');
+    });
+});
+
+describe('Peer: streams across peers', () => {
+    it('two callers stream from one peer at once, each gets exactly its own items; unsubscribe reaches the server', async () => {
+        await using kit = await startSwitchboard({ peers: ['alice', 'bob', 'server'] });
+        kit.peer('server').expose(ClockController, 'app/clock');
+        ClockController.unsubscribed = [];
+
+        const [fromAlice, fromBob] = await Promise.all([
+            kit.peer('alice').to('server').controller<ClockApi>('app/clock').ticks('a'),
+            kit.peer('bob').to('server').controller<ClockApi>('app/clock').ticks('b'),
+        ]);
+        const [aliceItems, bobItems] = await Promise.all([
+            firstValueFrom(fromAlice.pipe(take(5), toArray())),
+            firstValueFrom(fromBob.pipe(take(5), toArray())),
+        ]);
+        expect(aliceItems).toEqual(['a:alice:0', 'a:alice:1', 'a:alice:2', 'a:alice:3', 'a:alice:4']);
+        expect(bobItems).toEqual(['b:bob:0', 'b:bob:1', 'b:bob:2', 'b:bob:3', 'b:bob:4']);
+        await eventually(() => ClockController.unsubscribed.includes('alice') && ClockController.unsubscribed.includes('bob'));
+    });
+});
+
+describe('Peer: resilience', () => {
+    it('broker restarted on the same port: peers re-register on their own and calls work again', async () => {
+        const kit = await startSwitchboard({ peers: [{ id: 'alice', reconnect: { initialDelayMs: 20, maxDelayMs: 200 } }, { id: 'bob', capabilities: ['clock'], reconnect: { initialDelayMs: 20, maxDelayMs: 200 } }] });
+        kit.peer('bob').expose(ClockController, 'app/clock');
+        const alice = kit.peer('alice');
+        const bob = kit.peer('bob');
+        const port = kit.broker.port;
+        const database = kit.broker.runtime.config.database;
+        await kit.broker.close();
+        await eventually(() => alice.state === 'disconnected' && bob.state === 'disconnected');
+
+        const { startBroker } = await import('../../server');
+        const restarted = await startBroker({ port, database, logLevel: 'error' });
+        try {
+            await eventually(() => alice.state === 'registered' && bob.state === 'registered', 10000);
+            expect(await alice.to('bob').controller<ClockApi>('app/clock').greet('again')).toBe('hello again, from alice');
+            expect((await alice.broker.getPeer('bob')).capabilities).toEqual(['clock']);
+        } finally {
+            await alice.close();
+            await bob.close();
+            await restarted.close();
+        }
+    });
+
+    it('idempotent actions are retried; others are not', async () => {
+        await using kit = await startSwitchboard({ peers: [{ id: 'alice', retry: { attempts: 3, initialDelayMs: 10 } }] });
+        const alice = kit.peer('alice');
+        const offline = async () => {
+            const bob = await kit.addPeer('bob');
+            bob.expose(ClockController, 'app/clock');
+            await bob.close();
+            await eventually(async () => !(await alice.broker.getPeer('bob')).online);
+        };
+        await offline();
+        const plain = alice.to('bob').controller<ClockApi>('app/clock');
+        await expect(plain.greet('Bob')).rejects.toBeInstanceOf(PeerOffline);
+
+        // bob comes back while alice is retrying: the idempotent call succeeds.
+        const retried = alice.to('bob').controller<ClockApi>('app/clock', { idempotent: ['greet'], timeout: 2000 }).greet('Bob');
+        await kit.addPeer({ id: 'bob', expose: [[ClockController, 'app/clock']] });
+        await expect(retried).resolves.toBe('hello Bob, from alice');
+    });
+});
