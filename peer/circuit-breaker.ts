@@ -55,6 +55,11 @@ export class CircuitBreaker {
         }
     }
 
+    /** New evidence that the target is reachable (the broker reports it online): start afresh. */
+    reset(): void {
+        this.success();
+    }
+
     /** A call that ended in a way that says nothing about the target (e.g. the caller's own bad arguments). */
     neutral(): void {
         this.trialInFlight = false;

@@ -14,6 +14,13 @@ import { PeerKernel } from './kernel';
 import { PeerClient } from './peer-client';
 import { CallInvoker, CallOptions, RemotePeer } from './remote-peer';
 import { PeerDatabase } from './storage/peer-database';
+import { Outbox } from './outbox';
+import { ChatService } from './services/chat-service';
+import { DiscoveryService } from './services/discovery-service';
+import { ChatPeerController } from './controllers/chat-controller';
+import { DiscoveryController } from './controllers/discovery-controller';
+import { ChatApi } from '../shared/chat-api';
+import { DiscoveryApi } from '../shared/discovery-api';
 
 export type PeerState = 'disconnected' | 'connecting' | 'connected' | 'registered' | 'closed';
 
@@ -41,6 +48,8 @@ export interface PeerOptions {
     expose?: [ClassType, string | ControllerDefinition<any>][];
     /** A WebSocket class; default the `ws` package (Node 20 has no global WebSocket). */
     webSocket?: unknown;
+    /** Reported by discovery's `info()`. */
+    appVersion?: string;
 }
 
 const RECLAIM_SECRET = 'reclaim-secret:';
@@ -68,7 +77,14 @@ export class Peer implements CallInvoker {
     readonly errors$ = new Subject<Error>();
     /** The broker's presence stream, kept across reconnects. */
     readonly presence$: Observable<PresenceEvent>;
+    readonly appVersion: string;
     callTimeoutMs = 30_000;
+    /** Messages for offline peers, delivered when they are back. */
+    readonly outbox: Outbox;
+    /** This peer's chat: `peer.chat.send('bob', 'hi')`, history, groups, read receipts. */
+    readonly chat: ChatService;
+    /** `peer.discovery.discover('bob')`: live peer → other peers → cache → broker. */
+    readonly discovery: DiscoveryService;
 
     protected readonly presenceSubject = new Subject<PresenceEvent>();
     protected presenceSubscription?: Subscription;
@@ -77,20 +93,33 @@ export class Peer implements CallInvoker {
     protected closing = new AbortController();
     protected reconnecting?: Promise<void>;
     protected capabilities: string[];
+    /** Work started in the background (outbox flushes …) that close() must wait for before closing SQLite. */
+    protected background = new Set<Promise<unknown>>();
     protected retryOptions: BackoffOptions & { attempts: number };
 
     protected constructor(protected options: PeerOptions, extraEntities: ClassType[] = []) {
         assertValidPeerId(options.id);
         this.id = options.id;
         this.capabilities = options.capabilities ?? [];
+        this.appVersion = options.appVersion ?? '0.0.0';
         this.retryOptions = { ...defaultBackoff, attempts: 3, ...options.retry };
         this.database = new PeerDatabase(options.storage ?? ':memory:', extraEntities);
-        this.kernel = new PeerKernel([{ provide: Peer, useValue: this }, ...(options.providers ?? [])]);
+        this.presence$ = this.presenceSubject.asObservable();
+        this.outbox = new Outbox(this.database);
+        this.chat = new ChatService(this.database, this.outbox, this);
+        this.discovery = new DiscoveryService(this.database, this);
+        this.kernel = new PeerKernel([
+            { provide: Peer, useValue: this },
+            { provide: ChatService, useValue: this.chat },
+            { provide: DiscoveryService, useValue: this.discovery },
+            ...(options.providers ?? []),
+        ]);
+        this.kernel.registerController(ChatPeerController, ChatApi);
+        this.kernel.registerController(DiscoveryController, DiscoveryApi);
         const webSocket = (options.webSocket ?? WebSocket) as any;
         this.client = new PeerClient(new RpcWebSocketClientAdapter(options.url, webSocket), this.kernel);
         if (options.token) this.client.token.set(options.token);
         for (const [controller, path] of options.expose ?? []) this.kernel.registerController(controller, path);
-        this.presence$ = this.presenceSubject.asObservable();
     }
 
     /** Connects, registers and announces; rejects with the broker's typed error (PeerIdTaken, AccessDenied, …). */
@@ -137,6 +166,10 @@ export class Peer implements CallInvoker {
     async announce(capabilities: string[]): Promise<void> {
         this.capabilities = capabilities;
         if (this.state === 'registered') await this.broker.announce(capabilities);
+    }
+
+    announcedCapabilities(): string[] {
+        return this.capabilities;
     }
 
     circuit(peerId: string): CircuitBreaker {
@@ -195,12 +228,41 @@ export class Peer implements CallInvoker {
         const registration = await this.broker.register(this.id, secret);
         if (registration.reclaimSecret && registration.reclaimSecret !== secret) await this.database.setSetting(secretKey, registration.reclaimSecret);
         if (this.capabilities.length) await this.broker.announce(this.capabilities);
-        this.presenceSubscription?.unsubscribe();
-        this.presenceSubscription = (await this.broker.presence()).subscribe({
-            next: event => this.presenceSubject.next(event),
-            error: () => undefined,
-        });
+        await this.followPresence();
         this.state$.next('registered');
+        // Whatever is queued from before (a reconnect, or a restart of this process) goes out now where it can.
+        this.inBackground(this.outbox.flush());
+    }
+
+    protected inBackground(work: Promise<unknown>): void {
+        const tracked = work.catch(error => {
+            if (!this.closing.signal.aborted) this.errors$.next(error);
+        }).finally(() => this.background.delete(tracked));
+        this.background.add(tracked);
+    }
+
+    /** Subscribes to the broker's presence and resolves once the snapshot of who is online has arrived. */
+    protected async followPresence(): Promise<void> {
+        this.presenceSubscription?.unsubscribe();
+        let synced!: () => void;
+        const snapshotDone = new Promise<void>(resolve => synced = resolve);
+        this.presenceSubscription = (await this.broker.presence(true)).subscribe({
+            next: event => {
+                if (event.kind === 'synced') return synced();
+                this.presenceSubject.next(event);
+                // A live "online" (sequence > 0, not the snapshot): the broker says the peer is back. Give it a
+                // fresh circuit and send whatever waits for it.
+                if (event.kind === 'online' && event.sequence > 0) {
+                    this.circuit(event.peerId).reset();
+                    this.inBackground(this.outbox.flush(event.peerId));
+                }
+            },
+            error: () => synced(),
+        });
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([snapshotDone, new Promise<void>((resolve, reject) => {
+            timer = setTimeout(() => reject(new Timeout('The broker did not send the presence snapshot in time.', this.callTimeoutMs)), this.callTimeoutMs);
+        })]).finally(() => clearTimeout(timer));
     }
 
     protected onDisconnected(): void {
@@ -236,8 +298,9 @@ export class Peer implements CallInvoker {
         this.state$.next('closed');
         this.state$.complete();
         this.presenceSubject.complete();
-        this.errors$.complete();
         await this.reconnecting;
+        await Promise.allSettled([...this.background, this.discovery.idle()]);
+        this.errors$.complete();
         this.database.disconnect();
     }
 

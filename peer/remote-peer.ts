@@ -1,4 +1,6 @@
 import { ControllerDefinition, RemoteController, RpcControllerState } from '@deepkit/rpc';
+import { ChatApi, chatIdempotent } from '../shared/chat-api';
+import { DiscoveryApi, discoveryIdempotent } from '../shared/discovery-api';
 
 export interface CallOptions {
     /** Milliseconds until the call fails with Timeout; default: the peer's `callTimeoutMs`. */
@@ -20,6 +22,15 @@ export class RemotePeer {
     protected proxies = new Map<string, unknown>();
 
     constructor(readonly id: string, protected invoker: CallInvoker) {
+    }
+
+    /** The peer's chat controller (raw remote API; `peer.chat` adds delivery tracking and the outbox). */
+    get chat(): RemoteController<ChatApi> {
+        return this.controller<ChatApi>(ChatApi, { idempotent: chatIdempotent });
+    }
+
+    get discovery(): RemoteController<DiscoveryApi> {
+        return this.controller<DiscoveryApi>(DiscoveryApi, { idempotent: discoveryIdempotent });
     }
 
     controller<T>(pathOrDefinition: string | ControllerDefinition<T>, options: CallOptions = {}): RemoteController<T> {

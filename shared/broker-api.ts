@@ -21,7 +21,8 @@ export class PeerInfo {
     }
 }
 
-export type PresenceKind = 'online' | 'offline' | 'capabilities';
+/** `synced` ends the snapshot of a `presence(true)` subscription: from then on the subscriber knows everyone online. */
+export type PresenceKind = 'online' | 'offline' | 'capabilities' | 'synced';
 
 /**
  * One change in who is online. `sequence` grows by one per event on a broker, so a subscriber can tell it saw
@@ -87,7 +88,7 @@ export interface BrokerApi {
 
     getPeer(peerId: PeerId): PeerInfo;
 
-    /** Live presence changes; with `snapshot`, first one `online` event per peer online now. */
+    /** Live presence changes; with `snapshot`, first one `online` event per peer online now, then `synced`. */
     presence(snapshot?: boolean): Observable<PresenceEvent>;
 }
 

@@ -17,7 +17,8 @@ export type SwitchboardErrorCode =
     | 'PEER_NOT_FOUND' | 'PEER_OFFLINE' | 'PEER_ID_TAKEN' | 'INVALID_PEER_ID' | 'NOT_REGISTERED'
     | 'ACCESS_DENIED' | 'AUTHENTICATION_FAILED'
     | 'PAYLOAD_TOO_LARGE' | 'RATE_LIMITED' | 'MALFORMED_MESSAGE'
-    | 'TIMEOUT' | 'CIRCUIT_OPEN' | 'DISCONNECTED';
+    | 'TIMEOUT' | 'CIRCUIT_OPEN' | 'DISCONNECTED'
+    | 'QUOTA_EXCEEDED' | 'NOT_FOUND' | 'CHECKSUM_MISMATCH';
 
 /** No peer with this ID has ever registered with the broker. */
 @entity.name('@switchboard/PeerNotFound')
@@ -160,6 +161,36 @@ export class Disconnected extends SwitchboardError {
     readonly code = 'DISCONNECTED';
 
     constructor(public message: string = 'The connection to the broker closed before the call ended. It is safe to retry idempotent calls.') {
+        super(message);
+    }
+}
+
+/** A relay's per-sender store quota is used up. */
+@entity.name('@switchboard/QuotaExceeded')
+export class QuotaExceeded extends SwitchboardError {
+    readonly code = 'QUOTA_EXCEEDED';
+
+    constructor(public message: string, public limit: number = 0) {
+        super(message);
+    }
+}
+
+/** The thing asked for (a file, a group, a message) does not exist on the answering peer. */
+@entity.name('@switchboard/NotFound')
+export class NotFound extends SwitchboardError {
+    readonly code = 'NOT_FOUND';
+
+    constructor(public message: string, public what: string = '') {
+        super(message);
+    }
+}
+
+/** Data arrived, but its SHA-256 does not match what was announced. Nothing was written. */
+@entity.name('@switchboard/ChecksumMismatch')
+export class ChecksumMismatch extends SwitchboardError {
+    readonly code = 'CHECKSUM_MISMATCH';
+
+    constructor(public message: string) {
         super(message);
     }
 }

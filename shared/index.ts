@@ -4,3 +4,7 @@ export * from './broker-api';
 export * from './wire';
 export * from './validation';
 export * from './action-groups';
+export * from './chat-api';
+export * from './discovery-api';
+export * from './relay-api';
+export * from './files-api';

@@ -41,3 +41,32 @@ export class OutboxEntry {
     ) {
     }
 }
+
+/** A chat message as this peer keeps it (either direction). */
+@(entity.name('chat_record').collection('chat_records'))
+export class ChatRecord {
+    status: 'sending' | 'queued' | 'delivered' | 'read' | 'failed' = 'sending';
+    groupId?: string;
+
+    constructor(
+        /** `in:` or `out:` + peer + message id: the same group message goes to several peers under one id. */
+        public key: string & PrimaryKey,
+        public id: string & Index,
+        public peerId: string & Index,
+        public direction: 'in' | 'out',
+        public text: string,
+        public sentAt: Date,
+    ) {
+    }
+}
+
+@(entity.name('chat_group').collection('chat_groups'))
+export class ChatGroupRecord {
+    constructor(
+        public id: string & PrimaryKey,
+        public name: string,
+        public members: string[],
+        public owner: string,
+    ) {
+    }
+}

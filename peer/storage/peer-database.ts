@@ -3,9 +3,9 @@ import { Database } from '@deepkit/orm';
 import { SQLiteDatabaseAdapter } from '@deepkit/sqlite';
 import { mkdirSync } from 'fs';
 import { dirname } from 'path';
-import { KnownPeer, OutboxEntry, PeerSetting } from './entities';
+import { ChatGroupRecord, ChatRecord, KnownPeer, OutboxEntry, PeerSetting } from './entities';
 
-const coreEntities: ClassType[] = [PeerSetting, KnownPeer, OutboxEntry];
+const coreEntities: ClassType[] = [PeerSetting, KnownPeer, OutboxEntry, ChatRecord, ChatGroupRecord];
 
 /** A peer's own SQLite file (or `:memory:`): settings, outbox, caches, and what the built-in controllers keep. */
 export class PeerDatabase extends Database {

@@ -73,6 +73,7 @@ export class BrokerController implements BrokerApi {
                 for (const peer of this.registry.list({ online: true })) {
                     subscriber.next(new PresenceEvent('online', peer.id, peer.capabilities, peer.connectedSince ?? peer.lastSeen, 0));
                 }
+                subscriber.next(new PresenceEvent('synced', '', [], new Date, 0));
             }
             const subscription = this.registry.presence.subscribe(subscriber);
             return () => subscription.unsubscribe();

@@ -1,0 +1,172 @@
+import { randomUUID } from 'crypto';
+import { Subject } from 'rxjs';
+import { ChatApi, ChatEntry, ChatGroupInfo, ChatMessage, DeliveryStatus, FanOutResult } from '../../shared/chat-api';
+import { AccessDenied, NotFound } from '../../shared/errors';
+import { Outbox } from '../outbox';
+import { RemotePeer } from '../remote-peer';
+import { ChatGroupRecord, ChatRecord } from '../storage/entities';
+import { PeerDatabase } from '../storage/peer-database';
+
+/** Where a ChatService sends: the remote chats of other peers. */
+export interface ChatTransport {
+    readonly id: string;
+    to(peerId: string): RemotePeer;
+}
+
+/**
+ * This peer's chat: direct messages with delivery status and read receipts, groups, history. Messages to offline
+ * peers wait in the outbox and go out when the broker reports the peer back (or after a restart of this process).
+ */
+export class ChatService {
+    /** Every change: a message received, or the status of one we sent. */
+    readonly updates$ = new Subject<ChatEntry>();
+    /** Groups we were added to, and groups we created. */
+    readonly groups$ = new Subject<ChatGroupInfo>();
+
+    constructor(protected database: PeerDatabase, protected outbox: Outbox, protected transport: ChatTransport) {
+        outbox.handle('chat', async (recipient, message: ChatMessage) => {
+            await this.remote(recipient).receive(new ChatMessage(message.id, message.text, new Date(message.sentAt), message.groupId));
+            await this.setStatus('out', recipient, [message.id], 'delivered');
+        });
+        outbox.handle('chat-read', async (recipient, ids: string[]) => {
+            await this.remote(recipient).markRead(ids);
+        });
+        outbox.handle('chat-group', async (recipient, group: ChatGroupInfo) => {
+            await this.remote(recipient).joinGroup(new ChatGroupInfo(group.id, group.name, group.members, group.owner));
+        });
+    }
+
+    /** Sends a direct message. Resolves once it is delivered, or queued because the recipient is offline. */
+    async send(to: string, text: string, groupId?: string): Promise<ChatEntry> {
+        const message = new ChatMessage(randomUUID(), text, new Date, groupId);
+        const record = new ChatRecord(key('out', to, message.id), message.id, to, 'out', text, message.sentAt);
+        record.groupId = groupId;
+        await this.database.persist(record);
+        this.updates$.next(toEntry(record));
+        try {
+            const result = await this.outbox.send(to, 'chat', message, message.id);
+            if (result === 'queued') await this.setStatus('out', to, [message.id], 'queued');
+        } catch (error) {
+            await this.setStatus('out', to, [message.id], 'failed');
+            throw error;
+        }
+        return toEntry(await this.record('out', to, message.id));
+    }
+
+    /** Marks messages from `peerId` as read here, and tells their sender (queued if it is offline). */
+    async markRead(peerId: string, ids: string[]): Promise<void> {
+        const changed = await this.setStatus('in', peerId, ids, 'read');
+        if (changed.length) await this.outbox.send(peerId, 'chat-read', changed);
+    }
+
+    async history(peerId: string, limit = 100): Promise<ChatEntry[]> {
+        const records = await this.database.query(ChatRecord).filter({ peerId }).orderBy('sentAt', 'desc').limit(limit).find();
+        return records.reverse().map(toEntry);
+    }
+
+    async createGroup(name: string, members: string[]): Promise<ChatGroupInfo> {
+        const all = [...new Set([this.transport.id, ...members])];
+        const group = new ChatGroupInfo(randomUUID(), name, all, this.transport.id);
+        await this.database.persist(new ChatGroupRecord(group.id, group.name, group.members, group.owner));
+        this.groups$.next(group);
+        await Promise.all(all.filter(m => m !== this.transport.id).map(member => this.outbox.send(member, 'chat-group', group)));
+        return group;
+    }
+
+    async groups(): Promise<ChatGroupInfo[]> {
+        return (await this.database.query(ChatGroupRecord).find()).map(g => new ChatGroupInfo(g.id, g.name, g.members, g.owner));
+    }
+
+    /** Sends to every other member; the result counts who has it, who will get it later, and who cannot. */
+    async sendToGroup(groupId: string, text: string): Promise<FanOutResult> {
+        const group = await this.database.query(ChatGroupRecord).filter({ id: groupId }).findOneOrUndefined();
+        if (!group) throw new NotFound(`No group ${groupId} on this peer.`, 'group');
+        const recipients = group.members.filter(member => member !== this.transport.id);
+        const settled = await Promise.allSettled(recipients.map(member => this.send(member, text, groupId)));
+        const result: FanOutResult = { sent: 0, queued: 0, failed: 0, recipients: [] };
+        settled.forEach((outcome, i) => {
+            const status: DeliveryStatus = outcome.status === 'fulfilled' ? outcome.value.status : 'failed';
+            if (status === 'failed') result.failed++;
+            else if (status === 'queued') result.queued++;
+            else result.sent++;
+            result.recipients.push({ peerId: recipients[i], status, error: outcome.status === 'rejected' ? String(outcome.reason?.message ?? outcome.reason) : undefined });
+        });
+        return result;
+    }
+
+    async clear(): Promise<void> {
+        await this.database.query(ChatRecord).deleteMany();
+    }
+
+    // ---- called by ChatPeerController for a verified remote caller --------------------------------------------
+
+    /** Stores a message from `from` once, however often it is delivered. */
+    async receive(from: string, message: ChatMessage): Promise<DeliveryStatus> {
+        const existing = await this.database.query(ChatRecord).filter({ key: key('in', from, message.id) }).findOneOrUndefined();
+        if (existing) return 'delivered';
+        if (message.groupId && !await this.isMember(message.groupId, from)) {
+            throw new AccessDenied(`"${from}" is not a member of group ${message.groupId} here.`, 'not-a-member');
+        }
+        const record = new ChatRecord(key('in', from, message.id), message.id, from, 'in', message.text, message.sentAt);
+        record.groupId = message.groupId;
+        record.status = 'delivered';
+        await this.database.persist(record);
+        this.updates$.next(toEntry(record));
+        return 'delivered';
+    }
+
+    /** `from` read our messages: only messages we sent to `from` change. */
+    async receiptRead(from: string, ids: string[]): Promise<number> {
+        return (await this.setStatus('out', from, ids, 'read')).length;
+    }
+
+    async joinGroup(from: string, group: ChatGroupInfo): Promise<void> {
+        if (group.owner !== from) throw new AccessDenied('Only the owner of a group can add members.', 'not-the-owner');
+        if (!group.members.includes(this.transport.id)) throw new AccessDenied('This peer is not in the member list.', 'not-a-member');
+        const existing = await this.database.query(ChatGroupRecord).filter({ id: group.id }).findOneOrUndefined();
+        if (existing && existing.owner !== from) throw new AccessDenied('A group with this id belongs to another owner.', 'not-the-owner');
+        const record = existing ?? new ChatGroupRecord(group.id, group.name, group.members, group.owner);
+        record.members = group.members;
+        record.name = group.name;
+        await this.database.persist(record);
+        this.groups$.next(new ChatGroupInfo(group.id, group.name, group.members, group.owner));
+    }
+
+    protected async isMember(groupId: string, peerId: string): Promise<boolean> {
+        const group = await this.database.query(ChatGroupRecord).filter({ id: groupId }).findOneOrUndefined();
+        return !!group && group.members.includes(peerId);
+    }
+
+    /** No retries here: the outbox is the retry, and it keeps the order of messages. */
+    protected remote(peerId: string) {
+        return this.transport.to(peerId).controller<ChatApi>(ChatApi);
+    }
+
+    protected async record(direction: 'in' | 'out', peerId: string, id: string): Promise<ChatRecord> {
+        return this.database.query(ChatRecord).filter({ key: key(direction, peerId, id) }).findOne();
+    }
+
+    /** Moves messages forward only (sending → queued → delivered → read); returns the ids that changed. */
+    protected async setStatus(direction: 'in' | 'out', peerId: string, ids: string[], status: DeliveryStatus): Promise<string[]> {
+        const records = await this.database.query(ChatRecord).filter({ key: { $in: ids.map(id => key(direction, peerId, id)) } }).find();
+        const changed: ChatRecord[] = [];
+        for (const record of records) {
+            if (rank[status] <= rank[record.status]) continue;
+            record.status = status;
+            changed.push(record);
+        }
+        if (changed.length) await this.database.persist(...changed);
+        for (const record of changed) this.updates$.next(toEntry(record));
+        return changed.map(record => record.id);
+    }
+}
+
+const rank: Record<DeliveryStatus, number> = { failed: 0, sending: 1, queued: 2, delivered: 3, read: 4 };
+
+function key(direction: 'in' | 'out', peerId: string, id: string): string {
+    return `${direction}:${peerId}:${id}`;
+}
+
+function toEntry(record: ChatRecord): ChatEntry {
+    return new ChatEntry(record.id, record.peerId, record.direction, record.text, record.sentAt, record.status, record.groupId);
+}

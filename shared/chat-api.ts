@@ -1,0 +1,77 @@
+import { ControllerSymbol } from '@deepkit/rpc';
+import { entity, MaxLength, MinLength } from '@deepkit/type';
+
+export type MessageId = string & MinLength<1> & MaxLength<64>;
+
+/** A chat message on the wire. The sender is not part of it: the receiver takes it from the verified caller. */
+@entity.name('@switchboard/ChatMessage')
+export class ChatMessage {
+    constructor(
+        public id: MessageId,
+        public text: string & MinLength<1> & MaxLength<10000>,
+        public sentAt: Date = new Date,
+        /** Set for a message sent to a group. */
+        public groupId?: string & MaxLength<64>,
+    ) {
+    }
+}
+
+/** sending → delivered → read, or sending → queued (recipient offline) → delivered → read. */
+export type DeliveryStatus = 'sending' | 'queued' | 'delivered' | 'read' | 'failed';
+
+/** A message as a peer keeps it: either direction, with its delivery status. */
+@entity.name('@switchboard/ChatEntry')
+export class ChatEntry {
+    constructor(
+        public id: string,
+        /** The other peer of the conversation. */
+        public peerId: string,
+        public direction: 'in' | 'out',
+        public text: string,
+        public sentAt: Date,
+        public status: DeliveryStatus,
+        public groupId?: string,
+    ) {
+    }
+}
+
+@entity.name('@switchboard/ChatGroup')
+export class ChatGroupInfo {
+    constructor(
+        public id: string & MinLength<1> & MaxLength<64>,
+        public name: string & MinLength<1> & MaxLength<200>,
+        public members: (string & MaxLength<64>)[],
+        public owner: string,
+    ) {
+    }
+}
+
+/** Per-recipient outcome of a group send. */
+export interface FanOutResult {
+    sent: number;
+    queued: number;
+    failed: number;
+    recipients: { peerId: string, status: DeliveryStatus, error?: string }[];
+}
+
+/** What one peer's chat serves to others. */
+export interface ChatApi {
+    /** Delivers a message from the caller. Idempotent: the same id twice is stored once. */
+    receive(message: ChatMessage): Promise<{ id: string, status: DeliveryStatus }>;
+
+    /** The caller tells us it read our messages. */
+    markRead(ids: MessageId[]): Promise<number>;
+
+    /** The conversation between the caller and this peer; nobody can read another's conversation. */
+    history(limit?: number): Promise<ChatEntry[]>;
+
+    /** The caller (a group's owner) tells us about a group we are a member of. */
+    joinGroup(group: ChatGroupInfo): Promise<void>;
+
+    /** Local-only: forget all messages. */
+    clearHistory(): Promise<void>;
+}
+
+export const ChatApi = ControllerSymbol<ChatApi>('switchboard/chat', [ChatMessage, ChatEntry, ChatGroupInfo]);
+/** Actions of ChatApi that are safe to retry. */
+export const chatIdempotent = ['receive', 'markRead', 'history', 'joinGroup'] as const;

@@ -1,0 +1,46 @@
+import { ControllerSymbol } from '@deepkit/rpc';
+import { entity, integer, Maximum, MaxLength, Minimum, Positive } from '@deepkit/type';
+import { Observable } from 'rxjs';
+
+@entity.name('@switchboard/FileInfo')
+export class FileInfo {
+    constructor(
+        public id: string,
+        public name: string,
+        public size: number,
+        /** Hex SHA-256 of the whole file. */
+        public sha256: string,
+        public chunkSize: number,
+        public chunkCount: number,
+    ) {
+    }
+}
+
+@entity.name('@switchboard/FileChunk')
+export class FileChunk {
+    constructor(
+        public index: number,
+        public data: Uint8Array,
+        /** Hex SHA-256 of `data`. */
+        public sha256: string,
+    ) {
+    }
+}
+
+/** At most this many chunks per `chunks()` request: the caller's window of chunks in flight. */
+export const MAX_CHUNK_WINDOW = 16;
+
+export interface FilesApi {
+    list(): Promise<FileInfo[]>;
+
+    info(fileId: string & MaxLength<64>): Promise<FileInfo>;
+
+    /** Streams `count` chunks from `from` on; the caller asks for the next window when it has written these. */
+    chunks(fileId: string & MaxLength<64>, from: integer & Minimum<0>, count: integer & Positive & Maximum<16>): Observable<FileChunk>;
+
+    /** Local-only: share a file of this peer. */
+    share(path: string): Promise<FileInfo>;
+}
+
+export const FilesApi = ControllerSymbol<FilesApi>('switchboard/files', [FileInfo, FileChunk]);
+export const filesIdempotent = ['list', 'info', 'chunks'] as const;

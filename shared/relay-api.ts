@@ -1,0 +1,61 @@
+import { ControllerSymbol } from '@deepkit/rpc';
+import { entity, MaxLength, MinLength, Positive, integer, Maximum } from '@deepkit/type';
+
+/** An opaque message for a relay: `kind` tells the recipient how to read `body` (e.g. `chat`, JSON). */
+@entity.name('@switchboard/RelayPayload')
+export class RelayPayload {
+    constructor(
+        public id: string & MinLength<1> & MaxLength<64>,
+        public kind: string & MinLength<1> & MaxLength<64>,
+        public body: string & MaxLength<1000000>,
+    ) {
+    }
+}
+
+/** A payload on its way, with the original sender as the relay verified it. */
+@entity.name('@switchboard/RelayEnvelope')
+export class RelayEnvelope {
+    constructor(
+        public payload: RelayPayload,
+        /** Verified by the relay from its caller: the recipient can trust it as much as it trusts the relay. */
+        public originalSender: string,
+        public recipient: string,
+        /** The relay that carried it. */
+        public via: string,
+        public storedAt: Date = new Date,
+    ) {
+    }
+}
+
+@entity.name('@switchboard/DeliveryReceipt')
+export class DeliveryReceipt {
+    constructor(
+        public payloadId: string,
+        public recipient: string,
+        public deliveredAt: Date,
+        public via: string,
+    ) {
+    }
+}
+
+export type TtlSeconds = integer & Positive & Maximum<2592000>;
+
+export interface RelayApi {
+    /** Forwards now to `recipient`, who sees the caller as original sender. Fails if it is offline. */
+    forward(recipient: string & MaxLength<64>, payload: RelayPayload): Promise<DeliveryReceipt>;
+
+    /** Keeps the payload until `recipient` comes online (or the TTL ends); a receipt goes back to the caller. */
+    store(recipient: string & MaxLength<64>, payload: RelayPayload, ttlSeconds?: TtlSeconds): Promise<{ payloadId: string, expiresAt: Date }>;
+
+    /** What this relay holds for the caller; handed over and forgotten. */
+    pull(): Promise<RelayEnvelope[]>;
+
+    /** A relay hands us a payload (for us). Idempotent by payload id. */
+    deliver(envelope: RelayEnvelope): Promise<void>;
+
+    /** A relay tells us (the original sender) that our stored payload was delivered. */
+    receipt(receipt: DeliveryReceipt): Promise<void>;
+}
+
+export const RelayApi = ControllerSymbol<RelayApi>('switchboard/relay', [RelayPayload, RelayEnvelope, DeliveryReceipt]);
+export const relayIdempotent = ['deliver', 'receipt', 'pull'] as const;

@@ -1,0 +1,138 @@
+import { mkdtempSync, rmSync } from 'fs';
+import { tmpdir } from 'os';
+import { join } from 'path';
+import { firstValueFrom } from 'rxjs';
+import { filter } from 'rxjs/operators';
+import { AccessDenied, ChatEntry, ChatMessage, NotRegistered } from '../../shared';
+import { Peer } from '../../peer';
+import { startSwitchboard } from '../../peer/testing';
+import { collect, eventually } from '../helpers';
+
+function statusOf(peer: Peer, id: string, status: string): Promise<ChatEntry> {
+    return firstValueFrom(peer.chat.updates$.pipe(filter(entry => entry.id === id && entry.status === status)));
+}
+
+/** Resolves when `peer` has seen `peerId` go offline on the broker's presence stream. */
+function offline(peer: Peer, peerId: string): Promise<unknown> {
+    return collect(peer.presence$, 1, e => e.peerId === peerId && e.kind === 'offline');
+}
+
+describe('chat', () => {
+    it('direct message: sending → delivered → read, with the verified sender on the other side', async () => {
+        await using kit = await startSwitchboard({ peers: ['alice', 'bob'] });
+        const alice = kit.peer('alice');
+        const bob = kit.peer('bob');
+        const received = firstValueFrom(bob.chat.updates$.pipe(filter(e => e.direction === 'in')));
+
+        const sent = await alice.chat.send('bob', 'hello bob');
+        expect(sent).toMatchObject({ peerId: 'bob', direction: 'out', text: 'hello bob', status: 'delivered' });
+        expect(await received).toMatchObject({ id: sent.id, peerId: 'alice', direction: 'in', text: 'hello bob' });
+
+        const read = statusOf(alice, sent.id, 'read');
+        await bob.chat.markRead('alice', [sent.id]);
+        await read;
+        expect((await alice.chat.history('bob')).map(e => [e.text, e.status])).toEqual([['hello bob', 'read']]);
+        expect((await bob.chat.history('alice')).map(e => [e.text, e.status])).toEqual([['hello bob', 'read']]);
+    });
+
+    it('the receiver deduplicates by message id (at-least-once delivery, exactly-once for the app)', async () => {
+        await using kit = await startSwitchboard({ peers: ['alice', 'bob'] });
+        const message = new ChatMessage('m-1', 'once', new Date);
+        await kit.peer('alice').to('bob').chat.receive(message);
+        await kit.peer('alice').to('bob').chat.receive(message);
+        expect((await kit.peer('bob').chat.history('alice')).map(e => e.text)).toEqual(['once']);
+    });
+
+    it('a remote caller reads only its own conversation; clearing history is local-only', async () => {
+        await using kit = await startSwitchboard({ peers: ['alice', 'bob', 'carol'] });
+        await kit.peer('alice').chat.send('bob', 'from alice');
+        await kit.peer('carol').chat.send('bob', 'from carol');
+
+        expect((await kit.peer('carol').to('bob').chat.history()).map(e => e.text)).toEqual(['from carol']);
+        expect((await kit.peer('alice').to('bob').chat.history()).map(e => e.text)).toEqual(['from alice']);
+        await expect(kit.peer('alice').to('bob').chat.clearHistory()).rejects.toBeInstanceOf(AccessDenied);
+        expect((await kit.peer('bob').chat.history('alice')).length).toBe(1);
+    });
+
+    it('an unregistered caller cannot post', async () => {
+        await using kit = await startSwitchboard({ peers: ['bob'] });
+        const { PeerClient } = await import('../../peer');
+        const { RpcWebSocketClientAdapter } = await import('@deepkit/rpc');
+        const WebSocket = (await import('ws')).default;
+        const anonymous = new PeerClient(new RpcWebSocketClientAdapter(kit.url, WebSocket as any));
+        try {
+            const { ChatApi } = await import('../../shared');
+            await expect(anonymous.peer('bob').controller<any>(ChatApi.path).receive(new ChatMessage('x', 'hi'))).rejects.toBeInstanceOf(NotRegistered);
+        } finally {
+            await anonymous.disconnect();
+        }
+    });
+
+    it('to an offline peer: queued, then delivered when the broker reports it back', async () => {
+        await using kit = await startSwitchboard({ peers: ['alice', 'bob'] });
+        const alice = kit.peer('alice');
+        const gone = offline(alice, 'bob');
+        await kit.peer('bob').close();
+        await gone;
+
+        const queued = await alice.chat.send('bob', 'while you were out');
+        expect(queued.status).toBe('queued');
+        expect((await alice.outbox.pending('bob')).length).toBe(1);
+
+        const delivered = statusOf(alice, queued.id, 'delivered');
+        const bob = await kit.addPeer('bob');
+        await delivered;
+        expect((await bob.chat.history('alice')).map(e => e.text)).toEqual(['while you were out']);
+        expect(await alice.outbox.pending('bob')).toEqual([]);
+    });
+
+    it('queued messages survive a restart of the sender', async () => {
+        const directory = mkdtempSync(join(tmpdir(), 'switchboard-chat-'));
+        try {
+            await using kit = await startSwitchboard({ peers: ['watcher'] });
+            const storage = join(directory, 'alice.sqlite');
+            const first = await kit.addPeer({ id: 'alice', storage });
+            expect((await first.chat.send('bob', 'sent before my restart')).status).toBe('queued');
+            await first.close();
+
+            const bob = await kit.addPeer('bob');
+            const arrived = firstValueFrom(bob.chat.updates$.pipe(filter(e => e.direction === 'in')));
+            const restarted = await kit.addPeer({ id: 'alice', storage });
+            expect(await arrived).toMatchObject({ peerId: 'alice', text: 'sent before my restart' });
+            // The status changes right after bob answers; wait for it on the restarted peer.
+            await eventually(async () => (await restarted.chat.history('bob'))[0]?.status === 'delivered');
+        } finally {
+            rmSync(directory, { recursive: true, force: true });
+        }
+    });
+
+    it('groups: members are notified, a send fans out and counts sent / queued / failed', async () => {
+        await using kit = await startSwitchboard({ peers: ['alice', 'bob', 'carol'] });
+        const alice = kit.peer('alice');
+        const gone = offline(alice, 'carol');
+        await kit.peer('carol').close();
+        await gone;
+
+        const bobJoined = firstValueFrom(kit.peer('bob').chat.groups$);
+        const group = await alice.chat.createGroup('team', ['bob', 'carol', 'nobody']);
+        expect(await bobJoined).toMatchObject({ id: group.id, name: 'team', owner: 'alice', members: ['alice', 'bob', 'carol', 'nobody'] });
+
+        const result = await alice.chat.sendToGroup(group.id, 'hi team');
+        expect({ sent: result.sent, queued: result.queued, failed: result.failed }).toEqual({ sent: 1, queued: 2, failed: 0 });
+        expect(result.recipients.map(r => [r.peerId, r.status])).toEqual([['bob', 'delivered'], ['carol', 'queued'], ['nobody', 'queued']]);
+        expect((await kit.peer('bob').chat.history('alice')).map(e => [e.text, e.groupId])).toEqual([['hi team', group.id]]);
+
+        // carol comes back: first the membership, then the message, in order.
+        const carol = await kit.addPeer('carol');
+        await firstValueFrom(carol.chat.updates$.pipe(filter(e => e.text === 'hi team')));
+        expect((await carol.chat.groups()).map(g => g.id)).toEqual([group.id]);
+    });
+
+    it('a group message from a non-member is refused', async () => {
+        await using kit = await startSwitchboard({ peers: ['alice', 'bob', 'mallory'] });
+        const group = await kit.peer('alice').chat.createGroup('team', ['bob']);
+        const error = await kit.peer('mallory').to('bob').chat.receive(new ChatMessage('m-x', 'let me in', new Date, group.id)).catch(e => e);
+        expect(error).toBeInstanceOf(AccessDenied);
+        expect(error.reason).toBe('not-a-member');
+    });
+});
