@@ -34,7 +34,7 @@ export class Outbox {
     }
 
     /** Writes the entry, then tries it at once (after anything already queued for the recipient). */
-    async send(recipient: string, kind: string, payload: object, id: string = randomUUID()): Promise<OutboxResult> {
+    async send(recipient: string, kind: string, payload: unknown, id: string = randomUUID()): Promise<OutboxResult> {
         const entry = new OutboxEntry(id + ':' + kind + ':' + recipient, recipient, kind, JSON.stringify(payload));
         await this.database.persist(entry);
         return this.inLane(recipient, async () => {
@@ -48,6 +48,16 @@ export class Outbox {
         const queued = await this.database.query(OutboxEntry).filter(recipient ? { state: 'queued', recipient } : { state: 'queued' }).find();
         const recipients = new Set(queued.map(entry => entry.recipient));
         await Promise.all([...recipients].map(r => this.inLane(r, () => this.flushLane(r))));
+    }
+
+    /** Drops a queued entry (e.g. the recipient pulled the payload itself). */
+    async cancel(id: string, kind: string, recipient: string): Promise<void> {
+        await this.database.query(OutboxEntry).filter({ id: id + ':' + kind + ':' + recipient }).deleteMany();
+    }
+
+    /** Resolves when no delivery is running (for a clean close). */
+    async idle(): Promise<void> {
+        await Promise.allSettled([...this.lanes.values()]);
     }
 
     async pending(recipient?: string): Promise<OutboxEntry[]> {

@@ -21,6 +21,9 @@ import { ChatPeerController } from './controllers/chat-controller';
 import { DiscoveryController } from './controllers/discovery-controller';
 import { ChatApi } from '../shared/chat-api';
 import { DiscoveryApi } from '../shared/discovery-api';
+import { RelayApi } from '../shared/relay-api';
+import { RelayOptions, RelayService, defaultRelayOptions } from './services/relay-service';
+import { RelayController } from './controllers/relay-controller';
 
 export type PeerState = 'disconnected' | 'connecting' | 'connected' | 'registered' | 'closed';
 
@@ -50,6 +53,8 @@ export interface PeerOptions {
     webSocket?: unknown;
     /** Reported by discovery's `info()`. */
     appVersion?: string;
+    /** Limits of this peer as a relay for others. */
+    relay?: Partial<RelayOptions>;
 }
 
 const RECLAIM_SECRET = 'reclaim-secret:';
@@ -85,6 +90,8 @@ export class Peer implements CallInvoker {
     readonly chat: ChatService;
     /** `peer.discovery.discover('bob')`: live peer → other peers → cache → broker. */
     readonly discovery: DiscoveryService;
+    /** Relay and store-and-forward: `peer.relay.received$`, `peer.relay.receipts$`; call a relay with `to(r).relay`. */
+    readonly relay: RelayService;
 
     protected readonly presenceSubject = new Subject<PresenceEvent>();
     protected presenceSubscription?: Subscription;
@@ -108,14 +115,17 @@ export class Peer implements CallInvoker {
         this.outbox = new Outbox(this.database);
         this.chat = new ChatService(this.database, this.outbox, this);
         this.discovery = new DiscoveryService(this.database, this);
+        this.relay = new RelayService(this.database, this.outbox, this, { ...defaultRelayOptions, ...options.relay });
         this.kernel = new PeerKernel([
             { provide: Peer, useValue: this },
             { provide: ChatService, useValue: this.chat },
             { provide: DiscoveryService, useValue: this.discovery },
+            { provide: RelayService, useValue: this.relay },
             ...(options.providers ?? []),
         ]);
         this.kernel.registerController(ChatPeerController, ChatApi);
         this.kernel.registerController(DiscoveryController, DiscoveryApi);
+        this.kernel.registerController(RelayController, RelayApi);
         const webSocket = (options.webSocket ?? WebSocket) as any;
         this.client = new PeerClient(new RpcWebSocketClientAdapter(options.url, webSocket), this.kernel);
         if (options.token) this.client.token.set(options.token);
@@ -124,12 +134,21 @@ export class Peer implements CallInvoker {
 
     /** Connects, registers and announces; rejects with the broker's typed error (PeerIdTaken, AccessDenied, …). */
     static async connect(options: PeerOptions): Promise<Peer> {
-        const peer = new Peer(options);
+        const peer = Peer.create(options);
         await peer.start();
         return peer;
     }
 
-    protected async start(): Promise<void> {
+    /**
+     * A peer that is not connected yet: subscribe to its streams (`chat.updates$`, `relay.received$`,
+     * `relay.receipts$`, …) first, so nothing that arrives while it connects goes unseen, then `await start()`.
+     */
+    static create(options: PeerOptions): Peer {
+        return new Peer(options);
+    }
+
+    /** Connects, registers and announces (see `connect`). */
+    async start(): Promise<void> {
         await this.database.migrate();
         try {
             await this.connectOnce();
@@ -299,7 +318,7 @@ export class Peer implements CallInvoker {
         this.state$.complete();
         this.presenceSubject.complete();
         await this.reconnecting;
-        await Promise.allSettled([...this.background, this.discovery.idle()]);
+        await Promise.allSettled([...this.background, this.discovery.idle(), this.outbox.idle()]);
         this.errors$.complete();
         this.database.disconnect();
     }

@@ -1,6 +1,7 @@
 import { ControllerDefinition, RemoteController, RpcControllerState } from '@deepkit/rpc';
 import { ChatApi, chatIdempotent } from '../shared/chat-api';
 import { DiscoveryApi, discoveryIdempotent } from '../shared/discovery-api';
+import { RelayApi, relayIdempotent } from '../shared/relay-api';
 
 export interface CallOptions {
     /** Milliseconds until the call fails with Timeout; default: the peer's `callTimeoutMs`. */
@@ -31,6 +32,10 @@ export class RemotePeer {
 
     get discovery(): RemoteController<DiscoveryApi> {
         return this.controller<DiscoveryApi>(DiscoveryApi, { idempotent: discoveryIdempotent });
+    }
+
+    get relay(): RemoteController<RelayApi> {
+        return this.controller<RelayApi>(RelayApi, { idempotent: relayIdempotent });
     }
 
     controller<T>(pathOrDefinition: string | ControllerDefinition<T>, options: CallOptions = {}): RemoteController<T> {

@@ -35,10 +35,15 @@ export class SwitchboardTestKit {
         return peer;
     }
 
-    async addPeer(options: string | Omit<PeerOptions, 'url'>): Promise<Peer> {
+    /**
+     * Starts another peer. `prepare` runs before it connects, to subscribe to streams that may fire while it does.
+     */
+    async addPeer(options: string | Omit<PeerOptions, 'url'>, prepare?: (peer: Peer) => void): Promise<Peer> {
         const resolved = typeof options === 'string' ? { id: options } : options;
-        const peer = await Peer.connect({ ...resolved, url: this.broker.url });
+        const peer = Peer.create({ ...resolved, url: this.broker.url });
+        prepare?.(peer);
         this.peers.set(peer.id, peer);
+        await peer.start();
         return peer;
     }
 

@@ -70,3 +70,44 @@ export class ChatGroupRecord {
     ) {
     }
 }
+
+/** A payload this peer holds as a relay for an offline recipient. */
+@(entity.name('relay_held').collection('relay_held'))
+export class HeldPayload {
+    state: 'held' | 'delivered' | 'expired' = 'held';
+    deliveredAt?: Date;
+
+    constructor(
+        /** original sender + payload id: payload ids are chosen by senders. */
+        public key: string & PrimaryKey,
+        public payloadId: string,
+        public originalSender: string & Index,
+        public recipient: string & Index,
+        public kind: string,
+        public body: string,
+        public storedAt: Date,
+        public expiresAt: Date,
+    ) {
+    }
+}
+
+/**
+ * Payloads this peer received through a relay (or directly): its inbox, kept so the app can read what arrived
+ * before it subscribed, and so each payload reaches the app once.
+ */
+@(entity.name('relay_received').collection('relay_received'))
+export class ReceivedPayload {
+    receivedAt: Date & Index = new Date;
+
+    constructor(
+        /** original sender + payload id */
+        public key: string & PrimaryKey,
+        public payloadId: string,
+        public originalSender: string,
+        public via: string,
+        public kind: string,
+        public body: string,
+        public storedAt: Date,
+    ) {
+    }
+}

@@ -82,6 +82,7 @@ describe('chat', () => {
         const delivered = statusOf(alice, queued.id, 'delivered');
         const bob = await kit.addPeer('bob');
         await delivered;
+        // (bob's copy is in its history, whether it arrived before or after bob's connect resolved)
         expect((await bob.chat.history('alice')).map(e => e.text)).toEqual(['while you were out']);
         expect(await alice.outbox.pending('bob')).toEqual([]);
     });
@@ -123,8 +124,9 @@ describe('chat', () => {
         expect((await kit.peer('bob').chat.history('alice')).map(e => [e.text, e.groupId])).toEqual([['hi team', group.id]]);
 
         // carol comes back: first the membership, then the message, in order.
-        const carol = await kit.addPeer('carol');
-        await firstValueFrom(carol.chat.updates$.pipe(filter(e => e.text === 'hi team')));
+        let arrived!: Promise<unknown>;
+        const carol = await kit.addPeer('carol', peer => arrived = firstValueFrom(peer.chat.updates$.pipe(filter(e => e.text === 'hi team'))));
+        await arrived;
         expect((await carol.chat.groups()).map(g => g.id)).toEqual([group.id]);
     });
 

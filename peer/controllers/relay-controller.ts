@@ -1,0 +1,44 @@
+import { rpc } from '@deepkit/rpc';
+import { MaxLength } from '@deepkit/type';
+import { DeliveryReceipt, RelayApi, RelayEnvelope, RelayPayload, TtlSeconds } from '../../shared/relay-api';
+import { NotRegistered } from '../../shared/errors';
+import { CallerContext } from '../caller-context';
+import { RelayService } from '../services/relay-service';
+
+/** Serves relay and store-and-forward. Senders and recipients are the verified caller, never an argument. */
+@rpc.controller(RelayApi)
+export class RelayController implements RelayApi {
+    constructor(protected relay: RelayService, protected caller: CallerContext) {
+    }
+
+    protected callerId(): string {
+        if (!this.caller.peerId) throw new NotRegistered('The relay needs a registered caller.');
+        return this.caller.peerId;
+    }
+
+    @rpc.action()
+    async forward(recipient: string & MaxLength<64>, payload: RelayPayload): Promise<DeliveryReceipt> {
+        return this.relay.forward(this.callerId(), recipient, payload);
+    }
+
+    @rpc.action()
+    async store(recipient: string & MaxLength<64>, payload: RelayPayload, ttlSeconds?: TtlSeconds): Promise<{ payloadId: string, expiresAt: Date }> {
+        return this.relay.store(this.callerId(), recipient, payload, ttlSeconds);
+    }
+
+    @rpc.action()
+    async pull(): Promise<RelayEnvelope[]> {
+        return this.relay.pull(this.callerId());
+    }
+
+    @rpc.action()
+    async deliver(envelope: RelayEnvelope): Promise<void> {
+        await this.relay.accept(this.callerId(), envelope);
+    }
+
+    @rpc.action()
+    async receipt(receipt: DeliveryReceipt): Promise<void> {
+        this.callerId();
+        this.relay.acceptReceipt(receipt);
+    }
+}

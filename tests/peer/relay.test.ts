@@ -1,0 +1,100 @@
+import { firstValueFrom } from 'rxjs';
+import { filter, take, toArray } from 'rxjs/operators';
+import { QuotaExceeded, RelayEnvelope, RelayPayload } from '../../shared';
+import { Peer } from '../../peer';
+import { startSwitchboard } from '../../peer/testing';
+import { collect, eventually } from '../helpers';
+
+function offline(watcher: Peer, peerId: string): Promise<unknown> {
+    return collect(watcher.presence$, 1, e => e.peerId === peerId && e.kind === 'offline');
+}
+
+describe('relay and store-and-forward', () => {
+    it('forward: the recipient sees the verified original sender and the relay that carried it', async () => {
+        await using kit = await startSwitchboard({ peers: ['alice', 'relay', 'bob'] });
+        const received = firstValueFrom(kit.peer('bob').relay.received$);
+        const receipt = await kit.peer('alice').to('relay').relay.forward('bob', new RelayPayload('p-1', 'note', 'hello via relay'));
+        expect(receipt).toMatchObject({ payloadId: 'p-1', recipient: 'bob', via: 'relay' });
+        expect(await received).toMatchObject({ originalSender: 'alice', via: 'relay', recipient: 'bob', payload: { id: 'p-1', body: 'hello via relay' } });
+    });
+
+    it('a relay cannot claim to be the original sender’s carrier for someone else: the carrier is the verified caller', async () => {
+        await using kit = await startSwitchboard({ peers: ['mallory', 'bob'] });
+        const received = firstValueFrom(kit.peer('bob').relay.received$);
+        await kit.peer('mallory').to('bob').relay.deliver(new RelayEnvelope(new RelayPayload('p-2', 'note', 'trust me'), 'alice', 'bob', 'some-relay'));
+        expect(await received).toMatchObject({ via: 'mallory' });
+    });
+
+    it('store-and-forward while the original sender is gone; the receipt reaches the sender when it is back', async () => {
+        await using kit = await startSwitchboard({ peers: ['relay', 'alice', 'bob'] });
+        const relay = kit.peer('relay');
+        const bobGone = offline(relay, 'bob');
+        await kit.peer('bob').close();
+        await bobGone;
+
+        const stored = await kit.peer('alice').to('relay').relay.store('bob', new RelayPayload('p-3', 'note', 'kept for you'), 3600);
+        expect(stored.payloadId).toBe('p-3');
+        const aliceGone = offline(relay, 'alice');
+        await kit.peer('alice').close();
+        await aliceGone;
+        expect(await relay.relay.heldFor('bob')).toBe(1);
+
+        const bob = await kit.addPeer('bob');
+        // It may arrive while bob is still connecting: the inbox keeps it for the app either way.
+        await eventually(async () => (await bob.relay.inbox()).length === 1);
+        expect((await bob.relay.inbox())[0]).toMatchObject({ originalSender: 'alice', via: 'relay', payload: { body: 'kept for you' } });
+
+        // The receipt waits at the relay until alice is back.
+        await eventually(async () => (await relay.outbox.pending('alice')).length === 1);
+        let receipt!: Promise<unknown>;
+        await kit.addPeer('alice', peer => receipt = firstValueFrom(peer.relay.receipts$));
+        expect(await receipt).toMatchObject({ payloadId: 'p-3', recipient: 'bob', via: 'relay' });
+    });
+
+    it('pull: the recipient takes what is held for it, exactly once however it arrives', async () => {
+        await using kit = await startSwitchboard({ peers: ['relay', 'alice', 'bob'] });
+        const bobGone = offline(kit.peer('relay'), 'bob');
+        await kit.peer('bob').close();
+        await bobGone;
+        for (const id of ['a', 'b']) await kit.peer('alice').to('relay').relay.store('bob', new RelayPayload(id, 'note', `payload ${id}`));
+
+        const bob = await kit.addPeer('bob');
+        const pushed: RelayEnvelope[] = [];
+        bob.relay.received$.subscribe(envelope => pushed.push(envelope));
+        const pulled = await bob.to('relay').relay.pull();
+        await eventually(async () => await kit.peer('relay').relay.heldFor('bob') === 0);
+        const ids = [...pulled, ...pushed].map(e => e.payload.id).sort();
+        expect(ids).toEqual(['a', 'b']);
+    });
+
+    it('the per-sender quota is enforced with QuotaExceeded', async () => {
+        await using kit = await startSwitchboard({ peers: [{ id: 'relay', relay: { quotaPerSender: 2 } }, 'alice'] });
+        const relay = kit.peer('alice').to('relay').relay;
+        await relay.store('ghost', new RelayPayload('q1', 'note', '1'));
+        await relay.store('ghost', new RelayPayload('q2', 'note', '2'));
+        await relay.store('ghost', new RelayPayload('q2', 'note', '2 again'));
+        const error = await relay.store('ghost', new RelayPayload('q3', 'note', '3')).catch(e => e);
+        expect(error).toBeInstanceOf(QuotaExceeded);
+        expect(error.limit).toBe(2);
+    });
+
+    it('an expired payload is dropped, not delivered', async () => {
+        await using kit = await startSwitchboard({ peers: ['relay', 'alice'] });
+        const { expiresAt } = await kit.peer('alice').to('relay').relay.store('late-bob', new RelayPayload('old', 'note', 'stale'), 1);
+        // The TTL is a span of time by design: wait until the relay's own expiry has passed.
+        await eventually(() => Date.now() > expiresAt.getTime(), 5000);
+        const bob = await kit.addPeer('late-bob');
+        expect(await bob.to('relay').relay.pull()).toEqual([]);
+    });
+
+    it('the recipient takes a payload delivered twice only once', async () => {
+        await using kit = await startSwitchboard({ peers: ['relay', 'bob'] });
+        const envelope = new RelayEnvelope(new RelayPayload('dup', 'note', 'once'), 'alice', 'bob', 'relay');
+        const seen = firstValueFrom(kit.peer('bob').relay.received$.pipe(take(1), toArray()));
+        await kit.peer('relay').to('bob').relay.deliver(envelope);
+        await kit.peer('relay').to('bob').relay.deliver(envelope);
+        expect((await seen).length).toBe(1);
+        const second = await Promise.race([firstValueFrom(kit.peer('bob').relay.received$.pipe(filter(e => e.payload.id === 'dup'))), kit.peer('relay').to('bob').relay.deliver(envelope).then(() => 'no second delivery')]);
+        expect(second).toBe('no second delivery');
+    });
+});
