@@ -24,6 +24,9 @@ import { DiscoveryApi } from '../shared/discovery-api';
 import { RelayApi } from '../shared/relay-api';
 import { RelayOptions, RelayService, defaultRelayOptions } from './services/relay-service';
 import { RelayController } from './controllers/relay-controller';
+import { FilesApi } from '../shared/files-api';
+import { FileService } from './services/file-service';
+import { FileSharingController } from './controllers/files-controller';
 
 export type PeerState = 'disconnected' | 'connecting' | 'connected' | 'registered' | 'closed';
 
@@ -92,6 +95,8 @@ export class Peer implements CallInvoker {
     readonly discovery: DiscoveryService;
     /** Relay and store-and-forward: `peer.relay.received$`, `peer.relay.receipts$`; call a relay with `to(r).relay`. */
     readonly relay: RelayService;
+    /** `peer.files.share(path)`, `peer.files.download(peerId, fileId, destination)`. */
+    readonly files: FileService;
 
     protected readonly presenceSubject = new Subject<PresenceEvent>();
     protected presenceSubscription?: Subscription;
@@ -115,17 +120,20 @@ export class Peer implements CallInvoker {
         this.outbox = new Outbox(this.database);
         this.chat = new ChatService(this.database, this.outbox, this);
         this.discovery = new DiscoveryService(this.database, this);
+        this.files = new FileService(this.database, this);
         this.relay = new RelayService(this.database, this.outbox, this, { ...defaultRelayOptions, ...options.relay });
         this.kernel = new PeerKernel([
             { provide: Peer, useValue: this },
             { provide: ChatService, useValue: this.chat },
             { provide: DiscoveryService, useValue: this.discovery },
             { provide: RelayService, useValue: this.relay },
+            { provide: FileService, useValue: this.files },
             ...(options.providers ?? []),
         ]);
         this.kernel.registerController(ChatPeerController, ChatApi);
         this.kernel.registerController(DiscoveryController, DiscoveryApi);
         this.kernel.registerController(RelayController, RelayApi);
+        this.kernel.registerController(FileSharingController, FilesApi);
         const webSocket = (options.webSocket ?? WebSocket) as any;
         this.client = new PeerClient(new RpcWebSocketClientAdapter(options.url, webSocket), this.kernel);
         if (options.token) this.client.token.set(options.token);

@@ -2,6 +2,7 @@ import { ControllerDefinition, RemoteController, RpcControllerState } from '@dee
 import { ChatApi, chatIdempotent } from '../shared/chat-api';
 import { DiscoveryApi, discoveryIdempotent } from '../shared/discovery-api';
 import { RelayApi, relayIdempotent } from '../shared/relay-api';
+import { FilesApi, filesIdempotent } from '../shared/files-api';
 
 export interface CallOptions {
     /** Milliseconds until the call fails with Timeout; default: the peer's `callTimeoutMs`. */
@@ -36,6 +37,10 @@ export class RemotePeer {
 
     get relay(): RemoteController<RelayApi> {
         return this.controller<RelayApi>(RelayApi, { idempotent: relayIdempotent });
+    }
+
+    get files(): RemoteController<FilesApi> {
+        return this.controller<FilesApi>(FilesApi, { idempotent: filesIdempotent });
     }
 
     controller<T>(pathOrDefinition: string | ControllerDefinition<T>, options: CallOptions = {}): RemoteController<T> {

@@ -111,3 +111,39 @@ export class ReceivedPayload {
     ) {
     }
 }
+
+/** A file this peer shares (its app chose to; sharing is local-only). The id is derived from the content. */
+@(entity.name('shared_file').collection('shared_files'))
+export class SharedFile {
+    sharedAt: Date = new Date;
+
+    constructor(
+        public id: string & PrimaryKey,
+        public path: string,
+        public name: string,
+        public size: number,
+        public sha256: string,
+        public chunkSize: number,
+    ) {
+    }
+}
+
+/** A download in progress or done: how far it is verified, so an interrupted one resumes. */
+@(entity.name('download').collection('downloads'))
+export class DownloadRecord {
+    verifiedChunks: number = 0;
+    completed: boolean = false;
+    updatedAt: Date = new Date;
+
+    constructor(
+        /** The destination path: one download per destination. */
+        public destination: string & PrimaryKey,
+        public peerId: string,
+        public fileId: string,
+        public sha256: string & Index,
+        public size: number,
+        public chunkSize: number,
+        public chunkCount: number,
+    ) {
+    }
+}

@@ -1,0 +1,33 @@
+import { rpc } from '@deepkit/rpc';
+import { integer, Maximum, MaxLength, Minimum, Positive } from '@deepkit/type';
+import { Observable } from 'rxjs';
+import { localOnly } from '../../shared/action-groups';
+import { FileChunk, FileInfo, FilesApi } from '../../shared/files-api';
+import { FileService } from '../services/file-service';
+
+/** Serves the files this peer shares. Sharing itself is local-only. */
+@rpc.controller(FilesApi)
+export class FileSharingController implements FilesApi {
+    constructor(protected files: FileService) {
+    }
+
+    @rpc.action()
+    async list(): Promise<FileInfo[]> {
+        return this.files.list();
+    }
+
+    @rpc.action()
+    async info(fileId: string & MaxLength<64>): Promise<FileInfo> {
+        return this.files.info(fileId);
+    }
+
+    @rpc.action()
+    chunks(fileId: string & MaxLength<64>, from: integer & Minimum<0>, count: integer & Positive & Maximum<16>): Observable<FileChunk> {
+        return this.files.chunks(fileId, from, count);
+    }
+
+    @localOnly()
+    async share(path: string): Promise<FileInfo> {
+        return this.files.share(path);
+    }
+}
