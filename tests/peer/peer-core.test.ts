@@ -3,7 +3,7 @@ import { MinLength } from '@deepkit/type';
 import { Observable } from 'rxjs';
 import { take, toArray } from 'rxjs/operators';
 import { firstValueFrom } from 'rxjs';
-import { AccessDenied, CircuitOpen, Disconnected, localOnly, PeerOffline, PeerNotFound, Timeout, ValidationError } from '../../shared';
+import { AccessDenied, CircuitOpen, Disconnected, localOnly, NotFound, PeerOffline, PeerNotFound, Timeout, ValidationError } from '../../shared';
 import { CallerContext, Peer } from '../../peer';
 import { startSwitchboard } from '../../peer/testing';
 import { collect, eventually } from '../helpers';
@@ -95,7 +95,13 @@ describe('Peer: typed calls between peers', () => {
     it('unknown target and unknown controller end with typed errors', async () => {
         await using kit = await startSwitchboard({ peers: ['alice', 'bob'] });
         await expect(kit.peer('alice').to('nobody').controller<ClockApi>('app/clock').greet('Hi')).rejects.toBeInstanceOf(PeerNotFound);
-        await expect(kit.peer('alice').to('bob').controller<ClockApi>('app/missing').greet('Hi')).rejects.toThrow(/No controller registered for id app\/missing/);
+        const noController = await kit.peer('alice').to('bob').controller<ClockApi>('app/missing').greet('Hi').catch(e => e);
+        expect(noController).toBeInstanceOf(NotFound);
+        expect(noController.what).toBe('controller');
+        kit.peer('bob').expose(ClockController, 'app/clock');
+        const noAction = await kit.peer('alice').to('bob').controller<any>('app/clock').fly().catch((e: any) => e);
+        expect(noAction).toBeInstanceOf(NotFound);
+        expect(noAction.what).toBe('action');
     });
 });
 
