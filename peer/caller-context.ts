@@ -1,3 +1,5 @@
+import { NotRegistered } from '../shared/errors';
+
 /**
  * Who is calling, as the broker vouched for it (CallerIdentity frame). Inject it into a peer controller:
  *
@@ -16,9 +18,9 @@ export class CallerContext {
     ) {
     }
 
-    /** The caller's peer ID, or an error for anonymous callers, for actions that need to know who asks. */
+    /** The caller's peer ID; NotRegistered for anonymous callers, for actions that need to know who asks. */
     requirePeerId(): string {
-        if (!this.peerId) throw new Error('This action needs a registered caller.');
+        if (!this.peerId) throw new NotRegistered('This action needs a registered caller: register a peer ID first.');
         return this.peerId;
     }
 }

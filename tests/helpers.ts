@@ -5,7 +5,7 @@ import { firstValueFrom, Observable } from 'rxjs';
 import { filter, take, toArray } from 'rxjs/operators';
 import WebSocket from 'ws';
 import { BrokerConfig, RunningBroker, startBroker } from '../server';
-import { BrokerApi, Registration } from '../shared';
+import { BrokerApi, PresenceEvent, Registration } from '../shared';
 import { CallerContext, PeerClient } from '../peer';
 
 /** Everything a test started, closed in reverse order after it. */
@@ -56,6 +56,11 @@ export function api(client: RpcClient): RemoteController<BrokerApi> {
 
 export function echoOf(client: RpcClient, peerId: string, timeout?: number): RemoteController<EchoController> {
     return client.peer(peerId).controller<EchoController>(EchoController.path, { timeout });
+}
+
+/** Resolves when `watcher` has seen `peerId` go offline on the broker's presence stream. */
+export function wentOffline(watcher: { presence$: Observable<PresenceEvent> }, peerId: string): Promise<unknown> {
+    return collect(watcher.presence$, 1, event => event.peerId === peerId && event.kind === 'offline');
 }
 
 /** Resolves with the first `count` values that match. */

@@ -1,7 +1,6 @@
 import { rpc } from '@deepkit/rpc';
 import { ChatApi, ChatEntry, ChatGroupInfo, ChatMessage, DeliveryStatus, MessageId } from '../../shared/chat-api';
 import { localOnly } from '../../shared/action-groups';
-import { NotRegistered } from '../../shared/errors';
 import { CallerContext } from '../caller-context';
 import { ChatService } from '../services/chat-service';
 
@@ -11,29 +10,25 @@ export class ChatPeerController implements ChatApi {
     constructor(protected chat: ChatService, protected caller: CallerContext) {
     }
 
-    protected callerId(): string {
-        if (!this.caller.peerId) throw new NotRegistered('Chat needs a registered caller: register a peer ID first.');
-        return this.caller.peerId;
-    }
 
     @rpc.action()
     async receive(message: ChatMessage): Promise<{ id: string, status: DeliveryStatus }> {
-        return { id: message.id, status: await this.chat.receive(this.callerId(), message) };
+        return { id: message.id, status: await this.chat.receive(this.caller.requirePeerId(), message) };
     }
 
     @rpc.action()
     async markRead(ids: MessageId[]): Promise<number> {
-        return this.chat.receiptRead(this.callerId(), ids);
+        return this.chat.receiptRead(this.caller.requirePeerId(), ids);
     }
 
     @rpc.action()
     async history(limit: number = 100): Promise<ChatEntry[]> {
-        return this.chat.history(this.callerId(), Math.min(limit, 1000));
+        return this.chat.history(this.caller.requirePeerId(), Math.min(limit, 1000));
     }
 
     @rpc.action()
     async joinGroup(group: ChatGroupInfo): Promise<void> {
-        await this.chat.joinGroup(this.callerId(), group);
+        await this.chat.joinGroup(this.caller.requirePeerId(), group);
     }
 
     @localOnly()

@@ -1,7 +1,6 @@
 import { rpc } from '@deepkit/rpc';
 import { MaxLength } from '@deepkit/type';
 import { DeliveryReceipt, RelayApi, RelayEnvelope, RelayPayload, TtlSeconds } from '../../shared/relay-api';
-import { NotRegistered } from '../../shared/errors';
 import { CallerContext } from '../caller-context';
 import { RelayService } from '../services/relay-service';
 
@@ -11,34 +10,30 @@ export class RelayController implements RelayApi {
     constructor(protected relay: RelayService, protected caller: CallerContext) {
     }
 
-    protected callerId(): string {
-        if (!this.caller.peerId) throw new NotRegistered('The relay needs a registered caller.');
-        return this.caller.peerId;
-    }
 
     @rpc.action()
     async forward(recipient: string & MaxLength<64>, payload: RelayPayload): Promise<DeliveryReceipt> {
-        return this.relay.forward(this.callerId(), recipient, payload);
+        return this.relay.forward(this.caller.requirePeerId(), recipient, payload);
     }
 
     @rpc.action()
     async store(recipient: string & MaxLength<64>, payload: RelayPayload, ttlSeconds?: TtlSeconds): Promise<{ payloadId: string, expiresAt: Date }> {
-        return this.relay.store(this.callerId(), recipient, payload, ttlSeconds);
+        return this.relay.store(this.caller.requirePeerId(), recipient, payload, ttlSeconds);
     }
 
     @rpc.action()
     async pull(): Promise<RelayEnvelope[]> {
-        return this.relay.pull(this.callerId());
+        return this.relay.pull(this.caller.requirePeerId());
     }
 
     @rpc.action()
     async deliver(envelope: RelayEnvelope): Promise<void> {
-        await this.relay.accept(this.callerId(), envelope);
+        await this.relay.accept(this.caller.requirePeerId(), envelope);
     }
 
     @rpc.action()
     async receipt(receipt: DeliveryReceipt): Promise<void> {
-        this.callerId();
+        this.caller.requirePeerId();
         this.relay.acceptReceipt(receipt);
     }
 }

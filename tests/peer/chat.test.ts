@@ -6,16 +6,12 @@ import { filter } from 'rxjs/operators';
 import { AccessDenied, ChatEntry, ChatMessage, NotRegistered } from '../../shared';
 import { Peer } from '../../peer';
 import { startSwitchboard } from '../../peer/testing';
-import { collect, eventually } from '../helpers';
+import { collect, eventually, wentOffline } from '../helpers';
 
 function statusOf(peer: Peer, id: string, status: string): Promise<ChatEntry> {
     return firstValueFrom(peer.chat.updates$.pipe(filter(entry => entry.id === id && entry.status === status)));
 }
 
-/** Resolves when `peer` has seen `peerId` go offline on the broker's presence stream. */
-function offline(peer: Peer, peerId: string): Promise<unknown> {
-    return collect(peer.presence$, 1, e => e.peerId === peerId && e.kind === 'offline');
-}
 
 describe('chat', () => {
     it('direct message: sending → delivered → read, with the verified sender on the other side', async () => {
@@ -71,7 +67,7 @@ describe('chat', () => {
     it('to an offline peer: queued, then delivered when the broker reports it back', async () => {
         await using kit = await startSwitchboard({ peers: ['alice', 'bob'] });
         const alice = kit.peer('alice');
-        const gone = offline(alice, 'bob');
+        const gone = wentOffline(alice, 'bob');
         await kit.peer('bob').close();
         await gone;
 
@@ -110,7 +106,7 @@ describe('chat', () => {
     it('groups: members are notified, a send fans out and counts sent / queued / failed', async () => {
         await using kit = await startSwitchboard({ peers: ['alice', 'bob', 'carol'] });
         const alice = kit.peer('alice');
-        const gone = offline(alice, 'carol');
+        const gone = wentOffline(alice, 'carol');
         await kit.peer('carol').close();
         await gone;
 

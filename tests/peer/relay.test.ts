@@ -1,13 +1,9 @@
 import { firstValueFrom } from 'rxjs';
 import { filter, take, toArray } from 'rxjs/operators';
 import { QuotaExceeded, RelayEnvelope, RelayPayload } from '../../shared';
-import { Peer } from '../../peer';
 import { startSwitchboard } from '../../peer/testing';
-import { collect, eventually } from '../helpers';
+import { collect, eventually, wentOffline } from '../helpers';
 
-function offline(watcher: Peer, peerId: string): Promise<unknown> {
-    return collect(watcher.presence$, 1, e => e.peerId === peerId && e.kind === 'offline');
-}
 
 describe('relay and store-and-forward', () => {
     it('forward: the recipient sees the verified original sender and the relay that carried it', async () => {
@@ -28,13 +24,13 @@ describe('relay and store-and-forward', () => {
     it('store-and-forward while the original sender is gone; the receipt reaches the sender when it is back', async () => {
         await using kit = await startSwitchboard({ peers: ['relay', 'alice', 'bob'] });
         const relay = kit.peer('relay');
-        const bobGone = offline(relay, 'bob');
+        const bobGone = wentOffline(relay, 'bob');
         await kit.peer('bob').close();
         await bobGone;
 
         const stored = await kit.peer('alice').to('relay').relay.store('bob', new RelayPayload('p-3', 'note', 'kept for you'), 3600);
         expect(stored.payloadId).toBe('p-3');
-        const aliceGone = offline(relay, 'alice');
+        const aliceGone = wentOffline(relay, 'alice');
         await kit.peer('alice').close();
         await aliceGone;
         expect(await relay.relay.heldFor('bob')).toBe(1);
@@ -53,7 +49,7 @@ describe('relay and store-and-forward', () => {
 
     it('pull: the recipient takes what is held for it, exactly once however it arrives', async () => {
         await using kit = await startSwitchboard({ peers: ['relay', 'alice', 'bob'] });
-        const bobGone = offline(kit.peer('relay'), 'bob');
+        const bobGone = wentOffline(kit.peer('relay'), 'bob');
         await kit.peer('bob').close();
         await bobGone;
         for (const id of ['a', 'b']) await kit.peer('alice').to('relay').relay.store('bob', new RelayPayload(id, 'note', `payload ${id}`));
