@@ -27,6 +27,9 @@ import { RelayController } from './controllers/relay-controller';
 import { FilesApi } from '../shared/files-api';
 import { FileService } from './services/file-service';
 import { FileSharingController } from './controllers/files-controller';
+import { CollabApi } from '../shared/collab-api';
+import { CollabService } from './services/collab-service';
+import { CollabController } from './controllers/collab-controller';
 
 export type PeerState = 'disconnected' | 'connecting' | 'connected' | 'registered' | 'closed';
 
@@ -97,6 +100,8 @@ export class Peer implements CallInvoker {
     readonly relay: RelayService;
     /** `peer.files.share(path)`, `peer.files.download(peerId, fileId, destination)`. */
     readonly files: FileService;
+    /** `await peer.collab.open('notes', { collaborators: ['bob'] })`: a live Yjs document. */
+    readonly collab: CollabService;
 
     protected readonly presenceSubject = new Subject<PresenceEvent>();
     protected presenceSubscription?: Subscription;
@@ -104,6 +109,7 @@ export class Peer implements CallInvoker {
     protected breakers = new Map<string, CircuitBreaker>();
     protected closing = new AbortController();
     protected reconnecting?: Promise<void>;
+    protected paused = false;
     protected capabilities: string[];
     /** Work started in the background (outbox flushes …) that close() must wait for before closing SQLite. */
     protected background = new Set<Promise<unknown>>();
@@ -121,6 +127,7 @@ export class Peer implements CallInvoker {
         this.chat = new ChatService(this.database, this.outbox, this);
         this.discovery = new DiscoveryService(this.database, this);
         this.files = new FileService(this.database, this);
+        this.collab = new CollabService(this.database, this);
         this.relay = new RelayService(this.database, this.outbox, this, { ...defaultRelayOptions, ...options.relay });
         this.kernel = new PeerKernel([
             { provide: Peer, useValue: this },
@@ -128,12 +135,14 @@ export class Peer implements CallInvoker {
             { provide: DiscoveryService, useValue: this.discovery },
             { provide: RelayService, useValue: this.relay },
             { provide: FileService, useValue: this.files },
+            { provide: CollabService, useValue: this.collab },
             ...(options.providers ?? []),
         ]);
         this.kernel.registerController(ChatPeerController, ChatApi);
         this.kernel.registerController(DiscoveryController, DiscoveryApi);
         this.kernel.registerController(RelayController, RelayApi);
         this.kernel.registerController(FileSharingController, FilesApi);
+        this.kernel.registerController(CollabController, CollabApi);
         const webSocket = (options.webSocket ?? WebSocket) as any;
         this.client = new PeerClient(new RpcWebSocketClientAdapter(options.url, webSocket), this.kernel);
         if (options.token) this.client.token.set(options.token);
@@ -259,6 +268,7 @@ export class Peer implements CallInvoker {
         this.state$.next('registered');
         // Whatever is queued from before (a reconnect, or a restart of this process) goes out now where it can.
         this.inBackground(this.outbox.flush());
+        this.inBackground(this.collab.resyncAll());
     }
 
     protected inBackground(work: Promise<unknown>): void {
@@ -292,18 +302,35 @@ export class Peer implements CallInvoker {
         })]).finally(() => clearTimeout(timer));
     }
 
+    /**
+     * Goes offline on purpose (airplane mode): disconnects and stays away until `resume()`. Local work goes on:
+     * documents can be edited, chat messages queue up.
+     */
+    async pause(): Promise<void> {
+        this.paused = true;
+        await this.client.disconnect();
+        await this.reconnecting;
+    }
+
+    /** Comes back after `pause()`: reconnects, re-registers, and resolves once registered. */
+    async resume(timeoutMs: number = this.callTimeoutMs): Promise<void> {
+        this.paused = false;
+        if (this.state !== 'registered' && !this.reconnecting) this.reconnecting = this.reconnectLoop().finally(() => this.reconnecting = undefined);
+        await this.whenRegistered(timeoutMs);
+    }
+
     protected onDisconnected(): void {
         if (this.closing.signal.aborted) return;
         this.state$.next('disconnected');
-        if (this.options.reconnect === false || this.reconnecting) return;
+        if (this.options.reconnect === false || this.reconnecting || this.paused) return;
         this.reconnecting = this.reconnectLoop().finally(() => this.reconnecting = undefined);
     }
 
     protected async reconnectLoop(): Promise<void> {
         const backoff = { ...defaultBackoff, ...(this.options.reconnect || {}) };
-        for (let attempt = 0; !this.closing.signal.aborted; attempt++) {
+        for (let attempt = 0; !this.closing.signal.aborted && !this.paused; attempt++) {
             await sleep(backoffDelay(attempt, backoff), this.closing.signal);
-            if (this.closing.signal.aborted) return;
+            if (this.closing.signal.aborted || this.paused) return;
             try {
                 await this.connectOnce();
                 return;
@@ -327,6 +354,7 @@ export class Peer implements CallInvoker {
         this.presenceSubject.complete();
         await this.reconnecting;
         await Promise.allSettled([...this.background, this.discovery.idle(), this.outbox.idle()]);
+        await this.collab.idle();
         this.errors$.complete();
         this.database.disconnect();
     }

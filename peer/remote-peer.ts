@@ -3,6 +3,7 @@ import { ChatApi, chatIdempotent } from '../shared/chat-api';
 import { DiscoveryApi, discoveryIdempotent } from '../shared/discovery-api';
 import { RelayApi, relayIdempotent } from '../shared/relay-api';
 import { FilesApi, filesIdempotent } from '../shared/files-api';
+import { CollabApi, collabIdempotent } from '../shared/collab-api';
 
 export interface CallOptions {
     /** Milliseconds until the call fails with Timeout; default: the peer's `callTimeoutMs`. */
@@ -41,6 +42,10 @@ export class RemotePeer {
 
     get files(): RemoteController<FilesApi> {
         return this.controller<FilesApi>(FilesApi, { idempotent: filesIdempotent });
+    }
+
+    get collab(): RemoteController<CollabApi> {
+        return this.controller<CollabApi>(CollabApi, { idempotent: collabIdempotent });
     }
 
     controller<T>(pathOrDefinition: string | ControllerDefinition<T>, options: CallOptions = {}): RemoteController<T> {

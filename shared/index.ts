@@ -8,3 +8,4 @@ export * from './chat-api';
 export * from './discovery-api';
 export * from './relay-api';
 export * from './files-api';
+export * from './collab-api';

@@ -1,4 +1,4 @@
-import { entity, Index, PrimaryKey } from '@deepkit/type';
+import { AutoIncrement, entity, Index, PrimaryKey } from '@deepkit/type';
 
 /** Small things a peer must remember across restarts, such as its reclaim secret. */
 @(entity.name('setting').collection('settings'))
@@ -145,5 +145,22 @@ export class DownloadRecord {
         public chunkSize: number,
         public chunkCount: number,
     ) {
+    }
+}
+
+/** One Yjs update of a collaborative document; loading applies them in order (compacted now and then). */
+@(entity.name('collab_update').collection('collab_updates'))
+export class CollabUpdate {
+    id: number & PrimaryKey & AutoIncrement = 0;
+    at: Date = new Date;
+
+    constructor(public docId: string & Index, public data: Uint8Array) {
+    }
+}
+
+/** The collaborators of a document, so a restarted peer knows whom to sync with. */
+@(entity.name('collab_doc').collection('collab_docs'))
+export class CollabDocRecord {
+    constructor(public docId: string & PrimaryKey, public collaborators: string[]) {
     }
 }

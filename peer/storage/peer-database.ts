@@ -3,9 +3,9 @@ import { Database } from '@deepkit/orm';
 import { SQLiteDatabaseAdapter } from '@deepkit/sqlite';
 import { mkdirSync } from 'fs';
 import { dirname } from 'path';
-import { ChatGroupRecord, ChatRecord, DownloadRecord, HeldPayload, KnownPeer, OutboxEntry, PeerSetting, ReceivedPayload, SharedFile } from './entities';
+import { ChatGroupRecord, ChatRecord, CollabDocRecord, CollabUpdate, DownloadRecord, HeldPayload, KnownPeer, OutboxEntry, PeerSetting, ReceivedPayload, SharedFile } from './entities';
 
-const coreEntities: ClassType[] = [PeerSetting, KnownPeer, OutboxEntry, ChatRecord, ChatGroupRecord, HeldPayload, ReceivedPayload, SharedFile, DownloadRecord];
+const coreEntities: ClassType[] = [PeerSetting, KnownPeer, OutboxEntry, ChatRecord, ChatGroupRecord, HeldPayload, ReceivedPayload, SharedFile, DownloadRecord, CollabUpdate, CollabDocRecord];
 
 /** A peer's own SQLite file (or `:memory:`): settings, outbox, caches, and what the built-in controllers keep. */
 export class PeerDatabase extends Database {

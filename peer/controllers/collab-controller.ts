@@ -1,0 +1,32 @@
+import { rpc } from '@deepkit/rpc';
+import { Observable } from 'rxjs';
+import { CollabApi, CollabSync, DocId } from '../../shared/collab-api';
+import { CallerContext } from '../caller-context';
+import { CollabService } from '../services/collab-service';
+
+@rpc.controller(CollabApi)
+export class CollabController implements CollabApi {
+    constructor(protected collab: CollabService, protected caller: CallerContext) {
+    }
+
+    @rpc.action()
+    async sync(docId: DocId, stateVector: Uint8Array): Promise<CollabSync> {
+        return this.collab.answerSync(this.caller.requirePeerId(), docId, stateVector);
+    }
+
+    @rpc.action()
+    async push(docId: DocId, update: Uint8Array): Promise<void> {
+        await this.collab.acceptPush(this.caller.requirePeerId(), docId, update);
+    }
+
+    @rpc.action()
+    updates(docId: DocId): Observable<Uint8Array> {
+        this.caller.requirePeerId();
+        return this.collab.updatesOf(docId);
+    }
+
+    @rpc.action()
+    async collaborators(docId: DocId): Promise<string[]> {
+        return this.collab.collaboratorsOf(docId);
+    }
+}

@@ -1,0 +1,32 @@
+import { ControllerSymbol } from '@deepkit/rpc';
+import { MaxLength, MinLength, Pattern } from '@deepkit/type';
+import { Observable } from 'rxjs';
+
+export const DOC_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+export type DocId = string & MinLength<1> & MaxLength<64> & Pattern<typeof DOC_ID_PATTERN>;
+
+/** One side of a state-vector exchange: what the other side lacks, and what we have. */
+export interface CollabSync {
+    /** Yjs update with everything the caller's state vector does not cover. */
+    update: Uint8Array;
+    /** Our state vector, so the caller can send what we lack. */
+    stateVector: Uint8Array;
+}
+
+/** Collaborative documents (Yjs) a peer serves to its collaborators. */
+export interface CollabApi {
+    /** Exchanges state: the caller sends its state vector and gets our missing updates; it joins the document. */
+    sync(docId: DocId, stateVector: Uint8Array): Promise<CollabSync>;
+
+    /** A collaborator's update (a Yjs update, applied idempotently). */
+    push(docId: DocId, update: Uint8Array): Promise<void>;
+
+    /** Our updates to the document as they happen, for observers. */
+    updates(docId: DocId): Observable<Uint8Array>;
+
+    /** Who this peer edits the document with. */
+    collaborators(docId: DocId): Promise<string[]>;
+}
+
+export const CollabApi = ControllerSymbol<CollabApi>('switchboard/collab');
+export const collabIdempotent = ['sync', 'push', 'collaborators'] as const;
