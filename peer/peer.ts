@@ -105,6 +105,11 @@ export class Peer implements CallInvoker {
 
     protected readonly presenceSubject = new Subject<PresenceEvent>();
     protected presenceSubscription?: Subscription;
+    /**
+     * Deepkit's client holds an action's Observable only weakly and ends the stream when it is garbage-collected;
+     * a subscription alone does not keep it. So we keep the Observable for as long as we follow presence.
+     */
+    protected presenceStream?: Observable<PresenceEvent>;
     protected remotes = new Map<string, RemotePeer>();
     protected breakers = new Map<string, CircuitBreaker>();
     protected closing = new AbortController();
@@ -283,7 +288,8 @@ export class Peer implements CallInvoker {
         this.presenceSubscription?.unsubscribe();
         let synced!: () => void;
         const snapshotDone = new Promise<void>(resolve => synced = resolve);
-        this.presenceSubscription = (await this.broker.presence(true)).subscribe({
+        this.presenceStream = await this.broker.presence(true);
+        this.presenceSubscription = this.presenceStream.subscribe({
             next: event => {
                 if (event.kind === 'synced') return synced();
                 this.presenceSubject.next(event);
@@ -348,6 +354,7 @@ export class Peer implements CallInvoker {
         if (this.closing.signal.aborted) return;
         this.closing.abort();
         this.presenceSubscription?.unsubscribe();
+        this.presenceStream = undefined;
         await this.client.disconnect();
         this.state$.next('closed');
         this.state$.complete();

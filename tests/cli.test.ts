@@ -1,49 +1,11 @@
-import { ChildProcess, spawn } from 'child_process';
 import { mkdtempSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { api, Resources } from './helpers';
+import { runProgram } from './processes';
 
-const root = join(__dirname, '..');
-
-interface Run {
-    child: ChildProcess;
-    output: () => string;
-    exit: Promise<number>;
-}
-
-/** Runs the broker's CLI exactly as `npm run broker -- …` does, with only the given environment on top. */
-function cli(args: string[], env: Record<string, string>): Run {
-    const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', 'server/main.ts', ...args], {
-        cwd: root,
-        env: { ...process.env, FORCE_COLOR: '0', ...env },
-        stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    child.stdout!.on('data', chunk => output += chunk);
-    child.stderr!.on('data', chunk => output += chunk);
-    const exit = new Promise<number>(resolve => child.on('exit', code => resolve(code ?? -1)));
-    return { child, output: () => output, exit };
-}
-
-function waitForOutput(run: Run, pattern: RegExp, timeoutMs = 20000): Promise<RegExpMatchArray> {
-    return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no ${pattern} in output: ${run.output()}`)), timeoutMs);
-        const check = () => {
-            const match = run.output().match(pattern);
-            if (!match) return;
-            clearTimeout(timer);
-            resolve(match);
-        };
-        run.child.stdout!.on('data', check);
-        run.child.stderr!.on('data', check);
-        run.exit.then(() => {
-            check();
-            clearTimeout(timer);
-            reject(new Error(`exited without ${pattern}: ${run.output()}`));
-        });
-    });
-}
+/** The broker's CLI exactly as `npm run broker -- …` runs it. */
+const cli = (args: string[], env: Record<string, string>) => runProgram('server/main.ts', args, env);
 
 describe('the broker command line', () => {
     const resources = new Resources();
@@ -61,7 +23,7 @@ describe('the broker command line', () => {
 
         const broker = cli(['start'], env);
         resources.add(broker.child, child => child.exitCode === null && child.kill('SIGKILL'));
-        const [, url, port] = await waitForOutput(broker, /listening on (ws:\/\/127\.0\.0\.1:(\d+))/);
+        const [, url, port] = await broker.waitFor(/listening on (ws:\/\/127\.0\.0\.1:(\d+))/);
 
         const peer = resources.peerClient(url, token);
         await peer.connect().catch(error => { throw new Error(`could not connect: ${error}\nbroker output:\n${broker.output()}`); });

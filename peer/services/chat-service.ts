@@ -73,6 +73,19 @@ export class ChatService {
         return group;
     }
 
+    /** Adds a member to a group this peer owns; every member hears of the new list (queued if offline). */
+    async invite(groupId: string, peerId: string): Promise<ChatGroupInfo> {
+        const record = await this.database.query(ChatGroupRecord).filter({ id: groupId }).findOneOrUndefined();
+        if (!record) throw new NotFound(`No group ${groupId} on this peer.`, 'group');
+        if (record.owner !== this.transport.id) throw new AccessDenied(`Only the owner (${record.owner}) can invite to this group.`, 'not-the-owner');
+        if (!record.members.includes(peerId)) record.members = [...record.members, peerId];
+        await this.database.persist(record);
+        const group = new ChatGroupInfo(record.id, record.name, record.members, record.owner);
+        this.groups$.next(group);
+        await Promise.all(group.members.filter(m => m !== this.transport.id).map(member => this.outbox.send(member, 'chat-group', group)));
+        return group;
+    }
+
     async groups(): Promise<ChatGroupInfo[]> {
         return (await this.database.query(ChatGroupRecord).find()).map(g => new ChatGroupInfo(g.id, g.name, g.members, g.owner));
     }

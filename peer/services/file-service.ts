@@ -233,6 +233,8 @@ function consume(chunks: Observable<FileChunk>, signal: AbortSignal, handle: (ch
             error: error => chain.then(() => finish(error)),
             complete: () => chain.then(() => finish()),
         });
+        // Deepkit holds a remote Observable only weakly (ended when garbage-collected): keep it until we are done.
+        subscription.add(() => void chunks);
         signal.addEventListener('abort', onAbort, { once: true });
     });
 }

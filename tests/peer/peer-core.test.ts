@@ -211,3 +211,26 @@ describe('Peer: resilience', () => {
         await expect(retried).resolves.toBe('hello Bob, from alice');
     });
 });
+
+describe('Peer: long-running processes', () => {
+    /** A real garbage collection, as a long-running app eventually has. */
+    async function collectGarbage(): Promise<void> {
+        const v8 = await import('v8');
+        const vm = await import('vm');
+        v8.setFlagsFromString('--expose-gc');
+        const gc = vm.runInNewContext('gc') as () => void;
+        gc();
+        // FinalizationRegistry callbacks run in a later task.
+        await new Promise(resolve => setTimeout(resolve, 0));
+        gc();
+        await new Promise(resolve => setTimeout(resolve, 0));
+    }
+
+    it('presence keeps flowing after a garbage collection (Deepkit holds remote Observables only weakly)', async () => {
+        await using kit = await startSwitchboard({ peers: ['alice'] });
+        await collectGarbage();
+        const seen = collect(kit.peer('alice').presence$, 1, e => e.peerId === 'bob' && e.kind === 'online');
+        await kit.addPeer('bob');
+        await expect(seen).resolves.toHaveLength(1);
+    });
+});

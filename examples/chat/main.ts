@@ -1,0 +1,129 @@
+import { createInterface } from 'readline';
+import { ChatEntry, ChatGroupInfo } from '../../shared';
+import { Peer } from '../../peer';
+import { connectPeer, exampleArgs, explain, say } from '../shared/connect';
+
+const usage = `Usage: npm run chat -- --id <you> [--url ws://127.0.0.1:8080] [--token <token>] [--storage <file>]
+
+Commands:
+  /peers                          who is known, online or offline (live)
+  /msg <peer> <text>              direct message (or: @<peer> <text>)
+  /history <peer>                 the conversation with <peer>
+  /group create <name> <a,b,…>    create a group and tell its members
+  /group invite <name> <peer>     add a member
+  /group send <name> <text>       message every member
+  /groups                         groups you are in
+  /help, /quit`;
+
+async function main(): Promise<void> {
+    const args = exampleArgs(usage);
+    const online = new Map<string, boolean>();
+    const groups = new Map<string, ChatGroupInfo>();
+    // Messages can arrive while we connect (the queued ones): `show` uses the peer handed to `prepare`.
+    let peer!: Peer;
+    await connectPeer(args, created => {
+        peer = created;
+        peer.presence$.subscribe(event => {
+            if (event.kind !== 'online' && event.kind !== 'offline') return;
+            const wasOnline = online.get(event.peerId);
+            online.set(event.peerId, event.kind === 'online');
+            if (event.sequence > 0 && wasOnline !== (event.kind === 'online') && event.peerId !== args.id) say(`* ${event.peerId} is ${event.kind}`);
+        });
+        peer.chat.updates$.subscribe(entry => void show(entry));
+        peer.chat.groups$.subscribe(group => {
+            groups.set(group.name, group);
+            if (group.owner !== args.id) say(`* ${group.owner} added you to group "${group.name}" (${group.members.join(', ')})`);
+        });
+    });
+    for (const group of await peer.chat.groups()) groups.set(group.name, group);
+    for (const known of await peer.broker.listPeers()) if (!online.has(known.id)) online.set(known.id, known.online);
+    say(`Connected to ${args.url} as ${args.id}. Type /help for commands.`);
+
+    /** Incoming messages are shown once and marked read, so the sender sees "read". */
+    async function show(entry: ChatEntry): Promise<void> {
+        if (entry.direction === 'in' && entry.status === 'delivered') {
+            const group = entry.groupId ? [...groups.values()].find(g => g.id === entry.groupId) : undefined;
+            say(`${group ? `[${group.name}] ` : ''}${entry.peerId}: ${entry.text}`);
+            await peer.chat.markRead(entry.peerId, [entry.id]).catch(() => undefined);
+        }
+        if (entry.direction === 'out' && entry.status !== 'sending') say(`  (${entry.peerId}) "${short(entry.text)}" ${entry.status}`);
+    }
+
+    const commands: Record<string, (rest: string) => Promise<void>> = {
+        async help() {
+            say(usage);
+        },
+        async peers() {
+            if (!online.size) return say('No peers known yet.');
+            for (const [id, isOnline] of [...online].sort()) if (id !== args.id) say(`  ${isOnline ? 'online ' : 'offline'} ${id}`);
+        },
+        async msg(rest) {
+            const [to, ...words] = rest.split(' ');
+            if (!to || !words.length) return say('Usage: /msg <peer> <text>');
+            await peer.chat.send(to, words.join(' '));
+        },
+        async history(rest) {
+            if (!rest) return say('Usage: /history <peer>');
+            for (const entry of await peer.chat.history(rest)) say(`  ${entry.direction === 'in' ? rest : 'you'}: ${entry.text} (${entry.status})`);
+        },
+        async groups() {
+            if (!groups.size) return say('No groups yet.');
+            for (const group of groups.values()) say(`  ${group.name}: ${group.members.join(', ')} (owner ${group.owner})`);
+        },
+        async group(rest) {
+            const [action, name, ...more] = rest.split(' ');
+            if (action === 'create' && name && more[0]) {
+                const group = await peer.chat.createGroup(name, more[0].split(',').map(m => m.trim()).filter(Boolean));
+                groups.set(group.name, group);
+                return say(`Group "${name}" created: ${group.members.join(', ')}`);
+            }
+            const group = name ? groups.get(name) : undefined;
+            if ((action === 'invite' || action === 'send') && !group) return say(`No group "${name}". /groups lists yours.`);
+            if (action === 'invite' && more[0]) {
+                const updated = await peer.chat.invite(group!.id, more[0]);
+                groups.set(updated.name, updated);
+                return say(`Invited ${more[0]} to "${name}".`);
+            }
+            if (action === 'send' && more.length) {
+                const result = await peer.chat.sendToGroup(group!.id, more.join(' '));
+                return say(`Sent to "${name}": ${result.sent} delivered, ${result.queued} queued, ${result.failed} failed`);
+            }
+            say('Usage: /group create <name> <a,b,…> | /group invite <name> <peer> | /group send <name> <text>');
+        },
+        async quit() {
+            await peer.close();
+            process.exit(0);
+        },
+    };
+
+    const input = createInterface({ input: process.stdin });
+    input.on('line', line => {
+        const text = line.trim();
+        if (!text) return;
+        let command: string;
+        let rest: string;
+        if (text.startsWith('@')) {
+            command = 'msg';
+            rest = text.slice(1);
+        } else if (text.startsWith('/')) {
+            [command, rest] = splitOnce(text.slice(1));
+        } else {
+            return say('Messages start with @<peer>, commands with /. Type /help.');
+        }
+        const handler = commands[command];
+        if (!handler) return say(`Unknown command /${command}. Type /help.`);
+        handler(rest).catch(error => say(`! ${explain(error, args)}`));
+    });
+    input.on('close', () => void commands.quit(''));
+}
+
+function splitOnce(text: string): [string, string] {
+    const space = text.indexOf(' ');
+    return space < 0 ? [text, ''] : [text.slice(0, space), text.slice(space + 1).trim()];
+}
+
+function short(text: string): string {
+    return text.length > 40 ? text.slice(0, 37) + '…' : text;
+}
+
+void main();

@@ -1,0 +1,58 @@
+import { SingleBar } from 'cli-progress';
+import { connectPeer, exampleArgs, exit, explain, say } from '../shared/connect';
+
+const usage = `Usage: npm run fetch -- --id <you> <peer> <fileId> <destination> [--url …] [--token …]
+
+Downloads a file another peer shares, verifying every chunk and the whole file (SHA-256). Interrupt it with Ctrl-C
+and run the same command again: it resumes where it stopped.`;
+
+function megabytes(bytes: number): string {
+    return (bytes / 1024 / 1024).toFixed(1);
+}
+
+async function main(): Promise<void> {
+    const args = exampleArgs(usage);
+    const [from, fileId, destination] = args.positionals;
+    if (!from || !fileId || !destination) exit(2, usage);
+    const peer = await connectPeer(args);
+    const bar = new SingleBar({
+        format: '{bar} {percentage}% | {done}/{total} MB | {rate} MB/s',
+        noTTYOutput: !process.stdout.isTTY,
+        notTTYSchedule: 500,
+    });
+    let started = false;
+    const subscription = peer.files.download(from, fileId, destination).subscribe({
+        next: progress => {
+            const values = { done: megabytes(progress.bytes), total: megabytes(progress.totalBytes), rate: megabytes(progress.bytesPerSecond) };
+            if (!started) {
+                started = true;
+                if (progress.resumedFrom) say(`Resuming ${progress.name} from chunk ${progress.resumedFrom} of ${progress.totalChunks}`);
+                bar.start(progress.totalBytes, progress.bytes, values);
+            }
+            bar.update(progress.bytes, values);
+            if (progress.state === 'done') {
+                bar.stop();
+                say(`${progress.fromCache ? 'Copied from the local cache' : 'Downloaded'}: ${destination} (${progress.totalBytes} bytes), SHA-256 verified` +
+                    (progress.refetched ? `, ${progress.refetched} corrupt chunk(s) fetched again` : ''));
+            }
+        },
+        error: async error => {
+            bar.stop();
+            await peer.close();
+            exit(1, `Download failed: ${explain(error, args)} Run the same command again to resume.`);
+        },
+        complete: async () => {
+            await peer.close();
+            process.exit(0);
+        },
+    });
+    process.removeAllListeners('SIGINT');
+    process.once('SIGINT', () => {
+        subscription.unsubscribe();
+        bar.stop();
+        say('Interrupted. Run the same command again to resume.');
+        void peer.close().finally(() => process.exit(130));
+    });
+}
+
+void main();
