@@ -16,14 +16,14 @@ async function main(): Promise<void> {
     if (!from || !fileId || !destination) exit(2, usage);
     const peer = await connectPeer(args);
     const bar = new SingleBar({
-        format: '{bar} {percentage}% | {done}/{total} MB | {rate} MB/s',
+        format: '{bar} {percentage}% | {doneMb}/{totalMb} MB | {rate} MB/s',
         noTTYOutput: !process.stdout.isTTY,
         notTTYSchedule: 500,
     });
     let started = false;
     const subscription = peer.files.download(from, fileId, destination).subscribe({
         next: progress => {
-            const values = { done: megabytes(progress.bytes), total: megabytes(progress.totalBytes), rate: megabytes(progress.bytesPerSecond) };
+            const values = { doneMb: megabytes(progress.bytes), totalMb: megabytes(progress.totalBytes), rate: megabytes(progress.bytesPerSecond) };
             if (!started) {
                 started = true;
                 if (progress.resumedFrom) say(`Resuming ${progress.name} from chunk ${progress.resumedFrom} of ${progress.totalChunks}`);
