@@ -52,11 +52,6 @@ export class PeerClient extends RpcClient {
         return new PeerKernel();
     }
 
-    /** How many callers currently have a kernel connection here (for tests and diagnostics). */
-    get callerCount(): number {
-        return this.callers.size;
-    }
-
     protected onMessage(message: RpcMessage): void {
         if (message.routeType !== Route.peer) return super.onMessage(message);
         if (!this.peerKernel || message.getPeerId() !== this.servedPeerId) return;
@@ -99,7 +94,7 @@ export class PeerClient extends RpcClient {
         caller.connection?.close();
     }
 
-    onClose(error?: Error): void {
+    onClose(): void {
         for (const subject of this.replies.values()) subject.disconnect(new Disconnected());
         this.replies.clear();
         for (const source of [...this.callers.keys()]) this.dropCaller(source);

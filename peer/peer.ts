@@ -111,6 +111,7 @@ export class Peer implements CallInvoker {
      */
     protected presenceStream?: Observable<PresenceEvent>;
     protected remotes = new Map<string, RemotePeer>();
+    protected brokerProxy?: { timeout: number, proxy: RemoteController<BrokerApi> };
     protected breakers = new Map<string, CircuitBreaker>();
     protected closing = new AbortController();
     protected reconnecting?: Promise<void>;
@@ -181,9 +182,12 @@ export class Peer implements CallInvoker {
         this.client.transporter.disconnected.subscribe(() => this.onDisconnected());
     }
 
-    /** The broker's own API, for discovery and presence. */
+    /** The broker's own API, for discovery and presence. Cached: a new proxy would cost a type round trip per call. */
     get broker(): RemoteController<BrokerApi> {
-        return this.client.controller<BrokerApi>(BrokerApi.path, { timeout: this.callTimeoutMs });
+        if (this.brokerProxy?.timeout !== this.callTimeoutMs) {
+            this.brokerProxy = { timeout: this.callTimeoutMs, proxy: this.client.controller<BrokerApi>(BrokerApi.path, { timeout: this.callTimeoutMs }) };
+        }
+        return this.brokerProxy.proxy;
     }
 
     get state(): PeerState {

@@ -170,7 +170,8 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
         const pending = this.pendingFromCallers.get(caller);
         if (!pending || !pending.has(message.id)) {
             this.services.stats.refused('UNSOLICITED_REPLY');
-            this.record('denied', { reason: 'unsolicited-reply' });
+            // Replies are not rate limited; a flood of forged ones must not become a flood of audit rows.
+            if (this.bucket.take()) this.record('denied', { reason: 'unsolicited-reply' });
             return;
         }
         if (FINAL_REPLY_TYPES.has(message.type)) pending.delete(message.id);

@@ -1,4 +1,3 @@
-import { ClassType } from '@deepkit/core';
 import { RemoteController, rpc, RpcClient, RpcWebSocketClientAdapter } from '@deepkit/rpc';
 import { MinLength } from '@deepkit/type';
 import { firstValueFrom, Observable } from 'rxjs';
@@ -109,6 +108,3 @@ export class EchoController {
     }
 }
 
-export function controllerOf<T>(client: RpcClient, peerId: string, classType: ClassType<T>, path: string): RemoteController<T> {
-    return client.peer(peerId).controller<T>(path);
-}
