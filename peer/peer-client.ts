@@ -127,8 +127,8 @@ export class PeerClient extends RpcClient {
         if (options.timeout && options.timeout > 0) {
             const timeout = options.timeout;
             const target = peerId ? `peer "${peerId}"` : 'the broker';
-            const failure = new Timeout(`No answer from ${target} within ${timeout} ms.`, timeout);
-            timer = setTimeout(() => subject.disconnect(failure), timeout);
+            // The error is built only when the timer fires: capturing a stack for every message cost ~3% of a caller's CPU.
+            timer = setTimeout(() => subject.disconnect(new Timeout(`No answer from ${target} within ${timeout} ms.`, timeout)), timeout);
             const next = subject.next.bind(subject);
             subject.next = (message: RpcMessage) => {
                 if (timer) clearTimeout(timer);

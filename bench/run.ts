@@ -1,0 +1,125 @@
+import { mkdirSync, writeFileSync } from 'fs';
+import { cpus, tmpdir, totalmem } from 'os';
+import { join } from 'path';
+import { compile } from 'vega-lite';
+import { parse, View } from 'vega';
+import { fanOut, failFast, fileTransfer, fullSizes, idlePeers, Measurement, peerCall, quickSizes } from './scenarios';
+import { callSystems } from './systems';
+
+const usage = `Usage: npm run bench [-- --quick]
+
+Starts each server in its own process and measures Switchboard against stock Deepkit, Deepkit client→server,
+a raw ws relay and a Socket.IO relay, in one run. Prints a table with Switchboard's ratio to each baseline and
+writes bench/results/<date>.{json,md,svg}. --quick uses small counts (for CI: it checks every scenario runs, never
+how fast) and writes its results to the temp directory. --only <text> runs the scenarios whose name contains it.
+BENCH_PROFILE_DIR=<dir> makes every server write a V8 CPU profile there.`;
+
+/** Targets from the issue, reported (never asserted): [scenario prefix, metric prefix, baseline, bound, kind]. */
+const targets: [string, string, string, number, 'at least' | 'at most'][] = [
+    ['peer call', 'throughput', 'raw ws relay', 0.8, 'at least'],
+    ['peer call', 'throughput', 'Socket.IO relay (ack)', 1.5, 'at least'],
+    ['peer call', 'throughput', 'Deepkit (stock P2P)', 1.2, 'at least'],
+    ['peer call', 'p50 latency', 'Deepkit client→server', 1.5, 'at most'],
+    ['file transfer', 'rate', 'raw ws relay', 0.7, 'at least'],
+    ['fan-out', 'time to last', 'raw ws relay', 1.2, 'at most'],
+];
+
+function format(value: number | null, unit: string): string {
+    if (value === null) return 'hangs';
+    const digits = value >= 100 ? 0 : value >= 10 ? 1 : 2;
+    return `${value.toFixed(digits)} ${unit}`;
+}
+
+function ratios(results: Measurement[]): { scenario: string, metric: string, baseline: string, ratio: number | null }[] {
+    const rows = [];
+    for (const ours of results.filter(r => r.system === 'Switchboard')) {
+        for (const other of results.filter(r => r.scenario === ours.scenario && r.metric === ours.metric && r.system !== 'Switchboard')) {
+            rows.push({ scenario: ours.scenario, metric: ours.metric, baseline: other.system, ratio: ours.value !== null && other.value ? ours.value / other.value : null });
+        }
+    }
+    return rows;
+}
+
+function markdown(results: Measurement[], machine: string, date: string): string {
+    const lines = [`Measured ${date} on ${machine}.`, '', '| scenario | system | metric | value |', '|---|---|---|---|'];
+    for (const r of results) lines.push(`| ${r.scenario} | ${r.system} | ${r.metric} | ${r.note ?? format(r.value, r.unit)} |`);
+    lines.push('', '| Switchboard ÷ baseline | metric | ratio | target |', '|---|---|---|---|');
+    for (const row of ratios(results)) {
+        const target = targets.find(([s, m, b]) => row.scenario.startsWith(s) && row.metric.startsWith(m) && row.baseline === b);
+        const goal = target ? `${target[4]} ${target[3]}× ${row.ratio === null ? '' : (target[4] === 'at least' ? row.ratio >= target[3] : row.ratio <= target[3]) ? '(met)' : '(missed)'}` : '';
+        lines.push(`| ${row.baseline} (${row.scenario}) | ${row.metric} | ${row.ratio === null ? '—' : row.ratio.toFixed(2) + '×'} | ${goal} |`);
+    }
+    return lines.join('\n') + '\n';
+}
+
+async function chart(results: Measurement[]): Promise<string> {
+    const values = results.filter(r => r.scenario === 'peer call' && r.value !== null).map(r => ({ system: r.system, metric: r.metric, value: r.value }));
+    const spec = compile({
+        $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+        title: 'Peer call: Switchboard and the alternatives',
+        data: { values },
+        facet: { row: { field: 'metric', type: 'nominal', title: null } },
+        spec: {
+            width: 420, height: 120,
+            mark: 'bar',
+            encoding: {
+                y: { field: 'system', type: 'nominal', title: null, sort: null },
+                x: { field: 'value', type: 'quantitative', title: null },
+                color: { condition: { test: "datum.system === 'Switchboard'", value: '#d95f02' }, value: '#7570b3' },
+            },
+        },
+        resolve: { scale: { x: 'independent' } },
+    } as any).spec;
+    return new View(parse(spec), { renderer: 'none' }).toSVG();
+}
+
+async function main(): Promise<void> {
+    const args = process.argv.slice(2);
+    if (args.includes('--help')) return void console.log(usage);
+    const quick = args.includes('--quick');
+    const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined;
+    const sizes = quick ? quickSizes : fullSizes;
+    const results: Measurement[] = [];
+    const failures: string[] = [];
+    const run = async (name: string, scenario: () => Promise<Measurement[]>) => {
+        if (only && !name.includes(only)) return;
+        process.stdout.write(`… ${name}\n`);
+        try {
+            results.push(...await scenario());
+        } catch (error) {
+            failures.push(`${name}: ${error instanceof Error ? error.stack : error}`);
+        }
+    };
+
+    for (const system of callSystems) await run(`peer call: ${system.name}`, () => peerCall(system, sizes));
+    await run('file transfer', () => fileTransfer(sizes));
+    await run('fan-out', () => fanOut(sizes));
+    await run('idle peers', () => idlePeers(sizes));
+    await run('fail-fast', () => failFast());
+
+    const date = new Date().toISOString().slice(0, 19).replace(/:/g, '-');
+    const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
+    const table = markdown(results, machine, date);
+    console.log('\n' + table);
+
+    const directory = quick ? join(tmpdir(), 'switchboard-bench') : join(__dirname, 'results');
+    mkdirSync(directory, { recursive: true });
+    writeFileSync(join(directory, `${date}.json`), JSON.stringify({ date, machine, quick, sizes, results, ratios: ratios(results) }, null, 2));
+    writeFileSync(join(directory, `${date}.md`), table);
+    writeFileSync(join(directory, `${date}.svg`), await chart(results));
+    console.log(`Results: ${join(directory, date)}.{json,md,svg}`);
+
+    if (failures.length) {
+        console.error(`\n${failures.length} scenario(s) did not run:\n${failures.join('\n')}`);
+        process.exit(1);
+    }
+    const expectedScenarios = ['peer call', 'file transfer', 'fan-out', 'idle peers', 'fail-fast'];
+    const missing = only ? [] : expectedScenarios.filter(s => !results.some(r => r.scenario.startsWith(s) || r.scenario.includes(s)));
+    if (missing.length) {
+        console.error(`Scenarios without results: ${missing.join(', ')}`);
+        process.exit(1);
+    }
+    process.exit(0);
+}
+
+void main();

@@ -1,0 +1,201 @@
+import { ChildProcess, spawn } from 'child_process';
+import { join } from 'path';
+import { rpc, RpcClient, RpcWebSocketClientAdapter } from '@deepkit/rpc';
+import { io as connectSocketIo, Socket } from 'socket.io-client';
+import WebSocket from 'ws';
+import { Peer } from '../peer';
+
+/** The controller every benchmark peer serves: the payload comes back unchanged. */
+@rpc.controller('bench/echo')
+export class EchoController {
+    @rpc.action()
+    echo(payload: Uint8Array): Uint8Array {
+        return payload;
+    }
+}
+
+export interface EchoApi {
+    echo(payload: Uint8Array): Promise<Uint8Array>;
+}
+
+/** A server running in its own process (see servers/process-protocol.ts). */
+export class ServerProcess {
+    protected lines: string[] = [];
+    protected waiting: ((line: string) => void)[] = [];
+
+    protected constructor(readonly child: ChildProcess, readonly port: number) {
+    }
+
+    static async start(script: string): Promise<ServerProcess> {
+        // BENCH_PROFILE_DIR=<dir>: each server writes a V8 CPU profile there when it stops (open it in Chrome DevTools).
+        const profile = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : [];
+        const child = spawn(process.execPath, ['--expose-gc', ...profile, '-r', 'ts-node/register/transpile-only', join(__dirname, 'servers', script)], {
+            cwd: join(__dirname, '..'), stdio: ['pipe', 'pipe', 'inherit'],
+        });
+        const first = await new Promise<string>((resolve, reject) => {
+            let buffer = '';
+            child.stdout!.on('data', chunk => {
+                buffer += chunk;
+                const newline = buffer.indexOf('\n');
+                if (newline >= 0) resolve(buffer.slice(0, newline));
+            });
+            child.on('exit', code => reject(new Error(`${script} exited with ${code} before listening`)));
+        });
+        const server = new ServerProcess(child, JSON.parse(first).port);
+        let rest = '';
+        child.stdout!.removeAllListeners('data');
+        child.stdout!.on('data', chunk => {
+            rest += chunk;
+            let newline: number;
+            while ((newline = rest.indexOf('\n')) >= 0) {
+                const line = rest.slice(0, newline);
+                rest = rest.slice(newline + 1);
+                const waiter = server.waiting.shift();
+                if (waiter) waiter(line); else server.lines.push(line);
+            }
+        });
+        return server;
+    }
+
+    /** The server process's resident memory, after a garbage collection. */
+    async rss(): Promise<number> {
+        const answer = new Promise<string>(resolve => this.waiting.push(resolve));
+        this.child.stdin!.write('rss\n');
+        return JSON.parse(await answer).rss;
+    }
+
+    async stop(): Promise<void> {
+        const exited = new Promise(resolve => this.child.once('exit', resolve));
+        this.child.stdin!.end();
+        await exited;
+    }
+}
+
+export interface CallPair {
+    call(payload: Uint8Array): Promise<unknown>;
+    close(): Promise<void>;
+}
+
+export interface BenchSystem {
+    name: string;
+    server: string;
+    /** A caller and a responder connected through the server. */
+    pair(port: number): Promise<CallPair>;
+}
+
+const ws = (port: number) => `ws://127.0.0.1:${port}`;
+
+export const switchboard: BenchSystem = {
+    name: 'Switchboard',
+    server: 'switchboard.ts',
+    async pair(port) {
+        const bob = await Peer.connect({ url: ws(port), id: 'bob', expose: [[EchoController, 'bench/echo']] });
+        const alice = await Peer.connect({ url: ws(port), id: 'alice' });
+        const echo = alice.to('bob').controller<EchoApi>('bench/echo');
+        return { call: payload => echo.echo(payload), close: async () => { await alice.close(); await bob.close(); } };
+    },
+};
+
+export const stockDeepkit: BenchSystem = {
+    name: 'Deepkit (stock P2P)',
+    server: 'deepkit-stock.ts',
+    async pair(port) {
+        const bob = new RpcClient(new RpcWebSocketClientAdapter(ws(port), WebSocket as any));
+        await bob.registerAsPeer('bob');
+        bob.registerPeerController(EchoController, 'bench/echo');
+        const alice = new RpcClient(new RpcWebSocketClientAdapter(ws(port), WebSocket as any));
+        const echo = alice.peer('bob').controller<EchoApi>('bench/echo');
+        return { call: payload => echo.echo(payload), close: async () => { await alice.disconnect(); await bob.disconnect(); } };
+    },
+};
+
+export const deepkitDirect: BenchSystem = {
+    name: 'Deepkit client→server',
+    server: 'deepkit-stock.ts',
+    async pair(port) {
+        const client = new RpcClient(new RpcWebSocketClientAdapter(ws(port), WebSocket as any));
+        const echo = client.controller<EchoApi>('bench/echo');
+        return { call: payload => echo.echo(payload), close: () => client.disconnect() };
+    },
+};
+
+/** A raw ws client of the relay, with request ids in the first 4 payload bytes. */
+export class RelayClient {
+    protected pending = new Map<number, (frame: Buffer) => void>();
+    protected nextId = 1;
+    onFrame?: (source: string, payload: Buffer) => void;
+
+    protected constructor(readonly socket: WebSocket, readonly id: string) {
+        socket.on('message', (frame: Buffer) => {
+            const source = frame.subarray(1, 1 + frame[0]).toString();
+            const payload = frame.subarray(1 + frame[0]);
+            const waiter = this.pending.get(payload.readUInt32LE(0));
+            if (waiter) {
+                this.pending.delete(payload.readUInt32LE(0));
+                waiter(payload);
+            } else {
+                this.onFrame?.(source, payload);
+            }
+        });
+    }
+
+    static async connect(port: number, id: string): Promise<RelayClient> {
+        const socket = new WebSocket(`${ws(port)}/?id=${id}`);
+        await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
+        return new RelayClient(socket, id);
+    }
+
+    send(target: string, payload: Uint8Array): void {
+        const head = Buffer.from(target);
+        this.socket.send(Buffer.concat([Buffer.from([head.length]), head, payload]));
+    }
+
+    /** Sends `payload` (its first 4 bytes are overwritten with a request id) and resolves with the answer. */
+    request(target: string, payload: Uint8Array): Promise<Buffer> {
+        const id = this.nextId++;
+        const body = Buffer.from(payload);
+        body.writeUInt32LE(id, 0);
+        return new Promise(resolve => {
+            this.pending.set(id, resolve);
+            this.send(target, body);
+        });
+    }
+
+    /** Answers every frame by sending it back to its source. */
+    echo(): this {
+        this.onFrame = (source, payload) => this.send(source, payload);
+        return this;
+    }
+
+    close(): void {
+        this.socket.close();
+    }
+}
+
+export const wsRelay: BenchSystem = {
+    name: 'raw ws relay',
+    server: 'ws-relay.ts',
+    async pair(port) {
+        const bob = (await RelayClient.connect(port, 'bob')).echo();
+        const alice = await RelayClient.connect(port, 'alice');
+        return { call: payload => alice.request('bob', payload), close: async () => { alice.close(); bob.close(); } };
+    },
+};
+
+export const socketIoRelay: BenchSystem = {
+    name: 'Socket.IO relay (ack)',
+    server: 'socketio-relay.ts',
+    async pair(port) {
+        const connect = async (id: string): Promise<Socket> => {
+            const socket = connectSocketIo(`http://127.0.0.1:${port}`, { query: { id }, transports: ['websocket'] });
+            await new Promise<void>(resolve => socket.once('connect', () => resolve()));
+            return socket;
+        };
+        const bob = await connect('bob');
+        bob.on('call', (payload: Buffer, ack: (reply: Buffer) => void) => ack(payload));
+        const alice = await connect('alice');
+        return { call: payload => alice.emitWithAck('call', 'bob', payload), close: async () => { alice.close(); bob.close(); } };
+    },
+};
+
+export const callSystems = [switchboard, stockDeepkit, deepkitDirect, wsRelay, socketIoRelay];
