@@ -67,8 +67,8 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
     protected bucket!: TokenBucket;
     /** Caller connection → identity last introduced to this connection's peer. */
     protected introduced = new Map<string, string>();
-    /** Caller connection → ids of its requests this connection has received and may still answer. */
-    protected pendingFromCallers = new Map<string, Set<number>>();
+    /** Caller connection → ids of its requests this connection has received and may still answer → when routed. */
+    protected pendingFromCallers = new Map<string, Map<number, number>>();
     /** Peers this connection sent requests to: they hear CallerGone when it closes. */
     protected calledPeers = new Set<string>();
 
@@ -174,7 +174,10 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
             if (this.bucket.take()) this.record('denied', { reason: 'unsolicited-reply' });
             return;
         }
-        if (FINAL_REPLY_TYPES.has(message.type)) pending.delete(message.id);
+        if (FINAL_REPLY_TYPES.has(message.type)) {
+            this.services.stats.observeCallLatency(performance.now() - pending.get(message.id)!);
+            pending.delete(message.id);
+        }
         // Deepkit writes the id of the replying kernel connection here, not of the client; the truth is this one.
         frame.set(this.id, SOURCE_OFFSET);
         this.services.stats.framesRouted++;
@@ -202,10 +205,10 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
         let pending = this.pendingFromCallers.get(caller);
         if (!pending) {
             evictOldest(this.pendingFromCallers, MAX_TRACKED_CALLERS);
-            this.pendingFromCallers.set(caller, pending = new Set());
+            this.pendingFromCallers.set(caller, pending = new Map());
         }
         evictOldest(pending, MAX_PENDING_PER_CALLER);
-        pending.add(frameId(frame));
+        pending.set(frameId(frame), performance.now());
         this.writeFrame(frame);
     }
 
@@ -247,6 +250,7 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
             const secret = config.auth === 'open' ? (owner && reclaimSecret ? reclaimSecret : createSecret('sbr_')) : undefined;
             registry.setOwner(peerId, this.sessionName, secret && hashSecret(secret));
             const tookOver = !!live && owner;
+            this.services.stats.registrations++;
             this.record(tookOver ? 'takeover' : 'register', {});
             return { peerId, reclaimSecret: secret, tookOver };
         } catch (error) {
@@ -311,7 +315,7 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
             const lastSeen = new Date;
             for (const [caller, ids] of this.pendingFromCallers) {
                 const destination = Buffer.from(caller, 'hex');
-                for (const id of ids) {
+                for (const id of ids.keys()) {
                     exchange.reply(caller, replyErrorFrame(id, this.id, destination, PeerOffline.for(peerId, lastSeen, 'disconnected before answering')));
                 }
             }

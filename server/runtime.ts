@@ -6,6 +6,7 @@ import { assertValidConfig, BrokerConfig } from './config';
 import { PeerExchange } from './exchange/peer-exchange';
 import { RegistryDatabase, TokenDatabase } from './registry/database';
 import { PeerRegistry } from './registry/peer-registry';
+import { BrokerStats } from './stats';
 
 /** The http server the framework serves HTTP and WebSocket RPC on; the runtime decides when it listens. */
 export class BrokerHttpServer {
@@ -26,6 +27,7 @@ export class BrokerRuntime {
         protected tokenDatabase: TokenDatabaseHandle,
         protected registryDatabase: RegistryDatabase,
         protected logger: Logger,
+        protected stats: BrokerStats,
     ) {
     }
 
@@ -48,6 +50,7 @@ export class BrokerRuntime {
         this.logger.level = LoggerLevel[this.config.logLevel];
         await this.tokenDatabase.migrate();
         await this.registry.open();
+        this.stats.onlinePeers = () => this.registry.countOnline();
         await this.exchange.start();
         await new Promise<void>((resolve, reject) => {
             this.http.server.once('error', reject);

@@ -1,4 +1,4 @@
-import { http, JSONResponse } from '@deepkit/http';
+import { http, JSONResponse, Response } from '@deepkit/http';
 import { BrokerStats } from '../stats';
 import { PeerRegistry } from '../registry/peer-registry';
 import { RegistryDatabase } from '../registry/database';
@@ -40,6 +40,12 @@ export class HealthController {
             return new JSONResponse({ status: 'unavailable', reason: 'database' }, 503);
         }
         return new JSONResponse({ status: 'ready' }, 200);
+    }
+
+    /** Prometheus text format (prom-client). */
+    @http.GET('/metrics')
+    async metrics() {
+        return new Response(await this.stats.registry.metrics(), this.stats.registry.contentType);
     }
 
     @http.GET('/status')
