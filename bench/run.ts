@@ -11,7 +11,8 @@ const usage = `Usage: npm run bench [-- --quick]
 Starts each server in its own process and measures Switchboard against stock Deepkit, Deepkit client→server,
 a raw ws relay and a Socket.IO relay, in one run. Prints a table with Switchboard's ratio to each baseline and
 writes bench/results/<date>.{json,md,svg}. --quick uses small counts (for CI: it checks every scenario runs, never
-how fast) and writes its results to the temp directory. --only <text> runs the scenarios whose name contains it.
+how fast) and writes its results to the temp directory. --only <text> runs the scenarios whose name contains it
+(results to the temp directory too).
 BENCH_PROFILE_DIR=<dir> makes every server write a V8 CPU profile there.`;
 
 /** Targets from the issue, reported (never asserted): [scenario prefix, metric prefix, baseline, bound, kind]. */
@@ -102,7 +103,8 @@ async function main(): Promise<void> {
     const table = markdown(results, machine, date);
     console.log('\n' + table);
 
-    const directory = quick ? join(tmpdir(), 'switchboard-bench') : join(__dirname, 'results');
+    // Only complete full runs belong in bench/results (the README quotes them); quick and partial runs go to tmp.
+    const directory = quick || only ? join(tmpdir(), 'switchboard-bench') : join(__dirname, 'results');
     mkdirSync(directory, { recursive: true });
     writeFileSync(join(directory, `${date}.json`), JSON.stringify({ date, machine, quick, sizes, results, ratios: ratios(results) }, null, 2));
     writeFileSync(join(directory, `${date}.md`), table);
