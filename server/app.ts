@@ -7,6 +7,8 @@ import { assertValidConfig, BrokerConfig } from './config';
 import { BrokerServices } from './connection';
 import { BrokerController } from './controllers/broker-controller';
 import { HealthController } from './controllers/health-controller';
+import { DashboardController } from './controllers/dashboard-controller';
+import { DashboardFeed } from './dashboard/dashboard-feed';
 import { InProcessPeerExchange } from './exchange/in-process-exchange';
 import { PeerExchange } from './exchange/peer-exchange';
 import { BrokerKernel } from './kernel';
@@ -30,7 +32,7 @@ export function createBrokerApp(config: Partial<BrokerConfig> = {}) {
     const app = new App({
         config: BrokerConfig,
         controllers: [
-            BrokerController, HealthController,
+            BrokerController, HealthController, DashboardController,
             StartCommand, PeersCommand, TokenCreateCommand, TokenRevokeCommand, TokenListCommand, AuditCommand,
         ],
         providers: [
@@ -44,6 +46,7 @@ export function createBrokerApp(config: Partial<BrokerConfig> = {}) {
             { provide: WriteBehind, useFactory: (database: RegistryDatabase, logger: Logger) => new WriteBehind(database, logger) },
             AuditLog,
             PeerRegistry,
+            DashboardFeed,
             BrokerServices,
             { provide: RpcKernelSecurity, useClass: SwitchboardSecurity, scope: 'rpc' },
             { provide: RpcServer, useClass: BrokerWebSocketServer },

@@ -17,6 +17,7 @@ import { AccessDenied, MalformedMessage, NotRegistered, PayloadTooLarge, PeerNot
 import { assertValidPeerId } from '../shared/peer-id';
 import { ValidatingServerAction } from '../shared/validation';
 import { Registration } from '../shared/broker-api';
+import { FilesApi } from '../shared/files-api';
 import { connectionKey, encodeCallerGone, encodeCallerIdentity, Route, SwitchboardFrame } from '../shared/wire';
 import { BrokerConfig } from './config';
 import { ExchangeEndpoint, FrameOrigin, PeerExchange } from './exchange/peer-exchange';
@@ -44,6 +45,9 @@ export class BrokerServices {
 /** Bounds on per-connection bookkeeping, so a busy or hostile peer cannot grow the broker without limit. */
 const MAX_PENDING_PER_CALLER = 10_000;
 const MAX_TRACKED_CALLERS = 10_000;
+
+/** Replies that end an observable (a file chunk stream, for the dashboard's active transfers). */
+const STREAM_END_TYPES = new Set<number>([RpcTypes.ResponseActionObservableComplete, RpcTypes.ResponseActionObservableError, RpcTypes.Error]);
 
 const readAction = getBSONDeserializer<rpcAction>();
 const readChunk = getBSONDeserializer<rpcChunk>();
@@ -87,6 +91,11 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
     get sessionName(): string {
         const name = this.sessionState.getSession().username;
         return name === 'anon' ? ANONYMOUS : name;
+    }
+
+    /** May watch the whole broker: anyone in open mode, admin tokens in token mode. */
+    isAdmin(): boolean {
+        return this.gate.isAdmin(this.sessionState.getSession());
     }
 
     isAuthenticated(): boolean {
@@ -133,11 +142,13 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
         const frame = message.getBuffer();
         const target = message.getPeerId();
         if (!sameBytes(frame, SOURCE_OFFSET, this.id)) {
+            stats.callsDenied++;
             return this.deny(message.id, new AccessDenied('The source of a peer message must be your own connection id (as returned by the ClientId handshake).', 'forged-source'), { target });
         }
         try {
             this.gate.assertMaySend(this.sessionState.getSession(), target);
         } catch (error) {
+            stats.callsDenied++;
             return this.deny(message.id, error as SwitchboardError, { target });
         }
 
@@ -149,6 +160,7 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
             stats.refused(error.code);
             // The first message of a call may be its type request; either way the caller tried to call.
             if (message.type === RpcTypes.Action || message.type === RpcTypes.ActionType) {
+                stats.callsUndeliverable++;
                 this.record('call', { target, ...this.actionOf(message), reason: error.code });
             }
             return;
@@ -159,7 +171,11 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
         if (this.calledPeers.size < MAX_TRACKED_CALLERS) this.calledPeers.add(target);
         if (message.type === RpcTypes.Action) {
             stats.callsRouted++;
-            this.record('call', { target, ...this.actionOf(message) });
+            const action = this.actionOf(message);
+            if (action.controller === FilesApi.path && action.action === 'chunks') stats.transferStarted(this.connectionId, message.id, this.myPeerId ?? this.sessionName, target);
+            this.record('call', { target, ...action });
+        } else if (message.type === RpcTypes.ActionObservableUnsubscribe || message.type === RpcTypes.ActionObservableDisconnect) {
+            stats.transferEnded(this.connectionId, message.id);
         }
     }
 
@@ -178,6 +194,8 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
             this.services.stats.observeCallLatency(performance.now() - pending.get(message.id)!);
             pending.delete(message.id);
         }
+        if (message.type === RpcTypes.Error) this.services.stats.callErrors++;
+        if (STREAM_END_TYPES.has(message.type)) this.services.stats.transferEnded(caller, message.id);
         // Deepkit writes the id of the replying kernel connection here, not of the client; the truth is this one.
         frame.set(this.id, SOURCE_OFFSET);
         this.services.stats.framesRouted++;
@@ -309,6 +327,7 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
         super.close();
         const { exchange } = this.services;
         exchange.detach(this.connectionId);
+        this.services.stats.transfersClosed(this.connectionId, peerId);
 
         // Requests this peer received and never answered would otherwise wait forever on the caller's side.
         if (peerId) {

@@ -60,7 +60,7 @@ export class BrokerRuntime {
             });
         });
         await this.applicationServer.start({ listenOnSignals: false });
-        this.logger.log(`Switchboard broker listening on ${this.url} (auth: ${this.config.auth}, database: ${this.config.database})`);
+        this.logger.log(`Switchboard broker listening on ${this.url} (auth: ${this.config.auth}, database: ${this.config.database}); dashboard on ${this.httpUrl}/`);
     }
 
     /** Closes every connection, marks all peers offline, writes pending registry and audit rows. Safe to call twice. */

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { ActiveTransfer } from '../shared/dashboard';
 
 /**
  * The broker's counters, behind `/status` and `/metrics`. Plain numbers are bumped on the routing hot path; the
@@ -7,12 +8,21 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
  */
 export class BrokerStats {
     readonly startedAt = new Date;
+    /** Peer calls delivered to their target (`outcome="delivered"`). */
     callsRouted = 0;
+    /** Peer calls the broker could not deliver (PeerNotFound, PeerOffline). */
+    callsUndeliverable = 0;
+    /** Peer calls the gate refused (forged source, send policy). */
+    callsDenied = 0;
+    /** Error replies routed back to callers: the target refused or failed the call. */
+    callErrors = 0;
     framesRouted = 0;
     bytesRouted = 0;
     registrations = 0;
     denials = 0;
     readonly refusals: Record<string, number> = {};
+    /** File chunk streams being routed, by caller connection and request id. */
+    readonly transfers = new Map<string, ActiveTransfer & { callerConnection: string }>();
     /** Peers online, read when scraped. */
     onlinePeers: () => number = () => 0;
 
@@ -40,7 +50,17 @@ export class BrokerStats {
             },
         });
         counter('switchboard_registrations_total', 'Peer ID registrations accepted (including takeovers).', () => stats.registrations);
-        counter('switchboard_calls_routed_total', 'Peer calls (Action frames) delivered to their target.', () => stats.callsRouted);
+        new Counter({
+            name: 'switchboard_calls_routed_total', labelNames: ['outcome'], registers: [this.registry],
+            help: 'Peer calls by outcome: delivered to the target, undeliverable (unknown or offline target), denied by the gate, answered with an error.',
+            collect() {
+                this.reset();
+                this.labels('delivered').inc(stats.callsRouted);
+                this.labels('undeliverable').inc(stats.callsUndeliverable);
+                this.labels('denied').inc(stats.callsDenied);
+                this.labels('error_reply').inc(stats.callErrors);
+            },
+        });
         counter('switchboard_frames_routed_total', 'Peer-routed frames and replies forwarded.', () => stats.framesRouted);
         counter('switchboard_bytes_routed_total', 'Bytes of forwarded frames.', () => stats.bytesRouted);
         new Counter({
@@ -55,6 +75,21 @@ export class BrokerStats {
     refused(code: string): void {
         this.denials++;
         this.refusals[code] = (this.refusals[code] ?? 0) + 1;
+    }
+
+    transferStarted(callerConnection: string, messageId: number, to: string, from: string): void {
+        this.transfers.set(callerConnection + ':' + messageId, { callerConnection, to, from, since: new Date });
+    }
+
+    transferEnded(callerConnection: string, messageId: number): void {
+        if (this.transfers.size) this.transfers.delete(callerConnection + ':' + messageId);
+    }
+
+    /** A connection closed: its transfers, as caller or as the serving peer, ended with it. */
+    transfersClosed(connection: string, peerId?: string): void {
+        for (const [key, transfer] of this.transfers) {
+            if (transfer.callerConnection === connection || (peerId && transfer.from === peerId)) this.transfers.delete(key);
+        }
     }
 
     observeCallLatency(milliseconds: number): void {

@@ -2,6 +2,7 @@ import { ControllerSymbol } from '@deepkit/rpc';
 import { entity, MaxLength } from '@deepkit/type';
 import { Observable } from 'rxjs';
 import { PeerId } from './peer-id';
+import { AuditRecord, BrokerActivity, DashboardEvent } from './dashboard';
 
 /** A capability a peer announces, e.g. `chat`, `files`, `relay`. */
 export type Capability = string & MaxLength<64>;
@@ -90,6 +91,12 @@ export interface BrokerApi {
 
     /** Live presence changes; with `snapshot`, first one `online` event per peer online now, then `synced`. */
     presence(snapshot?: boolean): Observable<PresenceEvent>;
+
+    /**
+     * The operator's live view: peers, traffic, transfers and audit decisions (see DashboardEvent). Admin tokens only
+     * in token mode (AccessDenied `admin-only`); anyone in open mode.
+     */
+    dashboard(): Observable<DashboardEvent>;
 }
 
-export const BrokerApi = ControllerSymbol<BrokerApi>('switchboard/broker', [PeerInfo, PresenceEvent]);
+export const BrokerApi = ControllerSymbol<BrokerApi>('switchboard/broker', [PeerInfo, PresenceEvent, DashboardEvent, BrokerActivity, AuditRecord]);

@@ -1,6 +1,7 @@
 export * from './errors';
 export * from './peer-id';
 export * from './broker-api';
+export * from './dashboard';
 export * from './wire';
 export * from './validation';
 export * from './action-groups';

@@ -1,14 +1,16 @@
 import { rpc, RpcKernelConnection } from '@deepkit/rpc';
 import { Observable } from 'rxjs';
 import { BrokerApi, Capability, PeerFilter, PeerInfo, PresenceEvent, Registration, WhoAmI } from '../../shared/broker-api';
-import { NotRegistered, PeerNotFound } from '../../shared/errors';
+import { DashboardEvent } from '../../shared/dashboard';
+import { AccessDenied, NotRegistered, PeerNotFound } from '../../shared/errors';
 import { PeerId } from '../../shared/peer-id';
 import { BrokerConfig } from '../config';
 import { BrokerConnection } from '../connection';
+import { DashboardFeed } from '../dashboard/dashboard-feed';
 import { PeerExchange } from '../exchange/peer-exchange';
 import { PeerRegistry } from '../registry/peer-registry';
 
-/** The broker's own RPC API: registration, discovery, presence. One instance per connection. */
+/** The broker's own RPC API: registration, discovery, presence, the dashboard stream. One instance per connection. */
 @rpc.controller(BrokerApi)
 export class BrokerController implements BrokerApi {
     protected connection: BrokerConnection;
@@ -18,6 +20,7 @@ export class BrokerController implements BrokerApi {
         protected registry: PeerRegistry,
         protected exchange: PeerExchange,
         protected config: BrokerConfig,
+        protected dashboardFeed: DashboardFeed,
     ) {
         this.connection = connection as BrokerConnection;
     }
@@ -78,5 +81,13 @@ export class BrokerController implements BrokerApi {
             const subscription = this.registry.presence.subscribe(subscriber);
             return () => subscription.unsubscribe();
         });
+    }
+
+    @rpc.action()
+    dashboard(): Observable<DashboardEvent> {
+        if (!this.connection.isAdmin()) {
+            throw new AccessDenied('The dashboard needs an admin token (`token:create <name> --admin`) in token mode.', 'admin-only');
+        }
+        return this.dashboardFeed.stream();
     }
 }

@@ -1,3 +1,4 @@
+import { Observable, Subject } from 'rxjs';
 import { AuditEvent, AuditKind } from './entities';
 import { RegistryDatabase } from './database';
 import { WriteBehind } from './write-behind';
@@ -18,8 +19,16 @@ export interface AuditQuery {
     limit?: number;
 }
 
+/** Decisions kept in memory for the dashboard's first view; the full trail is in SQLite. */
+const RECENT = 50;
+
 /** The audit trail: every registration, denial, routed call and disconnect, in the order the broker decided them. */
 export class AuditLog {
+    protected readonly recordedSubject = new Subject<AuditEvent>();
+    /** Each decision as it is made (before it reaches SQLite). */
+    readonly recorded: Observable<AuditEvent> = this.recordedSubject.asObservable();
+    protected readonly recentEvents: AuditEvent[] = [];
+
     constructor(
         protected database: RegistryDatabase,
         protected writer: WriteBehind,
@@ -30,6 +39,14 @@ export class AuditLog {
         const event = new AuditEvent(kind);
         Object.assign(event, entry);
         this.writer.schedule(event);
+        this.recentEvents.push(event);
+        if (this.recentEvents.length > RECENT) this.recentEvents.shift();
+        if (this.recordedSubject.observed) this.recordedSubject.next(event);
+    }
+
+    /** The last few decisions, newest last, without a query. */
+    recent(): AuditEvent[] {
+        return [...this.recentEvents];
     }
 
     /** Newest last. Waits for pending writes first, so the caller sees everything decided before it asked. */

@@ -76,6 +76,10 @@ export class PeerRegistry {
         return online;
     }
 
+    countKnown(): number {
+        return this.records.size;
+    }
+
     setOwner(peerId: string, owner: string, reclaimSecretHash?: string): void {
         const record = this.records.get(peerId);
         if (!record) return;

@@ -35,19 +35,23 @@ describe('configuration and HTTP endpoints', () => {
         expect(status.uptimeSeconds).toBeGreaterThanOrEqual(0);
     });
 
-    it('/metrics: Prometheus text with peers online, routed calls, refusals by reason, latency; no peer IDs as labels', async () => {
+    it('/metrics: Prometheus text with peers online, calls by outcome, refusals by reason, latency; no peer IDs as labels', async () => {
         const broker = await resources.broker();
         await resources.servingPeer(broker.url, 'bob-the-peer');
         const alice = resources.peerClient(broker.url);
         await echoOf(alice, 'bob-the-peer').echo('one');
         await echoOf(alice, 'ghost-peer').echo('two').catch(() => undefined);
+        await expect(echoOf(alice, 'bob-the-peer').echo('')).rejects.toThrow();
 
         const response = await fetch(`${broker.httpUrl}/metrics`);
         expect(response.headers.get('content-type')).toContain('text/plain');
         const text = await response.text();
         expect(text).toMatch(/^switchboard_peers_online 1$/m);
         expect(text).toMatch(/^switchboard_registrations_total 1$/m);
-        expect(text).toMatch(/^switchboard_calls_routed_total 1$/m);
+        expect(text).toMatch(/^switchboard_calls_routed_total\{outcome="delivered"\} 2$/m);
+        expect(text).toMatch(/^switchboard_calls_routed_total\{outcome="undeliverable"\} 1$/m);
+        expect(text).toMatch(/^switchboard_calls_routed_total\{outcome="denied"\} 0$/m);
+        expect(text).toMatch(/^switchboard_calls_routed_total\{outcome="error_reply"\} 1$/m);
         expect(text).toMatch(/^switchboard_refusals_total\{reason="PEER_NOT_FOUND"\} 1$/m);
         expect(Number(/^switchboard_call_latency_seconds_count (\d+)$/m.exec(text)?.[1])).toBeGreaterThanOrEqual(2);
         expect(text).not.toContain('bob-the-peer');

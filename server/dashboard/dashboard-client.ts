@@ -1,0 +1,181 @@
+/**
+ * The dashboard page's script (bundled for the browser by the broker on first request). It opens one RPC connection
+ * to the broker that served the page and renders the `dashboard()` stream; nothing is polled.
+ */
+import { RpcWebSocketClient } from '@deepkit/rpc';
+import { Observable, Subscription } from 'rxjs';
+import { BrokerApi, PeerInfo } from '../../shared/broker-api';
+import { AuditRecord, BrokerActivity, DashboardEvent } from '../../shared/dashboard';
+
+const TOKEN_KEY = 'switchboard-dashboard-token';
+const peers = new Map<string, PeerInfo>();
+const audit: AuditRecord[] = [];
+const AUDIT_SHOWN = 50;
+
+let client: RpcWebSocketClient | undefined;
+/** Deepkit's client holds a stream only weakly: keep it for as long as it is rendered. */
+let stream: Observable<DashboardEvent> | undefined;
+let subscription: Subscription | undefined;
+let retryDelay = 500;
+let retryTimer: ReturnType<typeof setTimeout> | undefined;
+
+const byId = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
+
+function element(tag: string, text = '', attributes: Record<string, string> = {}): HTMLElement {
+    const node = document.createElement(tag);
+    node.textContent = text;
+    for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
+    return node;
+}
+
+function takeToken(): string | undefined {
+    const fromHash = new URLSearchParams(location.hash.slice(1)).get('token');
+    if (fromHash) {
+        sessionStorage.setItem(TOKEN_KEY, fromHash);
+        history.replaceState(null, '', location.pathname + location.search);
+    }
+    return sessionStorage.getItem(TOKEN_KEY) ?? undefined;
+}
+
+function setConnection(state: 'live' | 'down' | 'connecting', text: string): void {
+    const node = byId('connection');
+    node.dataset.state = state;
+    node.textContent = text;
+}
+
+function showLogin(message: string): void {
+    byId('login').hidden = false;
+    byId('error').textContent = message;
+}
+
+async function connect(): Promise<void> {
+    clearTimeout(retryTimer);
+    subscription?.unsubscribe();
+    client?.disconnect();
+    const token = takeToken();
+    const current = client = RpcWebSocketClient.fromCurrentHost();
+    if (token) current.token.set(token);
+    setConnection('connecting', 'connecting…');
+    try {
+        stream = await current.controller<BrokerApi>(BrokerApi).dashboard();
+    } catch (error) {
+        current.disconnect();
+        const message = (error as Error).message;
+        if (/token|authenticat|denied/i.test(message)) {
+            setConnection('down', 'not authorised');
+            return showLogin(message);
+        }
+        return retry(message);
+    }
+    byId('login').hidden = true;
+    retryDelay = 500;
+    setConnection('live', 'live');
+    subscription = stream.subscribe({
+        next: apply,
+        error: error => retry((error as Error).message),
+        complete: () => retry('stream ended'),
+    });
+    current.transporter.disconnected.subscribe(() => {
+        if (client === current) retry('connection lost');
+    });
+}
+
+function retry(reason: string): void {
+    setConnection('down', `${reason}; retrying in ${Math.round(retryDelay / 1000)} s`);
+    clearTimeout(retryTimer);
+    retryTimer = setTimeout(() => void connect(), retryDelay);
+    retryDelay = Math.min(retryDelay * 2, 10_000);
+}
+
+function apply(event: DashboardEvent): void {
+    if (event.kind === 'snapshot') {
+        peers.clear();
+        audit.length = 0;
+    }
+    for (const peer of event.peers) peers.set(peer.id, peer);
+    audit.push(...event.audit);
+    audit.splice(0, Math.max(0, audit.length - AUDIT_SHOWN));
+    if (event.peers.length || event.kind === 'snapshot') renderPeers();
+    if (event.activity) renderActivity(event.activity);
+    if (event.audit.length || event.kind === 'snapshot') renderAudit();
+}
+
+function renderPeers(): void {
+    const rows = [...peers.values()]
+        .sort((a, b) => Number(b.online) - Number(a.online) || a.id.localeCompare(b.id))
+        .map(peer => {
+            const row = element('tr', '', { 'data-peer': peer.id, 'data-online': String(peer.online) });
+            row.append(element('td', peer.id), element('td', peer.online ? 'online' : 'offline', { class: 'state' }));
+            const capabilities = element('td');
+            for (const capability of peer.capabilities) capabilities.append(element('span', capability, { class: 'cap' }));
+            row.append(capabilities, element('td', peer.online && peer.connectedSince ? `since ${time(peer.connectedSince)}` : `last seen ${time(peer.lastSeen)}`));
+            return row;
+        });
+    byId('peers-online').textContent = String(rows.filter(row => row.dataset.online === 'true').length);
+    byId('peers-known').textContent = String(peers.size);
+    byId('peers').replaceChildren(...(rows.length ? rows : [emptyRow('No peer has registered yet.', 4)]));
+}
+
+function renderActivity(activity: BrokerActivity): void {
+    byId('peers-online').textContent = String(activity.peersOnline);
+    byId('peers-known').textContent = String(activity.peersKnown);
+    byId('calls-per-second').textContent = String(activity.callsPerSecond);
+    byId('calls-routed').textContent = String(activity.callsRouted);
+    byId('bytes-per-second').textContent = bytes(activity.bytesPerSecond);
+    const refusals = Object.entries(activity.refusals).sort((a, b) => b[1] - a[1]);
+    byId('refusals-total').textContent = String(refusals.reduce((sum, [, count]) => sum + count, 0));
+    byId('uptime').textContent = `up ${duration(activity.uptimeSeconds)}`;
+    byId('refusals').replaceChildren(...(refusals.length
+        ? refusals.map(([code, count]) => row([code, String(count)], { 'data-reason': code }))
+        : [emptyRow('None.', 2)]));
+    byId('transfers').replaceChildren(...(activity.transfers.length
+        ? activity.transfers.map(t => row([`${t.from} → ${t.to}`, `since ${time(t.since)}`]))
+        : [emptyRow('None.', 2)]));
+}
+
+function renderAudit(): void {
+    const items = audit.slice().reverse().map(entry => {
+        const parts = [time(entry.at), entry.kind, entry.peerId ?? '-'];
+        if (entry.target) parts.push('→ ' + entry.target);
+        if (entry.action) parts.push(entry.action);
+        if (entry.reason) parts.push(`(${entry.reason})`);
+        return element('li', parts.join(' '), { 'data-kind': entry.kind });
+    });
+    byId('audit-events').replaceChildren(...(items.length ? items : [element('li', 'Nothing yet.', { class: 'empty' })]));
+}
+
+function row(cells: string[], attributes: Record<string, string> = {}): HTMLElement {
+    const tr = element('tr', '', attributes);
+    tr.append(...cells.map(cell => element('td', cell)));
+    return tr;
+}
+
+function emptyRow(text: string, span: number): HTMLElement {
+    const tr = element('tr');
+    tr.append(element('td', text, { class: 'empty', colspan: String(span) }));
+    return tr;
+}
+
+function time(date: Date): string {
+    return new Date(date).toLocaleTimeString();
+}
+
+function duration(seconds: number): string {
+    if (seconds < 120) return `${seconds} s`;
+    if (seconds < 7200) return `${Math.round(seconds / 60)} min`;
+    return `${Math.round(seconds / 3600)} h`;
+}
+
+function bytes(count: number): string {
+    if (count < 1024) return `${count} B`;
+    if (count < 1024 * 1024) return `${(count / 1024).toFixed(1)} KiB`;
+    return `${(count / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+byId<HTMLFormElement>('login-form').addEventListener('submit', event => {
+    event.preventDefault();
+    sessionStorage.setItem(TOKEN_KEY, byId<HTMLInputElement>('token').value.trim());
+    void connect();
+});
+window.addEventListener('hashchange', () => void connect());
+void connect();

@@ -1,0 +1,63 @@
+import { DeepkitLoader } from '@deepkit/type-compiler';
+import { build, Plugin } from 'esbuild';
+import { readFile } from 'fs/promises';
+
+/**
+ * Modules the browser does not have. Code that reaches them in a browser build gets one clear error at the point of
+ * use (e.g. the SDK's SQLite storage or file sharing), instead of a bundle that fails to build or load.
+ */
+const NODE_ONLY = /^(node:)?(fs|fs\/promises|path|crypto|os|net|tls|http|https|zlib|stream|child_process|worker_threads|better-sqlite3|@deepkit\/sqlite)$/;
+
+/** Runs Deepkit's type compiler over our TypeScript, so classes served or validated in the browser keep their runtime types. */
+function deepkitReflection(): Plugin {
+    const loader = new DeepkitLoader();
+    return {
+        name: 'deepkit-reflection',
+        setup(build) {
+            build.onLoad({ filter: /\.tsx?$/ }, async args => {
+                if (args.path.includes('node_modules')) return undefined;
+                const source = await readFile(args.path, 'utf8');
+                return { contents: loader.transform(source, args.path), loader: 'ts' };
+            });
+        },
+    };
+}
+
+function nodeOnlyStubs(): Plugin {
+    return {
+        name: 'node-only-stubs',
+        setup(build) {
+            build.onResolve({ filter: NODE_ONLY }, args => ({ path: args.path, namespace: 'node-only' }));
+            build.onLoad({ filter: /.*/, namespace: 'node-only' }, args => ({
+                contents: `module.exports = new Proxy({}, { get(_, key) {
+                    if (key === '__esModule' || typeof key === 'symbol') return undefined;
+                    throw new Error(${JSON.stringify(`"${args.path}" is not available in the browser`)} + ' (used: ' + String(key) + ').');
+                } });`,
+                loader: 'js',
+            }));
+        },
+    };
+}
+
+export interface BrowserBundle {
+    /** The JavaScript of the whole page, one file. */
+    code: string;
+}
+
+/** Bundles a browser entry point (TypeScript, importing the SDK and Deepkit) into one script. */
+export async function bundleForBrowser(entryPoint: string, options: { minify?: boolean } = {}): Promise<BrowserBundle> {
+    const result = await build({
+        entryPoints: [entryPoint],
+        bundle: true,
+        write: false,
+        platform: 'browser',
+        format: 'iife',
+        target: 'es2022',
+        minify: options.minify ?? true,
+        sourcemap: false,
+        logLevel: 'silent',
+        define: { 'process.env.NODE_ENV': '"production"', global: 'globalThis' },
+        plugins: [nodeOnlyStubs(), deepkitReflection()],
+    });
+    return { code: result.outputFiles[0].text };
+}

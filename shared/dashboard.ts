@@ -1,0 +1,60 @@
+import { entity } from '@deepkit/type';
+import { PeerInfo } from './broker-api';
+
+/** A file transfer the broker is routing now: a `switchboard/files` chunk stream from `from` to `to`. */
+export interface ActiveTransfer {
+    /** The downloading peer. */
+    to: string;
+    /** The peer serving the file. */
+    from: string;
+    since: Date;
+}
+
+/** The broker's traffic, as the dashboard shows it; rates are per second over the last tick. */
+@entity.name('@switchboard/BrokerActivity')
+export class BrokerActivity {
+    at: Date = new Date;
+    uptimeSeconds: number = 0;
+    peersOnline: number = 0;
+    peersKnown: number = 0;
+    callsRouted: number = 0;
+    callsPerSecond: number = 0;
+    bytesRouted: number = 0;
+    bytesPerSecond: number = 0;
+    /** Refusals since start, by error code. */
+    refusals: Record<string, number> = {};
+    transfers: ActiveTransfer[] = [];
+}
+
+/** One audit decision as the dashboard shows it (the `audit` command reads the same rows from SQLite). */
+@entity.name('@switchboard/AuditRecord')
+export class AuditRecord {
+    constructor(
+        public at: Date,
+        public kind: string,
+        public peerId?: string,
+        public target?: string,
+        public action?: string,
+        /** A denial's error code, or a short note. */
+        public reason?: string,
+    ) {
+    }
+}
+
+export type DashboardEventKind = 'snapshot' | 'peer' | 'activity' | 'audit';
+
+/**
+ * One update of the broker dashboard stream. It starts with a `snapshot` (every known peer, current activity,
+ * recent audit events); then `peer` when a peer's presence or capabilities change, `activity` once a second, and
+ * `audit` with the decisions of the last moment (batched, newest last).
+ */
+@entity.name('@switchboard/DashboardEvent')
+export class DashboardEvent {
+    constructor(
+        public kind: DashboardEventKind,
+        public peers: PeerInfo[] = [],
+        public activity?: BrokerActivity,
+        public audit: AuditRecord[] = [],
+    ) {
+    }
+}

@@ -1,0 +1,98 @@
+import { rpc } from '@deepkit/rpc';
+import { firstValueFrom, Observable, ReplaySubject, Subject } from 'rxjs';
+import { filter, take } from 'rxjs/operators';
+import { api, echoOf, Resources } from '../helpers';
+import { AccessDenied, DashboardEvent, FilesApi } from '../../shared';
+import { TokenStore } from '../../server';
+
+/** Stands in for a peer serving a file: its chunk stream ends when the test says so. */
+@rpc.controller(FilesApi.path)
+class SlowFiles {
+    static stream = new Subject<{ index: number }>();
+
+    @rpc.action()
+    chunks(fileId: string, from: number, count: number): Observable<{ index: number }> {
+        return SlowFiles.stream;
+    }
+}
+
+describe('BrokerApi.dashboard()', () => {
+    const resources = new Resources();
+    afterEach(() => resources.closeAll());
+
+    /** Follows the dashboard stream; `next(predicate)` resolves with the first event (seen or coming) that matches. */
+    async function watch(url: string, token?: string) {
+        const client = resources.peerClient(url, token);
+        const stream = await api(client).dashboard();
+        const events = new ReplaySubject<DashboardEvent>();
+        resources.add(stream.subscribe(events), subscription => subscription.unsubscribe());
+        return {
+            stream,
+            next: (predicate: (event: DashboardEvent) => boolean) => firstValueFrom(events.pipe(filter(predicate), take(1))),
+        };
+    }
+
+    it('starts with a snapshot, then follows peers, traffic and audit decisions live', async () => {
+        const broker = await resources.broker();
+        await resources.servingPeer(broker.url, 'bob');
+        const dashboard = await watch(broker.url);
+
+        const snapshot = await dashboard.next(e => e.kind === 'snapshot');
+        expect(snapshot.peers.map(p => [p.id, p.online])).toEqual([['bob', true]]);
+        expect(snapshot.audit.map(a => [a.kind, a.peerId])).toContainEqual(['register', 'bob']);
+        expect(snapshot.activity!.peersOnline).toBe(1);
+
+        const alice = await resources.servingPeer(broker.url, 'alice');
+        const aliceOnline = await dashboard.next(e => e.kind === 'peer' && e.peers[0].id === 'alice');
+        expect(aliceOnline.peers[0].online).toBe(true);
+        expect(aliceOnline.peers[0].connectedSince).toBeInstanceOf(Date);
+
+        for (let i = 0; i < 5; i++) await echoOf(alice.client, 'bob').echo('hi');
+        const calls = await dashboard.next(e => e.kind === 'audit' && e.audit.some(a => a.kind === 'call'));
+        expect(calls.audit.find(a => a.kind === 'call')).toMatchObject({ peerId: 'alice', target: 'bob', action: 'test/echo.echo' });
+        const traffic = await dashboard.next(e => e.kind === 'activity' && e.activity!.callsRouted >= 5);
+        expect(traffic.activity!.callsPerSecond).toBeGreaterThan(0);
+        expect(traffic.activity!.bytesRouted).toBeGreaterThan(0);
+
+        await echoOf(alice.client, 'nobody').echo('hi').catch(() => undefined);
+        const refused = await dashboard.next(e => e.kind === 'activity' && (e.activity!.refusals['PEER_NOT_FOUND'] ?? 0) > 0);
+        expect(refused.activity!.refusals['PEER_NOT_FOUND']).toBe(1);
+
+        await alice.client.disconnect();
+        const aliceOffline = await dashboard.next(e => e.kind === 'peer' && e.peers[0].id === 'alice' && !e.peers[0].online);
+        expect(aliceOffline.peers[0].connectedSince).toBeUndefined();
+    });
+
+    it('shows a file chunk stream as an active transfer until it ends', async () => {
+        const broker = await resources.broker();
+        const bob = await resources.servingPeer(broker.url, 'bob');
+        bob.client.peerKernel!.registerController(SlowFiles, FilesApi.path);
+        const alice = await resources.servingPeer(broker.url, 'alice');
+        const dashboard = await watch(broker.url);
+
+        const chunks = await alice.client.peer('bob').controller<SlowFiles>(FilesApi.path).chunks('f1', 0, 16);
+        const received = firstValueFrom(chunks);
+        const active = await dashboard.next(e => e.kind === 'activity' && e.activity!.transfers.length > 0);
+        expect(active.activity!.transfers).toEqual([{ from: 'bob', to: 'alice', since: expect.any(Date) }]);
+
+        SlowFiles.stream.next({ index: 0 });
+        SlowFiles.stream.complete();
+        await received;
+        await dashboard.next(e => e.kind === 'activity' && e.activity!.transfers.length === 0);
+    });
+
+    it('token mode: admin tokens only; others get AccessDenied admin-only', async () => {
+        const broker = await resources.broker({ auth: 'token' });
+        const tokens = broker.app.get(TokenStore);
+        const admin = await tokens.create('ops', { peerIds: [], admin: true });
+        const app = await tokens.create('app', { peerIds: ['alice'] });
+
+        const error = await api(resources.peerClient(broker.url, app)).dashboard().catch(e => e);
+        expect(error).toBeInstanceOf(AccessDenied);
+        expect(error.reason).toBe('admin-only');
+        expect(await api(resources.peerClient(broker.url)).dashboard().catch(e => e.reason)).toBe('not-authenticated');
+
+        const dashboard = await watch(broker.url, admin);
+        expect((await dashboard.next(e => e.kind === 'snapshot')).peers).toEqual([]);
+    });
+});
