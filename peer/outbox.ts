@@ -1,4 +1,3 @@
-import { randomUUID } from 'crypto';
 import { Subject } from 'rxjs';
 import { CircuitOpen, Disconnected, PeerNotFound, PeerOffline, RateLimited, Timeout } from '../shared/errors';
 import { OutboxEntry } from './storage/entities';
@@ -34,7 +33,7 @@ export class Outbox {
     }
 
     /** Writes the entry, then tries it at once (after anything already queued for the recipient). */
-    async send(recipient: string, kind: string, payload: unknown, id: string = randomUUID()): Promise<OutboxResult> {
+    async send(recipient: string, kind: string, payload: unknown, id: string = crypto.randomUUID()): Promise<OutboxResult> {
         const entry = new OutboxEntry(id + ':' + kind + ':' + recipient, recipient, kind, JSON.stringify(payload));
         await this.database.persist(entry);
         return this.inLane(recipient, async () => {

@@ -1,6 +1,7 @@
 import './dispose-symbol';
 import { ClassType } from '@deepkit/core';
 import { NormalizedProvider } from '@deepkit/injector';
+import { DatabaseAdapter } from '@deepkit/orm';
 import { ControllerDefinition, OfflineError, RemoteController, RpcControllerState, RpcWebSocketClientAdapter } from '@deepkit/rpc';
 import { BehaviorSubject, firstValueFrom, Observable, Subject, Subscription } from 'rxjs';
 import { filter } from 'rxjs/operators';
@@ -40,8 +41,11 @@ export interface PeerOptions {
     id: string;
     /** A peer token, for brokers in token mode. */
     token?: string;
-    /** SQLite file for the outbox, caches and the reclaim secret; default `:memory:` (nothing survives a restart). */
-    storage?: string;
+    /**
+     * Where the outbox, caches and the reclaim secret live: a SQLite file, `:memory:` (the default; nothing survives a
+     * restart), or any Deepkit ORM adapter — in a browser, `new MemoryDatabaseAdapter()` from `@deepkit/orm`.
+     */
+    storage?: string | DatabaseAdapter;
     /** Default call timeout; default: what the broker recommends (`whoami().callTimeoutMs`). */
     callTimeoutMs?: number;
     /** Capabilities announced after every (re-)registration. */
@@ -55,7 +59,7 @@ export interface PeerOptions {
     providers?: NormalizedProvider[];
     /** Controllers to serve from the moment the peer registers: `[[ChatController, 'chat'], …]`. */
     expose?: [ClassType, string | ControllerDefinition<any>][];
-    /** A WebSocket class; default the `ws` package (Node 20 has no global WebSocket). */
+    /** A WebSocket class; default the platform's (browsers), else the `ws` package (Node 20 has none). */
     webSocket?: unknown;
     /** Reported by discovery's `info()`. */
     appVersion?: string;
@@ -149,7 +153,7 @@ export class Peer implements CallInvoker {
         this.kernel.registerController(RelayController, RelayApi);
         this.kernel.registerController(FileSharingController, FilesApi);
         this.kernel.registerController(CollabController, CollabApi);
-        const webSocket = (options.webSocket ?? WebSocket) as any;
+        const webSocket = (options.webSocket ?? globalThis.WebSocket ?? WebSocket) as any;
         this.client = new PeerClient(new RpcWebSocketClientAdapter(options.url, webSocket), this.kernel);
         if (options.token) this.client.token.set(options.token);
         for (const [controller, path] of options.expose ?? []) this.kernel.registerController(controller, path);

@@ -41,6 +41,11 @@ export function decodeCallerIdentity(buffer: Uint8Array, bodyOffset: number): Ca
     return decodeIdentity(buffer, bodyOffset);
 }
 
+const HEX = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, '0'));
+
+/** A connection id as hex; without Buffer, so browser peers can use it too. */
 export function connectionKey(id: Uint8Array): string {
-    return Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString('hex');
+    let key = '';
+    for (let i = 0; i < id.length; i++) key += HEX[id[i]];
+    return key;
 }

@@ -1,4 +1,3 @@
-import { randomUUID } from 'crypto';
 import { Subject } from 'rxjs';
 import { ChatApi, ChatEntry, ChatGroupInfo, ChatMessage, DeliveryStatus, FanOutResult } from '../../shared/chat-api';
 import { AccessDenied, NotFound } from '../../shared/errors';
@@ -38,7 +37,7 @@ export class ChatService {
 
     /** Sends a direct message. Resolves once it is delivered, or queued because the recipient is offline. */
     async send(to: string, text: string, groupId?: string): Promise<ChatEntry> {
-        const message = new ChatMessage(randomUUID(), text, new Date, groupId);
+        const message = new ChatMessage(crypto.randomUUID(), text, new Date, groupId);
         const record = new ChatRecord(key('out', to, message.id), message.id, to, 'out', text, message.sentAt);
         record.groupId = groupId;
         await this.database.persist(record);
@@ -66,7 +65,7 @@ export class ChatService {
 
     async createGroup(name: string, members: string[]): Promise<ChatGroupInfo> {
         const all = [...new Set([this.transport.id, ...members])];
-        const group = new ChatGroupInfo(randomUUID(), name, all, this.transport.id);
+        const group = new ChatGroupInfo(crypto.randomUUID(), name, all, this.transport.id);
         await this.database.persist(new ChatGroupRecord(group.id, group.name, group.members, group.owner));
         this.groups$.next(group);
         await Promise.all(all.filter(m => m !== this.transport.id).map(member => this.outbox.send(member, 'chat-group', group)));

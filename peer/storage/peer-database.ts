@@ -1,5 +1,5 @@
 import { ClassType } from '@deepkit/core';
-import { Database } from '@deepkit/orm';
+import { Database, DatabaseAdapter } from '@deepkit/orm';
 import { SQLiteDatabaseAdapter } from '@deepkit/sqlite';
 import { mkdirSync } from 'fs';
 import { dirname } from 'path';
@@ -7,11 +7,14 @@ import { ChatGroupRecord, ChatRecord, CollabDocRecord, CollabUpdate, DownloadRec
 
 const coreEntities: ClassType[] = [PeerSetting, KnownPeer, OutboxEntry, ChatRecord, ChatGroupRecord, HeldPayload, ReceivedPayload, SharedFile, DownloadRecord, CollabUpdate, CollabDocRecord];
 
-/** A peer's own SQLite file (or `:memory:`): settings, outbox, caches, and what the built-in controllers keep. */
+/**
+ * A peer's own storage: settings, outbox, caches, and what the built-in controllers keep. A SQLite file (or
+ * `:memory:`) in Node; any Deepkit ORM adapter elsewhere (a browser peer uses the in-memory one).
+ */
 export class PeerDatabase extends Database {
-    constructor(path: string, entities: ClassType[] = []) {
-        if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-        super(new SQLiteDatabaseAdapter(path), [...coreEntities, ...entities]);
+    constructor(storage: string | DatabaseAdapter, entities: ClassType[] = []) {
+        if (typeof storage === 'string' && storage !== ':memory:') mkdirSync(dirname(storage), { recursive: true });
+        super(typeof storage === 'string' ? new SQLiteDatabaseAdapter(storage) : storage, [...coreEntities, ...entities]);
         this.name = 'peer';
     }
 

@@ -1,0 +1,131 @@
+/**
+ * A browser peer: registers with the broker over the browser's own WebSocket, shows who is online, chats with
+ * delivery status, and edits one shared Yjs document with every other web peer. The SDK is the same one Node apps
+ * use; storage is Deepkit's in-memory ORM adapter (a tab keeps its history until it is closed).
+ */
+import { MemoryDatabaseAdapter } from '@deepkit/orm';
+import { Peer } from '../../peer/peer';
+import { ChatEntry } from '../../shared/chat-api';
+import { PresenceEvent } from '../../shared/broker-api';
+import { bindTextarea } from './text-binding';
+
+const DOCUMENT = 'web-notes';
+const WEB = 'web';
+
+const params = new URLSearchParams(location.search);
+const brokerUrl = params.get('broker') || document.querySelector<HTMLMetaElement>('meta[name="switchboard-broker"]')!.content;
+const byId = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
+
+let peer: Peer;
+let selected: string | undefined;
+const members = new Map<string, boolean>();
+const messages = new Map<string, ChatEntry>();
+
+function element(tag: string, text = '', attributes: Record<string, string> = {}): HTMLElement {
+    const node = document.createElement(tag);
+    node.textContent = text;
+    for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
+    return node;
+}
+
+async function join(id: string): Promise<void> {
+    byId('join-error').textContent = '';
+    try {
+        peer = Peer.create({ url: brokerUrl, id, storage: new MemoryDatabaseAdapter(), capabilities: ['chat', 'collab', WEB] });
+        // Subscribed before connecting, so messages queued for us while we were away are shown too.
+        peer.state$.subscribe(state => byId('state').textContent = state);
+        peer.presence$.subscribe(onPresence);
+        peer.chat.updates$.subscribe(onChat);
+        await peer.start();
+    } catch (error) {
+        byId('join-error').textContent = (error as Error).message;
+        await peer.close().catch(() => undefined);
+        return;
+    }
+    history.replaceState(null, '', `?${new URLSearchParams({ ...Object.fromEntries(params), id })}`);
+    byId('me').textContent = `you are ${id}`;
+    byId('join').hidden = true;
+    byId('app').hidden = false;
+    for (const info of await peer.broker.listPeers()) if (info.id !== id) members.set(info.id, info.online);
+    renderMembers();
+
+    const others = (await peer.broker.listPeers({ online: true, capability: WEB })).map(info => info.id).filter(other => other !== id);
+    const notes = await peer.collab.open(DOCUMENT, { collaborators: others });
+    const textarea = byId<HTMLTextAreaElement>('doc');
+    bindTextarea(textarea, notes.text);
+    // Enabled only now: what is typed before the binding exists would be overwritten by the document.
+    textarea.disabled = false;
+}
+
+function onPresence(event: PresenceEvent): void {
+    if (event.peerId === peer.id || event.kind === 'synced') return;
+    if (event.kind === 'online' || event.kind === 'offline') members.set(event.peerId, event.kind === 'online');
+    // A web peer that comes (back) online edits the same document.
+    if (event.kind !== 'offline' && event.capabilities.includes(WEB)) void peer.collab.open(DOCUMENT, { collaborators: [event.peerId] });
+    renderMembers();
+}
+
+function onChat(entry: ChatEntry): void {
+    messages.set(entry.id, entry);
+    if (entry.direction === 'in' && !selected) select(entry.peerId);
+    else if (entry.peerId === selected) renderMessages();
+    if (entry.direction === 'in' && entry.peerId === selected && entry.status === 'delivered') void markRead([entry]);
+}
+
+async function markRead(entries: ChatEntry[]): Promise<void> {
+    const unread = entries.filter(entry => entry.direction === 'in' && entry.status === 'delivered');
+    if (unread.length) await peer.chat.markRead(unread[0].peerId, unread.map(entry => entry.id)).catch(() => undefined);
+}
+
+async function select(peerId: string): Promise<void> {
+    selected = peerId;
+    byId('conversation').textContent = `Chat with ${peerId}`;
+    byId<HTMLInputElement>('chat-input').disabled = false;
+    byId<HTMLButtonElement>('send').disabled = false;
+    renderMembers();
+    const conversation = await peer.chat.history(peerId);
+    for (const entry of conversation) messages.set(entry.id, entry);
+    renderMessages();
+    await markRead(conversation);
+}
+
+function renderMembers(): void {
+    const items = [...members].sort(([a, onlineA], [b, onlineB]) => Number(onlineB) - Number(onlineA) || a.localeCompare(b)).map(([id, online]) => {
+        const item = element('li', id, { 'data-peer': id, 'data-online': String(online), 'aria-selected': String(id === selected) });
+        item.addEventListener('click', () => void select(id));
+        return item;
+    });
+    byId('members').replaceChildren(...(items.length ? items : [element('li', 'Nobody else yet.')]));
+}
+
+function renderMessages(): void {
+    const conversation = [...messages.values()]
+        .filter(entry => entry.peerId === selected && !entry.groupId)
+        .sort((a, b) => new Date(a.sentAt).getTime() - new Date(b.sentAt).getTime());
+    byId('messages').replaceChildren(...conversation.map(entry => {
+        const item = element('li', entry.text, { 'data-id': entry.id, 'data-direction': entry.direction, 'data-status': entry.status });
+        if (entry.direction === 'out') item.append(element('span', entry.status, { class: 'status' }));
+        return item;
+    }));
+    byId('messages').lastElementChild?.scrollIntoView({ block: 'end' });
+}
+
+byId<HTMLFormElement>('join').addEventListener('submit', event => {
+    event.preventDefault();
+    void join(byId<HTMLInputElement>('peer-id').value.trim());
+});
+
+byId<HTMLFormElement>('chat-form').addEventListener('submit', event => {
+    event.preventDefault();
+    const input = byId<HTMLInputElement>('chat-input');
+    const text = input.value.trim();
+    if (!text || !selected) return;
+    input.value = '';
+    peer.chat.send(selected, text).catch(error => alert((error as Error).message));
+});
+
+const preset = params.get('id');
+if (preset) {
+    byId<HTMLInputElement>('peer-id').value = preset;
+    void join(preset);
+}

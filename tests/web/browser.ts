@@ -1,0 +1,76 @@
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'fs';
+import { tmpdir } from 'os';
+import { join } from 'path';
+import { BrowserContext, chromium, Page } from 'playwright-core';
+import { Resources } from '../helpers';
+
+/** Debian's Chromium, installed by `.ci/run` (`apt-get install chromium chromium-driver`). */
+export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+
+/** As root, in a sandbox with no network: no sandbox, no GPU, and none of Chromium's calls home. */
+const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+
+/**
+ * `describe` for browser tests. Without Chromium they are skipped, loudly, on a developer machine; under `CI=true`
+ * a missing Chromium fails the run, so CI cannot pass without having run them.
+ */
+export function describeInBrowser(name: string, tests: () => void): void {
+    if (existsSync(CHROMIUM)) return describe(name, tests);
+    const message = `Chromium not found at ${CHROMIUM}: the browser tests need Debian's chromium (apt-get install chromium chromium-driver) or CHROMIUM_PATH.`;
+    if (process.env.CI) {
+        describe(name, () => it('needs Chromium', () => {
+            throw new Error(message);
+        }));
+        return;
+    }
+    console.warn(`\n${'!'.repeat(100)}\n!! SKIPPED: ${name}\n!! ${message}\n${'!'.repeat(100)}\n`);
+    describe.skip(name, tests);
+}
+
+export interface TestBrowser {
+    context: BrowserContext;
+    /** A new tab. Errors thrown in it are collected in `pageErrors`. */
+    open(url: string): Promise<Page>;
+    /** Uncaught errors of every tab: a test expects none. */
+    pageErrors: string[];
+}
+
+/** Headless Chromium with a fresh profile, closed (and the profile removed) with `resources`. */
+export async function launchBrowser(resources: Resources): Promise<TestBrowser> {
+    const profile = mkdtempSync(join(tmpdir(), 'switchboard-chromium-'));
+    resources.add(profile, dir => rmSync(dir, { recursive: true, force: true }));
+    const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: FLAGS, timeout: 30_000 });
+    resources.add(context, c => c.close());
+    context.setDefaultTimeout(15_000);
+    const pageErrors: string[] = [];
+    return {
+        context,
+        pageErrors,
+        async open(url: string) {
+            const page = await context.newPage();
+            page.on('pageerror', error => pageErrors.push(error.message));
+            await page.goto(url);
+            return page;
+        },
+    };
+}
+
+/**
+ * Where screenshots go: `var/screenshots/` on every run, and `docs/screenshots/` (the README's) when
+ * `UPDATE_SCREENSHOTS=1` — run `npm run screenshots` and commit them when the pages changed meaningfully.
+ */
+export async function screenshot(page: Page, name: string): Promise<void> {
+    const directories = [join('var', 'screenshots')];
+    if (process.env.UPDATE_SCREENSHOTS === '1') directories.push(join('docs', 'screenshots'));
+    for (const directory of directories) {
+        mkdirSync(directory, { recursive: true });
+        await page.screenshot({ path: join(directory, `${name}.png`) });
+    }
+}
+
+/** The value of one Prometheus sample (`name` or `name{labels}`) in a /metrics text. */
+export function metric(text: string, sample: string): number {
+    const line = text.split('\n').find(l => l.startsWith(sample + ' '));
+    if (!line) throw new Error(`No sample ${sample} in /metrics`);
+    return Number(line.slice(sample.length + 1));
+}

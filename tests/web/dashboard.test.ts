@@ -1,0 +1,49 @@
+import { Peer } from '../../peer';
+import { TokenStore } from '../../server';
+import { Resources } from '../helpers';
+import { describeInBrowser, launchBrowser, screenshot } from './browser';
+
+describeInBrowser('the broker dashboard, in Chromium', () => {
+    const resources = new Resources();
+    afterEach(() => resources.closeAll());
+
+    it('token mode: asks for an admin token, then shows peers appear and disappear live', async () => {
+        const broker = await resources.broker({ auth: 'token' });
+        const tokens = broker.app.get(TokenStore);
+        const adminToken = await tokens.create('ops', { peerIds: [], admin: true });
+        const appToken = await tokens.create('app', { peerIds: ['alice', 'bob'] });
+        const browser = await launchBrowser(resources);
+
+        const page = await browser.open(`${broker.httpUrl}/`);
+        await page.locator('#login').waitFor({ state: 'visible' });
+        expect(await page.textContent('#error')).toMatch(/authenticate/);
+        await page.fill('#token', appToken);
+        await page.press('#token', 'Enter');
+        await page.locator('#error', { hasText: 'needs an admin token' }).waitFor();
+
+        await page.fill('#token', adminToken);
+        await page.press('#token', 'Enter');
+        await page.locator('#connection[data-state="live"]').waitFor();
+        await page.locator('#login').waitFor({ state: 'hidden' });
+
+        const alice = resources.add(await Peer.connect({ url: broker.url, id: 'alice', token: appToken, capabilities: ['chat', 'files'] }), p => p.close());
+        const aliceRow = page.locator('tr[data-peer="alice"][data-online="true"]');
+        await aliceRow.waitFor();
+        expect(await aliceRow.locator('.cap').allTextContents()).toEqual(['chat', 'files']);
+
+        const bob = await Peer.connect({ url: broker.url, id: 'bob', token: appToken, capabilities: ['chat'] });
+        await page.locator('tr[data-peer="bob"][data-online="true"]').waitFor();
+        await alice.chat.send('bob', 'hello');
+        await alice.to('nobody').discovery.ping().catch(() => undefined);
+        await page.locator('#audit-events li', { hasText: 'call alice → bob switchboard/chat' }).first().waitFor();
+        await page.locator('#refusals tr[data-reason="PEER_NOT_FOUND"]').waitFor();
+
+        await bob.close();
+        await page.locator('tr[data-peer="bob"][data-online="false"]').waitFor();
+        await page.locator('#audit-events li', { hasText: 'disconnect bob' }).waitFor();
+        expect(await page.textContent('#peers-online')).toBe('1');
+
+        await screenshot(page, 'dashboard');
+        expect(browser.pageErrors).toEqual([]);
+    });
+});

@@ -1,0 +1,77 @@
+import { Page } from 'playwright-core';
+import { Peer } from '../../peer';
+import { startWebExample } from '../../examples/web/serve';
+import { Resources } from '../helpers';
+import { describeInBrowser, launchBrowser, metric, screenshot } from './browser';
+
+const DELIVERED = 'switchboard_calls_routed_total{outcome="delivered"}';
+
+describeInBrowser('browser peers (examples/web), in Chromium', () => {
+    const resources = new Resources();
+    afterEach(() => resources.closeAll());
+
+    const documentOf = (page: Page) => page.inputValue('#doc');
+    /** A string, not a function: the test's functions carry Deepkit type annotations the page does not know. */
+    const documentContains = async (page: Page, ...parts: string[]) => {
+        try {
+            await page.waitForFunction(`${JSON.stringify(parts)}.every(part => document.getElementById('doc').value.includes(part))`);
+        } catch (error) {
+            throw new Error(`The document never contained ${JSON.stringify(parts)}; it reads ${JSON.stringify(await documentOf(page))}`);
+        }
+    };
+
+    it('two tabs register, see each other live, chat with delivery status and converge on a shared document', async () => {
+        const broker = await resources.broker();
+        const web = resources.add(await startWebExample({ brokerUrl: broker.url, port: 0 }), w => w.close());
+        const metricsBefore = await (await fetch(`${broker.httpUrl}/metrics`)).text();
+        const browser = await launchBrowser(resources);
+
+        const alice = await browser.open(`${web.url}?id=alice`);
+        await alice.locator('#state', { hasText: 'registered' }).waitFor();
+        const bob = await browser.open(`${web.url}?id=bob`);
+        await bob.locator('#members li[data-peer="alice"][data-online="true"]').waitFor();
+        await alice.locator('#members li[data-peer="bob"][data-online="true"]').waitFor();
+
+        // Chat, with the status the sender sees moving to "read" once bob's tab shows the message.
+        await alice.click('#members li[data-peer="bob"]');
+        await alice.fill('#chat-input', 'hello bob');
+        await alice.press('#chat-input', 'Enter');
+        await bob.locator('#messages li[data-direction="in"]', { hasText: 'hello bob' }).waitFor();
+        await alice.locator('#messages li[data-direction="out"][data-status="read"]', { hasText: 'hello bob' }).waitFor();
+        await bob.fill('#chat-input', 'hi alice');
+        await bob.press('#chat-input', 'Enter');
+        await alice.locator('#messages li[data-direction="in"]', { hasText: 'hi alice' }).waitFor();
+
+        // A Node peer is a member like any other, and chats with the browser.
+        const carol = resources.add(await Peer.connect({ url: broker.url, id: 'carol' }), p => p.close());
+        await alice.locator('#members li[data-peer="carol"][data-online="true"]').waitFor();
+        expect((await carol.chat.send('bob', 'from node')).status).toBe('delivered');
+        await bob.click('#members li[data-peer="carol"]');
+        await bob.locator('#messages li[data-direction="in"]', { hasText: 'from node' }).waitFor();
+
+        // The document: one types, the other sees it; then both type at once at both ends.
+        await alice.locator('#doc:enabled').waitFor();
+        await alice.click('#doc');
+        await alice.keyboard.type('Shared notes. ');
+        await documentContains(bob, 'Shared notes. ');
+        await bob.locator('#doc:enabled').waitFor();
+        await bob.click('#doc');
+        await bob.keyboard.press('End');
+        await Promise.all([alice.keyboard.type('[alice was here] '), bob.keyboard.type('[bob too]')]);
+        await Promise.all([alice, bob].map(tab => documentContains(tab, 'Shared notes. ', '[alice was here] ', '[bob too]')));
+        expect(await documentOf(alice)).toBe(await documentOf(bob));
+
+        await screenshot(alice, 'web-peer');
+
+        // Presence is live: closing bob's tab shows him offline to alice.
+        await bob.close();
+        await alice.locator('#members li[data-peer="bob"][data-online="false"]').waitFor();
+
+        const metricsAfter = await (await fetch(`${broker.httpUrl}/metrics`)).text();
+        expect(metric(metricsAfter, DELIVERED)).toBeGreaterThan(metric(metricsBefore, DELIVERED) + 10);
+        expect(metric(metricsAfter, 'switchboard_bytes_routed_total')).toBeGreaterThan(metric(metricsBefore, 'switchboard_bytes_routed_total'));
+        expect(metric(metricsAfter, 'switchboard_registrations_total')).toBe(3);
+        expect(metric(metricsAfter, 'switchboard_peers_online')).toBe(2);
+        expect(browser.pageErrors).toEqual([]);
+    });
+});
