@@ -97,6 +97,22 @@ describe('example clients', () => {
         expect(a).toBe(b);
     });
 
+    it('web: `npm run web` serves the browser peer page for the broker it is given, and rejects a bad port', async () => {
+        const broker = await resources.broker();
+        const web = start('examples/web/serve.ts', ['--broker', broker.url, '--port', '0']);
+        const [, url] = await web.waitFor(/Web peer example on (http:\/\/127\.0\.0\.1:\d+\/)/, 60000);
+        expect(await (await fetch(url)).text()).toContain(`<meta name="switchboard-broker" content="${broker.url}">`);
+        const script = await fetch(`${url}app.js`);
+        expect(script.headers.get('content-type')).toContain('javascript');
+        expect((await script.text()).length).toBeGreaterThan(10_000);
+        web.child.kill('SIGTERM');
+        expect(await web.exit).toBe(0);
+
+        const bad = start('examples/web/serve.ts', ['--port', 'eighty']);
+        expect(await bad.exit).toBe(2);
+        expect(bad.output()).toContain('--port must be a port number, got "eighty".');
+    });
+
     it('with no broker running, an example says what to do and exits with 1', async () => {
         const chat = start('examples/chat/main.ts', ['--id', 'alice', '--url', 'ws://127.0.0.1:9', '--storage', ':memory:']);
         expect(await chat.exit).toBe(1);

@@ -14,6 +14,8 @@ const WEB = 'web';
 
 const params = new URLSearchParams(location.search);
 const brokerUrl = params.get('broker') || document.querySelector<HTMLMetaElement>('meta[name="switchboard-broker"]')!.content;
+/** For a broker in token mode: `#token=…`, in the fragment so it never reaches a server log. */
+const token = new URLSearchParams(location.hash.slice(1)).get('token') ?? undefined;
 const byId = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 
 let peer: Peer;
@@ -31,7 +33,7 @@ function element(tag: string, text = '', attributes: Record<string, string> = {}
 async function join(id: string): Promise<void> {
     byId('join-error').textContent = '';
     try {
-        peer = Peer.create({ url: brokerUrl, id, storage: new MemoryDatabaseAdapter(), capabilities: ['chat', 'collab', WEB] });
+        peer = Peer.create({ url: brokerUrl, id, token, storage: new MemoryDatabaseAdapter(), capabilities: ['chat', 'collab', WEB] });
         // Subscribed before connecting, so messages queued for us while we were away are shown too.
         peer.state$.subscribe(state => byId('state').textContent = state);
         peer.presence$.subscribe(onPresence);
@@ -42,7 +44,7 @@ async function join(id: string): Promise<void> {
         await peer.close().catch(() => undefined);
         return;
     }
-    history.replaceState(null, '', `?${new URLSearchParams({ ...Object.fromEntries(params), id })}`);
+    history.replaceState(null, '', `?${new URLSearchParams({ ...Object.fromEntries(params), id })}${location.hash}`);
     byId('me').textContent = `you are ${id}`;
     byId('join').hidden = true;
     byId('app').hidden = false;
