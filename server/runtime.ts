@@ -70,7 +70,11 @@ export class BrokerRuntime {
         await this.applicationServer.close();
         await this.registry.close();
         await this.exchange.stop();
-        await new Promise<void>(resolve => this.http.server.close(() => resolve()));
+        await new Promise<void>(resolve => {
+            this.http.server.close(() => resolve());
+            // A browser keeps its HTTP connection (dashboard page) open; close() alone would wait for it to time out.
+            this.http.server.closeAllConnections();
+        });
         this.tokenDatabase.disconnect();
         this.registryDatabase.disconnect();
     }

@@ -11,12 +11,16 @@ const TOKEN_KEY = 'switchboard-dashboard-token';
 const peers = new Map<string, PeerInfo>();
 const audit: AuditRecord[] = [];
 const AUDIT_SHOWN = 50;
+const CONNECT_TIMEOUT_MS = 5000;
+const FIRST_RETRY_MS = 500;
+const LAST_RETRY_MS = 5000;
 
 let client: RpcWebSocketClient | undefined;
 /** Deepkit's client holds a stream only weakly: keep it for as long as it is rendered. */
 let stream: Observable<DashboardEvent> | undefined;
 let subscription: Subscription | undefined;
-let retryDelay = 500;
+let attempts = 0;
+let retryDelay = FIRST_RETRY_MS;
 let retryTimer: ReturnType<typeof setTimeout> | undefined;
 
 const byId = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -48,43 +52,55 @@ function showLogin(message: string): void {
     byId('error').textContent = message;
 }
 
+/**
+ * One attempt to connect and follow the stream. Each attempt has a number; a failure, error or disconnect of an
+ * older attempt is ignored, so one lost connection leads to one retry, not one per event that reports it.
+ */
 async function connect(): Promise<void> {
+    const attempt = ++attempts;
     clearTimeout(retryTimer);
+    retryTimer = undefined;
     subscription?.unsubscribe();
-    client?.disconnect();
+    void client?.disconnect();
     const token = takeToken();
     const current = client = RpcWebSocketClient.fromCurrentHost();
     if (token) current.token.set(token);
     setConnection('connecting', 'connecting…');
     try {
+        // Connect first, with a deadline: an action call on a client whose connection attempt failed can wait forever.
+        await withTimeout(current.connect(), CONNECT_TIMEOUT_MS, 'no answer from the broker');
         stream = await current.controller<BrokerApi>(BrokerApi).dashboard();
     } catch (error) {
-        current.disconnect();
+        void current.disconnect();
         const message = (error as Error).message;
         if (/token|authenticat|denied/i.test(message)) {
             setConnection('down', 'not authorised');
             return showLogin(message);
         }
-        return retry(message);
+        return retry(attempt, /connect/i.test(message) ? 'broker unreachable' : message);
     }
     byId('login').hidden = true;
-    retryDelay = 500;
+    retryDelay = FIRST_RETRY_MS;
     setConnection('live', 'live');
     subscription = stream.subscribe({
         next: apply,
-        error: error => retry((error as Error).message),
-        complete: () => retry('stream ended'),
+        error: error => retry(attempt, (error as Error).message),
+        complete: () => retry(attempt, 'stream ended'),
     });
-    current.transporter.disconnected.subscribe(() => {
-        if (client === current) retry('connection lost');
-    });
+    current.transporter.disconnected.subscribe(() => retry(attempt, 'connection lost'));
 }
 
-function retry(reason: string): void {
-    setConnection('down', `${reason}; retrying in ${Math.round(retryDelay / 1000)} s`);
-    clearTimeout(retryTimer);
+function withTimeout<T>(promise: Promise<T>, milliseconds: number, message: string): Promise<T> {
+    let timer: ReturnType<typeof setTimeout>;
+    const timeout = new Promise<never>((_, reject) => timer = setTimeout(() => reject(new Error(message)), milliseconds));
+    return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+function retry(attempt: number, reason: string): void {
+    if (attempt !== attempts || retryTimer) return;
+    setConnection('down', `${reason}; retrying in ${Math.ceil(retryDelay / 1000)} s`);
     retryTimer = setTimeout(() => void connect(), retryDelay);
-    retryDelay = Math.min(retryDelay * 2, 10_000);
+    retryDelay = Math.min(retryDelay * 2, LAST_RETRY_MS);
 }
 
 function apply(event: DashboardEvent): void {

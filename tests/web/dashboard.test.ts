@@ -1,5 +1,8 @@
+import { mkdtempSync, rmSync } from 'fs';
+import { tmpdir } from 'os';
+import { dirname, join } from 'path';
 import { Peer } from '../../peer';
-import { TokenStore } from '../../server';
+import { startBroker, TokenStore } from '../../server';
 import { Resources } from '../helpers';
 import { describeInBrowser, launchBrowser, screenshot } from './browser';
 
@@ -44,6 +47,29 @@ describeInBrowser('the broker dashboard, in Chromium', () => {
         expect(await page.textContent('#peers-online')).toBe('1');
 
         await screenshot(page, 'dashboard');
+        expect(browser.pageErrors).toEqual([]);
+    });
+
+    it('reconnects by itself when the broker restarts, and shows the new broker\'s view', async () => {
+        const database = join(mkdtempSync(join(tmpdir(), 'switchboard-dashboard-')), 'broker.sqlite');
+        resources.add(database, file => rmSync(dirname(file), { recursive: true, force: true }));
+        const first = await startBroker({ port: 0, database, logLevel: 'error' });
+        const browser = await launchBrowser(resources);
+        const page = await browser.open(`${first.httpUrl}/`);
+        await page.locator('#connection[data-state="live"]').waitFor();
+        const alice = await Peer.connect({ url: first.url, id: 'alice', reconnect: false });
+        await page.locator('tr[data-peer="alice"][data-online="true"]').waitFor();
+
+        await first.close();
+        await alice.close();
+        await page.locator('#connection[data-state="down"]').waitFor();
+
+        const second = await resources.broker({ port: first.port, database });
+        await page.locator('#connection[data-state="live"]').waitFor();
+        // The registry survived the restart; alice is known but not connected to this broker.
+        await page.locator('tr[data-peer="alice"][data-online="false"]').waitFor();
+        resources.add(await Peer.connect({ url: second.url, id: 'alice' }), p => p.close());
+        await page.locator('tr[data-peer="alice"][data-online="true"]').waitFor();
         expect(browser.pageErrors).toEqual([]);
     });
 });

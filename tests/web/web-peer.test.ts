@@ -20,7 +20,7 @@ describeInBrowser('browser peers (examples/web), in Chromium', () => {
         }
     };
 
-    it('two tabs register, see each other live, chat with delivery status and converge on a shared document', async () => {
+    it('two tabs register, see each other live, chat with delivery status, converge on a shared document and survive a reload', async () => {
         const broker = await resources.broker();
         const web = resources.add(await startWebExample({ brokerUrl: broker.url, port: 0 }), w => w.close());
         const metricsBefore = await (await fetch(`${broker.httpUrl}/metrics`)).text();
@@ -63,6 +63,12 @@ describeInBrowser('browser peers (examples/web), in Chromium', () => {
 
         await screenshot(alice, 'web-peer');
 
+        // A reloaded tab is a new peer with the same ID and empty storage: it gets the document back from bob.
+        await alice.reload();
+        await alice.locator('#state', { hasText: 'registered' }).waitFor();
+        await documentContains(alice, 'Shared notes. ', '[alice was here] ', '[bob too]');
+        expect(await documentOf(alice)).toBe(await documentOf(bob));
+
         // Presence is live: closing bob's tab shows him offline to alice.
         await bob.close();
         await alice.locator('#members li[data-peer="bob"][data-online="false"]').waitFor();
@@ -70,7 +76,8 @@ describeInBrowser('browser peers (examples/web), in Chromium', () => {
         const metricsAfter = await (await fetch(`${broker.httpUrl}/metrics`)).text();
         expect(metric(metricsAfter, DELIVERED)).toBeGreaterThan(metric(metricsBefore, DELIVERED) + 10);
         expect(metric(metricsAfter, 'switchboard_bytes_routed_total')).toBeGreaterThan(metric(metricsBefore, 'switchboard_bytes_routed_total'));
-        expect(metric(metricsAfter, 'switchboard_registrations_total')).toBe(3);
+        // alice, bob, carol, and alice again after her reload.
+        expect(metric(metricsAfter, 'switchboard_registrations_total')).toBe(4);
         expect(metric(metricsAfter, 'switchboard_peers_online')).toBe(2);
         expect(browser.pageErrors).toEqual([]);
     });
