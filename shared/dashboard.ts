@@ -45,8 +45,8 @@ export type DashboardEventKind = 'snapshot' | 'peer' | 'activity' | 'audit';
 
 /**
  * One update of the broker dashboard stream. It starts with a `snapshot` (every known peer, current activity,
- * recent audit events); then `peer` when a peer's presence or capabilities change, `activity` once a second, and
- * `audit` with the decisions of the last moment (batched, newest last).
+ * recent audit events); then `peer` with the peers whose presence or capabilities changed in the last moment,
+ * `activity` once a second, and `audit` with the decisions of the last moment (newest last).
  */
 @entity.name('@switchboard/DashboardEvent')
 export class DashboardEvent {

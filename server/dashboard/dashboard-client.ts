@@ -11,6 +11,8 @@ const TOKEN_KEY = 'switchboard-dashboard-token';
 const peers = new Map<string, PeerInfo>();
 const audit: AuditRecord[] = [];
 const AUDIT_SHOWN = 50;
+/** More rows than this make every redraw slow; the tiles still count every peer. */
+const PEERS_SHOWN = 500;
 const CONNECT_TIMEOUT_MS = 5000;
 const FIRST_RETRY_MS = 500;
 const LAST_RETRY_MS = 5000;
@@ -22,6 +24,9 @@ let subscription: Subscription | undefined;
 let attempts = 0;
 let retryDelay = FIRST_RETRY_MS;
 let retryTimer: ReturnType<typeof setTimeout> | undefined;
+/** What changed since the last frame: drawn once per frame, however many events arrived. */
+const redraw = new Set<() => void>();
+let frameRequested = false;
 
 const byId = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 
@@ -111,14 +116,26 @@ function apply(event: DashboardEvent): void {
     for (const peer of event.peers) peers.set(peer.id, peer);
     audit.push(...event.audit);
     audit.splice(0, Math.max(0, audit.length - AUDIT_SHOWN));
-    if (event.peers.length || event.kind === 'snapshot') renderPeers();
-    if (event.activity) renderActivity(event.activity);
-    if (event.audit.length || event.kind === 'snapshot') renderAudit();
+    if (event.peers.length || event.kind === 'snapshot') redraw.add(renderPeers);
+    if (event.activity) {
+        const activity = event.activity;
+        redraw.add(() => renderActivity(activity));
+    }
+    if (event.audit.length || event.kind === 'snapshot') redraw.add(renderAudit);
+    if (!frameRequested) {
+        frameRequested = true;
+        requestAnimationFrame(() => {
+            frameRequested = false;
+            const renders = [...redraw];
+            redraw.clear();
+            for (const render of renders) render();
+        });
+    }
 }
 
 function renderPeers(): void {
-    const rows = [...peers.values()]
-        .sort((a, b) => Number(b.online) - Number(a.online) || a.id.localeCompare(b.id))
+    const sorted = [...peers.values()].sort((a, b) => Number(b.online) - Number(a.online) || a.id.localeCompare(b.id));
+    const rows = sorted.slice(0, PEERS_SHOWN)
         .map(peer => {
             const row = element('tr', '', { 'data-peer': peer.id, 'data-online': String(peer.online) });
             row.append(element('td', peer.id), element('td', peer.online ? 'online' : 'offline', { class: 'state' }));
@@ -127,7 +144,8 @@ function renderPeers(): void {
             row.append(capabilities, element('td', peer.online && peer.connectedSince ? `since ${time(peer.connectedSince)}` : `last seen ${time(peer.lastSeen)}`));
             return row;
         });
-    byId('peers-online').textContent = String(rows.filter(row => row.dataset.online === 'true').length);
+    if (sorted.length > PEERS_SHOWN) rows.push(emptyRow(`… and ${sorted.length - PEERS_SHOWN} more`, 4));
+    byId('peers-online').textContent = String(sorted.filter(peer => peer.online).length);
     byId('peers-known').textContent = String(peers.size);
     byId('peers').replaceChildren(...(rows.length ? rows : [emptyRow('No peer has registered yet.', 4)]));
 }

@@ -7,8 +7,11 @@ import { PeerRegistry } from '../registry/peer-registry';
 import { BrokerStats } from '../stats';
 
 const ACTIVITY_EVERY_MS = 1000;
-/** Audit decisions are sent in batches: a busy broker decides thousands a second, a person reads a few. */
-const AUDIT_BATCH_MS = 250;
+/**
+ * Presence changes and audit decisions are sent in batches: a busy broker registers hundreds of peers and decides
+ * thousands of calls a second; a page redraws a few times a second and a person reads a few lines.
+ */
+const BATCH_MS = 250;
 const AUDIT_BATCH_MAX = 25;
 
 /** Builds the dashboard stream (`BrokerApi.dashboard()`): pushed by the broker, never polled by the page. */
@@ -34,11 +37,11 @@ export class DashboardFeed {
             };
 
             const subscriptions = new Subscription();
-            subscriptions.add(this.registry.presence.subscribe(event => {
-                const info = this.registry.info(event.peerId);
-                if (info) subscriber.next(new DashboardEvent('peer', [info]));
+            subscriptions.add(this.registry.presence.pipe(bufferTime(BATCH_MS), filter(batch => batch.length > 0)).subscribe(batch => {
+                const changed = [...new Set(batch.map(event => event.peerId))].map(id => this.registry.info(id)).filter(info => !!info);
+                subscriber.next(new DashboardEvent('peer', changed));
             }));
-            subscriptions.add(this.audit.recorded.pipe(bufferTime(AUDIT_BATCH_MS), filter(batch => batch.length > 0)).subscribe(batch => {
+            subscriptions.add(this.audit.recorded.pipe(bufferTime(BATCH_MS), filter(batch => batch.length > 0)).subscribe(batch => {
                 subscriber.next(new DashboardEvent('audit', [], undefined, batch.slice(-AUDIT_BATCH_MAX).map(toRecord)));
             }));
             subscriptions.add(interval(ACTIVITY_EVERY_MS).subscribe(() => subscriber.next(new DashboardEvent('activity', [], activity()))));
