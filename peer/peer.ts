@@ -43,7 +43,7 @@ export interface PeerOptions {
     token?: string;
     /**
      * Where the outbox, caches and the reclaim secret live: a SQLite file, `:memory:` (the default; nothing survives a
-     * restart), or any Deepkit ORM adapter — in a browser, `new MemoryDatabaseAdapter()` from `@deepkit/orm`.
+     * restart), or any Deepkit ORM adapter — in a browser, `WebStorageAdapter` (kept in sessionStorage).
      */
     storage?: string | DatabaseAdapter;
     /** Default call timeout; default: what the broker recommends (`whoami().callTimeoutMs`). */

@@ -1,10 +1,10 @@
 /**
  * A browser peer: registers with the broker over the browser's own WebSocket, shows who is online, chats with
  * delivery status, and edits one shared Yjs document with every other web peer. The SDK is the same one Node apps
- * use; storage is Deepkit's in-memory ORM adapter (a tab keeps its history until it is closed).
+ * use; its storage is Deepkit's in-memory ORM adapter copied to the tab's sessionStorage.
  */
-import { MemoryDatabaseAdapter } from '@deepkit/orm';
 import { Peer } from '../../peer/peer';
+import { WebStorageAdapter } from '../../peer/storage/web-storage-adapter';
 import { ChatEntry } from '../../shared/chat-api';
 import { PresenceEvent } from '../../shared/broker-api';
 import { bindTextarea } from './text-binding';
@@ -33,7 +33,9 @@ function element(tag: string, text = '', attributes: Record<string, string> = {}
 async function join(id: string): Promise<void> {
     byId('join-error').textContent = '';
     try {
-        peer = Peer.create({ url: brokerUrl, id, token, storage: new MemoryDatabaseAdapter(), capabilities: ['chat', 'collab', WEB] });
+        // Per tab (sessionStorage): history, queued messages and the reclaim secret survive a reload of this tab.
+        const storage = new WebStorageAdapter(`switchboard-peer:${id}`, sessionStorage);
+        peer = Peer.create({ url: brokerUrl, id, token, storage, capabilities: ['chat', 'collab', WEB] });
         // Subscribed before connecting, so messages queued for us while we were away are shown too.
         peer.state$.subscribe(state => byId('state').textContent = state);
         peer.presence$.subscribe(onPresence);

@@ -63,9 +63,12 @@ describeInBrowser('browser peers (examples/web), in Chromium', () => {
 
         await screenshot(alice, 'web-peer');
 
-        // A reloaded tab is a new peer with the same ID and empty storage: it gets the document back from bob.
+        // A reloaded tab registers again, keeps its chat history (the tab's sessionStorage) and its document.
         await alice.reload();
         await alice.locator('#state', { hasText: 'registered' }).waitFor();
+        await alice.click('#members li[data-peer="bob"]');
+        await alice.locator('#messages li[data-direction="out"][data-status="read"]', { hasText: 'hello bob' }).waitFor();
+        await alice.locator('#messages li[data-direction="in"]', { hasText: 'hi alice' }).waitFor();
         await documentContains(alice, 'Shared notes. ', '[alice was here] ', '[bob too]');
         expect(await documentOf(alice)).toBe(await documentOf(bob));
 
