@@ -53,11 +53,11 @@ describeInBrowser('the broker dashboard, in Chromium', () => {
     it('reconnects by itself when the broker restarts, and shows the new broker\'s view', async () => {
         const database = join(mkdtempSync(join(tmpdir(), 'switchboard-dashboard-')), 'broker.sqlite');
         resources.add(database, file => rmSync(dirname(file), { recursive: true, force: true }));
-        const first = await startBroker({ port: 0, database, logLevel: 'error' });
+        const first = resources.add(await startBroker({ port: 0, database, logLevel: 'error' }), b => b.close());
         const browser = await launchBrowser(resources);
         const page = await browser.open(`${first.httpUrl}/`);
         await page.locator('#connection[data-state="live"]').waitFor();
-        const alice = await Peer.connect({ url: first.url, id: 'alice', reconnect: false });
+        const alice = resources.add(await Peer.connect({ url: first.url, id: 'alice', reconnect: false }), p => p.close());
         await page.locator('tr[data-peer="alice"][data-online="true"]').waitFor();
 
         await first.close();

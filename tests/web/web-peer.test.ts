@@ -1,5 +1,9 @@
+import { mkdtempSync, rmSync } from 'fs';
+import { tmpdir } from 'os';
+import { dirname, join } from 'path';
 import { Page } from 'playwright-core';
 import { Peer } from '../../peer';
+import { startBroker } from '../../server';
 import { startWebExample } from '../../examples/web/serve';
 import { Resources } from '../helpers';
 import { describeInBrowser, launchBrowser, metric, screenshot } from './browser';
@@ -82,6 +86,26 @@ describeInBrowser('browser peers (examples/web), in Chromium', () => {
         // alice, bob, carol, and alice again after her reload.
         expect(metric(metricsAfter, 'switchboard_registrations_total')).toBe(4);
         expect(metric(metricsAfter, 'switchboard_peers_online')).toBe(2);
+        expect(browser.pageErrors).toEqual([]);
+    });
+
+    it('a tab reconnects by itself after a broker restart and chats again', async () => {
+        const database = join(mkdtempSync(join(tmpdir(), 'switchboard-web-')), 'broker.sqlite');
+        resources.add(database, file => rmSync(dirname(file), { recursive: true, force: true }));
+        const first = resources.add(await startBroker({ port: 0, database, logLevel: 'error' }), b => b.close());
+        const web = resources.add(await startWebExample({ brokerUrl: first.url, port: 0 }), w => w.close());
+        const browser = await launchBrowser(resources);
+        const alice = await browser.open(`${web.url}?id=alice`);
+        await alice.locator('#state', { hasText: 'registered' }).waitFor();
+
+        await first.close();
+        await alice.locator('#state', { hasText: /disconnected|connecting/ }).waitFor();
+        const second = await resources.broker({ port: first.port, database });
+        await alice.locator('#state', { hasText: 'registered' }).waitFor();
+
+        const bob = resources.add(await Peer.connect({ url: second.url, id: 'bob' }), p => p.close());
+        expect((await bob.chat.send('alice', 'welcome back')).status).toBe('delivered');
+        await alice.locator('#messages li[data-direction="in"]', { hasText: 'welcome back' }).waitFor();
         expect(browser.pageErrors).toEqual([]);
     });
 });
