@@ -32,10 +32,11 @@ function element(tag: string, text = '', attributes: Record<string, string> = {}
 
 async function join(id: string): Promise<void> {
     byId('join-error').textContent = '';
+    let joining: Peer | undefined;
     try {
         // Per tab (sessionStorage): history, queued messages and the reclaim secret survive a reload of this tab.
         const storage = new WebStorageAdapter(`switchboard-peer:${id}`, sessionStorage);
-        peer = Peer.create({ url: brokerUrl, id, token, storage, capabilities: ['chat', 'collab', WEB] });
+        peer = joining = Peer.create({ url: brokerUrl, id, token, storage, capabilities: ['chat', 'collab', WEB] });
         // Subscribed before connecting, so messages queued for us while we were away are shown too.
         peer.state$.subscribe(state => byId('state').textContent = state);
         peer.presence$.subscribe(onPresence);
@@ -43,18 +44,19 @@ async function join(id: string): Promise<void> {
         await peer.start();
     } catch (error) {
         byId('join-error').textContent = (error as Error).message;
-        await peer.close().catch(() => undefined);
+        await joining?.close().catch(() => undefined);
         return;
     }
     history.replaceState(null, '', `?${new URLSearchParams({ ...Object.fromEntries(params), id })}${location.hash}`);
     byId('me').textContent = `you are ${id}`;
     byId('join').hidden = true;
     byId('app').hidden = false;
-    for (const info of await peer.broker.listPeers()) if (info.id !== id) members.set(info.id, info.online);
+    const known = (await peer.broker.listPeers()).filter(info => info.id !== id);
+    for (const info of known) members.set(info.id, info.online);
     renderMembers();
 
-    const others = (await peer.broker.listPeers({ online: true, capability: WEB })).map(info => info.id).filter(other => other !== id);
-    const notes = await peer.collab.open(DOCUMENT, { collaborators: others });
+    const webPeersOnline = known.filter(info => info.online && info.capabilities.includes(WEB)).map(info => info.id);
+    const notes = await peer.collab.open(DOCUMENT, { collaborators: webPeersOnline });
     const textarea = byId<HTMLTextAreaElement>('doc');
     bindTextarea(textarea, notes.text);
     // Enabled only now: what is typed before the binding exists would be overwritten by the document.

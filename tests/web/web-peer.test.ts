@@ -89,6 +89,24 @@ describeInBrowser('browser peers (examples/web), in Chromium', () => {
         expect(browser.pageErrors).toEqual([]);
     });
 
+    it('an invalid or taken ID is explained on the page, and another one joins', async () => {
+        const broker = await resources.broker();
+        const web = resources.add(await startWebExample({ brokerUrl: broker.url, port: 0 }), w => w.close());
+        resources.add(await Peer.connect({ url: broker.url, id: 'carol' }), p => p.close());
+        const browser = await launchBrowser(resources);
+
+        const tab = await browser.open(`${web.url}?id=${encodeURIComponent('no spaces')}`);
+        await tab.locator('#join-error', { hasText: 'Invalid peer ID "no spaces"' }).waitFor();
+        await tab.fill('#peer-id', 'carol');
+        await tab.press('#peer-id', 'Enter');
+        await tab.locator('#join-error', { hasText: 'Peer ID "carol" is held by another live client' }).waitFor();
+        await tab.fill('#peer-id', 'dave');
+        await tab.press('#peer-id', 'Enter');
+        await tab.locator('#state', { hasText: 'registered' }).waitFor();
+        await tab.locator('#members li[data-peer="carol"][data-online="true"]').waitFor();
+        expect(browser.pageErrors).toEqual([]);
+    });
+
     it('a tab reconnects by itself after a broker restart and chats again', async () => {
         const database = join(mkdtempSync(join(tmpdir(), 'switchboard-web-')), 'broker.sqlite');
         resources.add(database, file => rmSync(dirname(file), { recursive: true, force: true }));
