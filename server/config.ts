@@ -26,11 +26,63 @@ export class BrokerConfig {
     /** Messages a connection may send per second (burst of the same size); beyond it: RateLimited. */
     messagesPerSecond: integer & Positive = 10_000;
 
+    /**
+     * Protocol violations (malformed frames, frames only the broker may write, forged sources, lying chunks) after
+     * which a connection is closed with a reason. Each violation is also answered with a typed error.
+     */
+    maxProtocolViolations: integer & Positive = 10;
+
+    /**
+     * How routed peer calls enter the audit trail. `aggregate`: one row per caller, target and action each second,
+     * with a count and the first and last time. `each`: a row per call (costly under load). `off`: none. Denials,
+     * registrations, takeovers and failed authentications are always recorded.
+     */
+    auditCalls: 'each' | 'aggregate' | 'off' = 'aggregate';
+
     /** The default call timeout the broker recommends to SDK peers, in milliseconds. */
     callTimeoutMs: integer & Positive = 30_000;
 
     /** How much the broker logs. */
     logLevel: 'none' | 'alert' | 'error' | 'warning' | 'log' | 'info' | 'debug' = 'log';
+
+    /** Days the registry keeps a peer that has not been seen; 0 keeps peers forever (within registryMaxOfflinePeers). */
+    registryRetentionDays: integer & Minimum<0> = 30;
+
+    /**
+     * Offline peers the registry keeps at most; past it the longest-offline ones are dropped. In open mode anyone may
+     * register any free ID, so without a bound a client registering random IDs would grow the registry forever.
+     */
+    registryMaxOfflinePeers: integer & Positive = 100_000;
+
+    /** How often the broker looks for revoked tokens among its live connections (and closes them), in milliseconds. */
+    tokenRevocationCheckMs: integer & Positive = 5_000;
+
+    /**
+     * Bytes that may wait unsent on one connection; a client that reads slower than it is sent to is closed past it
+     * ("slow consumer"). 0: twice maxPayloadBytes plus 4 MiB. Set it above maxPayloadBytes.
+     */
+    maxBufferedBytes: integer & Minimum<0> = 0;
+
+    /**
+     * Milliseconds a client has to send its first message after connecting (and an HTTP client to send its request
+     * headers); then it is closed as idle.
+     */
+    handshakeTimeoutMs: integer & Positive = 10_000;
+
+    /**
+     * Open WebSockets one client address may hold (IPv6: one /64); more are closed with a reason. 0: no limit. Behind
+     * a reverse proxy every client has the proxy's address: raise it or set 0 there.
+     */
+    maxConnectionsPerAddress: integer & Minimum<0> = 4096;
+
+    /** Open WebSockets in total; more are closed with a reason. 0: no limit beyond the operating system's. */
+    maxConnections: integer & Minimum<0> = 0;
+
+    /**
+     * Milliseconds between the broker's WebSocket pings. A client that answers neither of two pings in a row (no pong,
+     * no message) is closed as unresponsive and its peer ID released.
+     */
+    pingIntervalMs: integer & Positive = 15_000;
 }
 
 /** How each setting is spelled in the environment, for messages that name it. */

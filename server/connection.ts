@@ -1,27 +1,26 @@
 import { timingSafeEqual } from 'crypto';
 import {
-    BodyDecoder,
-    readBinaryRpcMessage,
-    rpcAction,
     rpcAuthenticate,
-    rpcChunk,
     RpcKernelConnection,
     RpcMessage,
     RpcMessageBuilder,
     rpcPeerRegister,
     rpcResponseAuthenticate,
     RpcTypes,
+    TransportConnection,
 } from '@deepkit/rpc';
-import { getBSONDeserializer } from '@deepkit/bson';
-import { AccessDenied, MalformedMessage, NotRegistered, PayloadTooLarge, PeerNotFound, PeerOffline, RateLimited, SwitchboardError } from '../shared/errors';
+import { AccessDenied, MalformedMessage, NotRegistered, PayloadTooLarge, PEER_REPLACED_CLOSE_CODE, PeerNotFound, PeerOffline, RateLimited, SwitchboardError } from '../shared/errors';
+import { declaredFrameSize, FrameHeader, inspectFrame, MIN_FRAME_SIZE } from '../shared/frame-check';
 import { assertValidPeerId } from '../shared/peer-id';
 import { ValidatingServerAction } from '../shared/validation';
 import { Registration } from '../shared/broker-api';
 import { FilesApi } from '../shared/files-api';
-import { connectionKey, encodeCallerGone, encodeCallerIdentity, Route, SwitchboardFrame } from '../shared/wire';
+import { BROKER_ONLY_FRAMES, connectionKey, encodeCallerGone, encodeCallerIdentity, Route, SwitchboardFrame } from '../shared/wire';
 import { BrokerConfig } from './config';
 import { ExchangeEndpoint, FrameOrigin, PeerExchange } from './exchange/peer-exchange';
-import { errorFrame, FINAL_REPLY_TYPES, frameId, frameSize, frameType, replyErrorFrame, sameBytes, SOURCE_OFFSET } from './frames';
+import { ChunkAssembler } from './chunk-assembler';
+import { ActionName, actionNameOf, chunkAckFrame, errorForClient, errorFrame, FINAL_REPLY_TYPES, frameId, frameType, replyErrorFrames, sameBytes, SOURCE_OFFSET } from './frames';
+import { RefusalAudit } from './refusal-audit';
 import { TokenBucket } from './rate-limit';
 import { AuditEntry, AuditLog } from './registry/audit-log';
 import { AuditKind } from './registry/entities';
@@ -42,6 +41,32 @@ export class BrokerServices {
     }
 }
 
+/**
+ * The transport under a broker connection. `closeWith` ends the socket with a WebSocket close code and a reason the
+ * client can read (the plain `close()` of Deepkit's interface has neither).
+ */
+export interface ReasonedTransport extends TransportConnection {
+    closeWith?(code: number, reason: string): void;
+}
+
+/** WebSocket close codes the broker uses (4000–4999 are for applications). */
+export const CloseCode = {
+    /** Too many protocol violations (malformed frames, frames only the broker may write, …). */
+    protocolViolation: 4400,
+    /** The connection's outgoing buffer passed its bound: it does not read what is sent to it. */
+    slowConsumer: 4408,
+    /** No handshake, or no traffic at all, within the configured time. */
+    idle: 4410,
+    /** Too many connections from one address. */
+    tooManyConnections: 4429,
+    /** The token this connection authenticated with was revoked. */
+    tokenRevoked: 4401,
+    /** Missed its pongs: frozen or half-open. */
+    unresponsive: 4411,
+    /** Its peer ID was taken over by its owner (same reclaim secret or token): the client must not take it back. */
+    replaced: PEER_REPLACED_CLOSE_CODE,
+} as const;
+
 /** Bounds on per-connection bookkeeping, so a busy or hostile peer cannot grow the broker without limit. */
 const MAX_PENDING_PER_CALLER = 10_000;
 const MAX_TRACKED_CALLERS = 10_000;
@@ -49,8 +74,21 @@ const MAX_TRACKED_CALLERS = 10_000;
 /** Replies that end an observable (a file chunk stream, for the dashboard's active transfers). */
 const STREAM_END_TYPES = new Set<number>([RpcTypes.ResponseActionObservableComplete, RpcTypes.ResponseActionObservableError, RpcTypes.Error]);
 
-const readAction = getBSONDeserializer<rpcAction>();
-const readChunk = getBSONDeserializer<rpcChunk>();
+/** A Deepkit message built from a header `inspectFrame` already read, so Deepkit never parses the header again. */
+class CheckedRpcMessage extends RpcMessage {
+    constructor(header: FrameHeader, frame: Uint8Array) {
+        super(header.id, header.composite, header.type, header.route, header.bodyOffset, header.size - header.bodyOffset, frame);
+        if (header.peerId) this.peerId = header.peerId;
+    }
+}
+
+/** What the broker remembers of a caller whose requests this connection's peer still has to answer. */
+interface CallerRequests {
+    /** Whether the caller decodes Switchboard's error classes. */
+    typedErrors: boolean;
+    /** Request id → when it was routed. */
+    ids: Map<number, number>;
+}
 
 /**
  * One client connection to the broker, and the security gate for everything it sends.
@@ -69,18 +107,25 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
     protected services!: BrokerServices;
     protected gate!: SwitchboardSecurity;
     protected bucket!: TokenBucket;
-    /** Caller connection → identity last introduced to this connection's peer. */
-    protected introduced = new Map<string, string>();
+    /** Caller connection → the identity last introduced to this connection's peer. */
+    protected introduced = new Map<string, FrameOrigin>();
     /** Caller connection → ids of its requests this connection has received and may still answer → when routed. */
-    protected pendingFromCallers = new Map<string, Map<number, number>>();
+    protected pendingFromCallers = new Map<string, CallerRequests>();
     /** Peers this connection sent requests to: they hear CallerGone when it closes. */
     protected calledPeers = new Set<string>();
+    protected chunks!: ChunkAssembler;
+    protected refusals = new RefusalAudit((kind, entry) => this.record(kind, entry));
+    protected violations = 0;
+    /** Set by the client's Hello frame: it decodes Switchboard's error classes. */
+    typedErrors = false;
+    protected cachedOrigin?: FrameOrigin;
 
     /** Called by the kernel right after construction; Deepkit's constructor signature is fixed. */
     attachTo(services: BrokerServices, gate: SwitchboardSecurity): void {
         this.services = services;
         this.gate = gate;
         this.bucket = new TokenBucket(services.config.messagesPerSecond);
+        this.chunks = new ChunkAssembler(services.config.maxPayloadBytes, services.config.maxPayloadBytes * 2);
         services.exchange.attach(this);
     }
 
@@ -104,64 +149,97 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
 
     // ---- incoming -------------------------------------------------------------------------------------------
 
-    feed(buffer: Uint8Array, bytes?: number): void {
-        const size = bytes ?? buffer.byteLength;
-        // The transport delivers whole frames. A size field that disagrees would stall Deepkit's stream reader.
-        if (frameSize(buffer) !== size || size < 11) {
-            if (size >= 9) this.writeFrame(errorFrame(frameId(buffer), new MalformedMessage(`Malformed frame: header says ${frameSize(buffer)} bytes, got ${size}.`)));
-            this.services.stats.refused('MALFORMED_MESSAGE');
-            return;
+    /**
+     * Everything a client sends enters here, as one WebSocket message holding one or more whole frames. Each frame is
+     * validated in full (header, route data, every length in its body) before any Deepkit reader sees it; Deepkit's
+     * own stream reader is bypassed, since it trusts every size field it reads.
+     */
+    override feed(buffer: Uint8Array, bytes?: number): void {
+        const end = bytes ?? buffer.byteLength;
+        this.stats.increase('incomingBytes', end);
+        let offset = 0;
+        while (offset < end && !this.closed) {
+            const size = declaredFrameSize(buffer, offset);
+            if (size < MIN_FRAME_SIZE || size > end - offset) {
+                // Without a believable size there is no next frame to find: the rest of this message is dropped.
+                const problem = size < 0 ? `A frame needs at least ${MIN_FRAME_SIZE} bytes; ${end - offset} are left.` : `The frame's size field says ${size} bytes, but ${end - offset} are left.`;
+                return this.violation(frameId(buffer, offset), new MalformedMessage(problem));
+            }
+            this.acceptFrame(buffer.subarray(offset, offset + size));
+            offset += size;
+        }
+    }
+
+    protected acceptFrame(frame: Uint8Array, reassembled = false): void {
+        const header = inspectFrame(frame);
+        if (typeof header === 'string') return this.violation(frameId(frame), new MalformedMessage(header));
+        if (BROKER_ONLY_FRAMES.has(header.type)) {
+            return this.violation(header.id, new AccessDenied(`Frame type ${header.type} is written by the broker only.`, 'broker-only-frame'), header.peerId);
+        }
+        if (header.route === Route.server) {
+            // Route "server" answers calls the broker made to the client; the broker makes none.
+            return this.violation(header.id, new MalformedMessage('The broker accepts route types client, sourceDest and peer only.'));
         }
         const limit = this.services.config.maxPayloadBytes;
-        if (size > limit) return this.refuseFrame(buffer, PayloadTooLarge.for(size, limit));
-        if (frameType(buffer) === RpcTypes.Chunk) {
-            // Deepkit reassembles chunked messages in memory: refuse an oversized one at its first chunk.
-            const chunk = readBinaryRpcMessage(buffer).decodeBody(readChunk as BodyDecoder<rpcChunk>);
-            if (chunk.total > limit) return this.refuseFrame(buffer, PayloadTooLarge.for(chunk.total, limit));
+        if (header.size > limit) return this.refuse(header.id, PayloadTooLarge.for(header.size, limit), { target: header.peerId || undefined });
+        if (header.route === Route.sourceDest) return this.routeReply(header, frame);
+        if (!this.bucket.take()) return this.refuse(header.id, RateLimited.for(this.services.config.messagesPerSecond), { target: header.peerId || undefined });
+        if (header.route === Route.peer) return this.routeRequest(header, frame);
+        if (header.type === RpcTypes.Chunk) {
+            if (reassembled) return this.violation(header.id, new MalformedMessage('A chunked message cannot contain chunks.'));
+            return this.acceptChunk(header, frame);
         }
-        super.feed(buffer, bytes);
+        if (header.type === SwitchboardFrame.Hello) {
+            this.typedErrors = this.gate.typedErrors = true;
+            this.cachedOrigin = undefined;
+            return;
+        }
+        // Acknowledgements of chunks the broker sends: Deepkit's reader keeps the waiting writers.
+        if (header.type === RpcTypes.ChunkAck) return super.feed(frame);
+        this.handleMessage(new CheckedRpcMessage(header, frame));
     }
 
-    handleMessage(message: RpcMessage): void {
-        // Requests count against the rate; replies do not, since refusing a reply would lose an accepted call.
-        if ((message.routeType === Route.peer || message.routeType === Route.client)
-            && !this.bucket.take()) {
-            return this.deny(message.id, RateLimited.for(this.services.config.messagesPerSecond), {});
+    protected acceptChunk(header: FrameHeader, frame: Uint8Array): void {
+        const outcome = this.chunks.add(header.id, frame, header.bodyOffset);
+        if (outcome.kind === 'refused') {
+            if (outcome.violation) return this.violation(header.id, outcome.error);
+            return this.refuse(header.id, outcome.error, {});
         }
-        super.handleMessage(message);
+        this.writeFrame(chunkAckFrame(header.id));
+        if (outcome.kind === 'complete') this.acceptFrame(outcome.frame, true);
     }
 
-    async onMessage(message: RpcMessage): Promise<void> {
-        if (message.routeType === Route.peer) return this.routeRequest(message);
-        if (message.routeType === Route.sourceDest) return this.routeReply(message);
+    override async onMessage(message: RpcMessage): Promise<void> {
+        // Routed frames never come this way (acceptFrame routes them from their header); Deepkit's own routing of
+        // them would bypass the gate.
+        if (message.routeType === Route.peer || message.routeType === Route.sourceDest) return;
         return super.onMessage(message);
     }
 
-    protected routeRequest(message: RpcMessage): void {
+    /** A request to another peer, routed from its header bytes: no body is decoded on this path. */
+    protected routeRequest(header: FrameHeader, frame: Uint8Array): void {
         const { stats, exchange, registry } = this.services;
-        const frame = message.getBuffer();
-        const target = message.getPeerId();
+        const target = header.peerId;
         if (!sameBytes(frame, SOURCE_OFFSET, this.id)) {
             stats.callsDenied++;
-            return this.deny(message.id, new AccessDenied('The source of a peer message must be your own connection id (as returned by the ClientId handshake).', 'forged-source'), { target });
+            return this.violation(header.id, new AccessDenied('The source of a peer message must be your own connection id (as returned by the ClientId handshake).', 'forged-source'), target);
         }
         try {
             this.gate.assertMaySend(this.sessionState.getSession(), target);
         } catch (error) {
             stats.callsDenied++;
-            return this.deny(message.id, error as SwitchboardError, { target });
+            return this.refuse(header.id, error as SwitchboardError, { target });
         }
 
-        const origin: FrameOrigin = { connectionId: this.connectionId, peerId: this.myPeerId, session: this.sessionName };
-        if (!exchange.route(target, frame, origin)) {
+        if (!exchange.route(target, frame, this.origin())) {
             const known = registry.get(target);
             const error = known ? PeerOffline.for(target, known.lastSeen) : PeerNotFound.for(target);
-            this.writeFrame(errorFrame(message.id, error));
+            this.writeFrame(errorFrame(header.id, errorForClient(error, this.typedErrors)));
             stats.refused(error.code);
             // The first message of a call may be its type request; either way the caller tried to call.
-            if (message.type === RpcTypes.Action || message.type === RpcTypes.ActionType) {
+            if (header.type === RpcTypes.Action || header.type === RpcTypes.ActionType) {
                 stats.callsUndeliverable++;
-                this.record('call', { target, ...this.actionOf(message), reason: error.code });
+                this.recordCall(target, header, frame, error.code);
             }
             return;
         }
@@ -169,38 +247,47 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
         stats.framesRouted++;
         stats.bytesRouted += frame.byteLength;
         if (this.calledPeers.size < MAX_TRACKED_CALLERS) this.calledPeers.add(target);
-        if (message.type === RpcTypes.Action) {
+        if (header.type === RpcTypes.Action) {
             stats.callsRouted++;
-            const action = this.actionOf(message);
-            if (action.controller === FilesApi.path && action.action === 'chunks') stats.transferStarted(this.connectionId, message.id, this.myPeerId ?? this.sessionName, target);
-            this.record('call', { target, ...action });
-        } else if (message.type === RpcTypes.ActionObservableUnsubscribe || message.type === RpcTypes.ActionObservableDisconnect) {
-            stats.transferEnded(this.connectionId, message.id);
+            const action = this.recordCall(target, header, frame);
+            if (action.action === 'chunks' && action.controller === FilesApi.path) stats.transferStarted(this.connectionId, header.id, this.myPeerId ?? this.sessionName, target);
+        } else if (header.type === RpcTypes.ActionObservableUnsubscribe || header.type === RpcTypes.ActionObservableDisconnect) {
+            stats.transferEnded(this.connectionId, header.id);
         }
     }
 
-    protected routeReply(message: RpcMessage): void {
-        const frame = message.getBuffer();
-        const destination = message.getDestination();
-        const caller = connectionKey(destination);
-        const pending = this.pendingFromCallers.get(caller);
-        if (!pending || !pending.has(message.id)) {
-            this.services.stats.refused('UNSOLICITED_REPLY');
-            // Replies are not rate limited; a flood of forged ones must not become a flood of audit rows.
-            if (this.bucket.take()) this.record('denied', { reason: 'unsolicited-reply' });
+    /** A reply to a request this connection's peer received. Replies are never rate limited: refusing one would lose a call the broker accepted. */
+    protected routeReply(header: FrameHeader, frame: Uint8Array): void {
+        const caller = connectionKey(frame.subarray(SOURCE_OFFSET + 16, SOURCE_OFFSET + 32));
+        const pending = this.pendingFromCallers.get(caller)?.ids;
+        const { stats } = this.services;
+        if (!pending || !pending.has(header.id)) {
+            // Also what a late reply looks like after its caller left, so it is dropped, not held against the
+            // sender; but a flood of them is limited like any other frame.
+            stats.refused('UNSOLICITED_REPLY');
+            if (this.bucket.take()) this.refusals.record('denied', { reason: 'unsolicited-reply' });
             return;
         }
-        if (FINAL_REPLY_TYPES.has(message.type)) {
-            this.services.stats.observeCallLatency(performance.now() - pending.get(message.id)!);
-            pending.delete(message.id);
+        const type = header.type;
+        if (FINAL_REPLY_TYPES.has(type)) {
+            stats.observeCallLatency(performance.now() - pending.get(header.id)!);
+            pending.delete(header.id);
         }
-        if (message.type === RpcTypes.Error) this.services.stats.callErrors++;
-        if (STREAM_END_TYPES.has(message.type)) this.services.stats.transferEnded(caller, message.id);
+        if (type === RpcTypes.Error) stats.callErrors++;
+        if (STREAM_END_TYPES.has(type)) stats.transferEnded(caller, header.id);
         // Deepkit writes the id of the replying kernel connection here, not of the client; the truth is this one.
         frame.set(this.id, SOURCE_OFFSET);
-        this.services.stats.framesRouted++;
-        this.services.stats.bytesRouted += frame.byteLength;
+        stats.framesRouted++;
+        stats.bytesRouted += frame.byteLength;
         this.services.exchange.reply(caller, frame);
+    }
+
+    /** The audit trail's view of a call: names read from the body's bytes, not a decoded body (see AuditLog.recordCall). */
+    protected recordCall(target: string, header: FrameHeader, frame: Uint8Array, reason?: string): ActionName {
+        // Action and ActionType bodies both start with controller and method.
+        const action = header.type === RpcTypes.Action || header.type === RpcTypes.ActionType ? actionNameOf(frame, header.bodyOffset) : {};
+        this.services.audit.recordCall({ peerId: this.myPeerId, session: this.sessionName, connectionId: this.connectionId, target, ...action, reason });
+        return action;
     }
 
     // ---- delivered to us by the exchange ----------------------------------------------------------------------
@@ -213,20 +300,21 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
             this.writeFrame(frame);
             return;
         }
-        const identity = (origin.peerId ?? '') + '\n' + origin.session;
-        if (this.introduced.get(caller) !== identity && this.myPeerId) {
+        const typedErrors = !!origin.typedErrors;
+        const introduced = this.introduced.get(caller);
+        if (introduced !== origin && this.myPeerId && !sameIdentity(introduced, origin)) {
             evictOldest(this.introduced, MAX_TRACKED_CALLERS);
-            this.introduced.set(caller, identity);
+            this.introduced.set(caller, origin);
             const source = frame.subarray(SOURCE_OFFSET, SOURCE_OFFSET + 16);
-            this.writeFrame(encodeCallerIdentity(this.myPeerId, source, { peerId: origin.peerId, session: origin.session }));
+            this.writeFrame(encodeCallerIdentity(this.myPeerId, source, { peerId: origin.peerId, session: origin.session, typedErrors }));
         }
         let pending = this.pendingFromCallers.get(caller);
         if (!pending) {
             evictOldest(this.pendingFromCallers, MAX_TRACKED_CALLERS);
-            this.pendingFromCallers.set(caller, pending = new Map());
+            this.pendingFromCallers.set(caller, pending = { typedErrors, ids: new Map() });
         }
-        evictOldest(pending, MAX_PENDING_PER_CALLER);
-        pending.set(frameId(frame), performance.now());
+        evictOldest(pending.ids, MAX_PENDING_PER_CALLER);
+        pending.ids.set(frameId(frame), performance.now());
         this.writeFrame(frame);
     }
 
@@ -238,6 +326,8 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
         if (this.myPeerId !== peerId) return;
         this.record('takeover', { reason: 'replaced-by-owner' });
         this.myPeerId = undefined;
+        // The code tells the SDK it was replaced, not cut off: it stops instead of taking the ID back.
+        (this.transportConnection as ReasonedTransport).closeWith?.(CloseCode.replaced, 'replaced: another client took over this peer ID with its reclaim secret or token');
         this.close();
     }
 
@@ -311,6 +401,7 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
         try {
             const session = await this.gate.authenticate(message.parseBody<rpcAuthenticate>().token);
             this.sessionState.setSession(session);
+            this.cachedOrigin = undefined;
             response.reply<rpcResponseAuthenticate>(RpcTypes.AuthenticateResponse, { username: session.username });
         } catch (error) {
             this.services.stats.refused('AUTHENTICATION_FAILED');
@@ -320,6 +411,19 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
     }
 
     // ---- closing ----------------------------------------------------------------------------------------------
+
+    /**
+     * Ends this connection and tells the client why (WebSocket close code and reason); the audit trail keeps one row.
+     * Everything `close()` does (releasing the ID, failing pending calls) happens as well.
+     */
+    closeFor(code: number, reason: string): void {
+        if (this.closed) return;
+        this.services.stats.refused('CONNECTION_CLOSED');
+        this.record('closed', { reason });
+        // The reason goes first: close() below closes the socket without one, and a second close is ignored.
+        (this.transportConnection as ReasonedTransport).closeWith?.(code, reason);
+        this.close();
+    }
 
     close(): void {
         if (this.closed) return;
@@ -331,16 +435,17 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
 
         // Requests this peer received and never answered would otherwise wait forever on the caller's side.
         if (peerId) {
-            const lastSeen = new Date;
-            for (const [caller, ids] of this.pendingFromCallers) {
+            const error = PeerOffline.for(peerId, new Date, 'disconnected before answering');
+            for (const [caller, { typedErrors, ids }] of this.pendingFromCallers) {
+                if (!ids.size) continue;
                 const destination = Buffer.from(caller, 'hex');
-                for (const id of ids.keys()) {
-                    exchange.reply(caller, replyErrorFrame(id, this.id, destination, PeerOffline.for(peerId, lastSeen, 'disconnected before answering')));
-                }
+                for (const frames of replyErrorFrames(ids.keys(), this.id, destination, errorForClient(error, typedErrors))) exchange.reply(caller, frames);
             }
             this.record('disconnect', { peerId });
         }
-        const origin: FrameOrigin = { connectionId: this.connectionId, peerId, session: this.sessionName };
+        this.refusals.flush();
+        this.chunks.clear();
+        const origin: FrameOrigin = { ...this.origin(), peerId };
         for (const target of this.calledPeers) exchange.route(target, encodeCallerGone(target, this.id), origin);
         this.pendingFromCallers.clear();
         this.calledPeers.clear();
@@ -354,22 +459,25 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
         this.transportConnection.writeBinary!(frame);
     }
 
-    protected refuseFrame(frame: Uint8Array, error: SwitchboardError): void {
-        this.deny(frameId(frame), error, {});
+    /** Who this connection is, as receivers are told; cached, since every routed frame carries it. */
+    protected origin(): FrameOrigin {
+        const origin = this.cachedOrigin;
+        if (origin && origin.peerId === this.myPeerId) return origin;
+        return this.cachedOrigin = { connectionId: this.connectionId, peerId: this.myPeerId, session: this.sessionName, typedErrors: this.typedErrors };
     }
 
-    protected deny(messageId: number, error: SwitchboardError, entry: AuditEntry): void {
-        this.writeFrame(errorFrame(messageId, error));
+    /** Answers the frame with a typed error and audits the refusal (aggregated when they come in floods). */
+    protected refuse(messageId: number, error: SwitchboardError, entry: AuditEntry): void {
+        this.writeFrame(errorFrame(messageId, errorForClient(error, this.typedErrors)));
         this.services.stats.refused(error.code);
-        this.record('denied', { ...entry, reason: error.code });
+        this.refusals.record('denied', { ...entry, reason: error.code });
     }
 
-    protected actionOf(message: RpcMessage): { controller?: string, action?: string } {
-        try {
-            const body = message.decodeBody(readAction as BodyDecoder<rpcAction>);
-            return { controller: body.controller, action: body.method };
-        } catch {
-            return {};
+    /** A refusal of something no honest client sends; after `maxProtocolViolations` the connection is closed. */
+    protected violation(messageId: number, error: SwitchboardError, target?: string): void {
+        this.refuse(messageId, error, { target: target || undefined });
+        if (++this.violations >= this.services.config.maxProtocolViolations) {
+            this.closeFor(CloseCode.protocolViolation, `${this.violations} protocol violations, the last: ${error.code}`);
         }
     }
 
@@ -387,6 +495,10 @@ function evictOldest<K>(collection: Set<K> | Map<K, unknown>, limit: number): vo
     if (collection.size < limit) return;
     const oldest = collection.keys().next();
     if (!oldest.done) collection.delete(oldest.value);
+}
+
+function sameIdentity(a: FrameOrigin | undefined, b: FrameOrigin): boolean {
+    return !!a && a.peerId === b.peerId && a.session === b.session && !!a.typedErrors === !!b.typedErrors;
 }
 
 function sameSecret(a: string, b: string): boolean {

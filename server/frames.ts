@@ -1,20 +1,18 @@
 import { createRpcMessage, createRpcMessageSourceDest, RpcMessageRouteType, rpcEncodeError, rpcError, RpcTypes, serializeBinaryRpcMessage } from '@deepkit/rpc';
 import { typeOf } from '@deepkit/type';
+import { plainError, SwitchboardError } from '../shared/errors';
+import { ROUTE_OFFSET, SOURCE_OFFSET, readUint32 } from '../shared/frame-check';
 import { Route } from '../shared/wire';
 
 /**
- * Reading and writing the few header fields the broker needs, without decoding bodies.
+ * Reading and writing the few header fields the broker needs, without decoding bodies. Frames read here have passed
+ * `inspectFrame` (shared/frame-check.ts) or were written by the broker itself.
  * Layout (Deepkit RPC): <size u32> <version u8> <id u32> <route u8> [route data] <composite u8> <type u8> <body>.
  */
-export const ROUTE_OFFSET = 9;
-export const SOURCE_OFFSET = 10;
+export { ROUTE_OFFSET, SOURCE_OFFSET };
 
-export function frameSize(frame: Uint8Array): number {
-    return frame.length < 4 ? -1 : (frame[0] | frame[1] << 8 | frame[2] << 16) + frame[3] * 2 ** 24;
-}
-
-export function frameId(frame: Uint8Array): number {
-    return (frame[5] | frame[6] << 8 | frame[7] << 16) + frame[8] * 2 ** 24;
+export function frameId(frame: Uint8Array, offset = 0): number {
+    return frame.length - offset < 9 ? 0 : readUint32(frame, offset + 5);
 }
 
 /** Offset of the composite flag: after the route data, which depends on the route type. */
@@ -27,6 +25,39 @@ function compositeOffset(frame: Uint8Array): number {
         return offset + 1;
     }
     return SOURCE_OFFSET;
+}
+
+export interface ActionName {
+    controller?: string;
+    action?: string;
+}
+
+const utf8 = new TextDecoder();
+
+/**
+ * The controller and method of an Action frame (BSON `{ controller, method, args }`), read from the body's bytes
+ * without decoding the body: the broker names calls in its audit trail but never needs their arguments.
+ * The frame must have passed `inspectFrame`, which checked every length read here.
+ */
+export function actionNameOf(frame: Uint8Array, bodyOffset: number): ActionName {
+    const name: ActionName = {};
+    const end = bodyOffset + readUint32(frame, bodyOffset) - 1;
+    let position = bodyOffset + 4;
+    while (position < end && (name.controller === undefined || name.action === undefined)) {
+        const elementType = frame[position++];
+        const nameStart = position;
+        while (frame[position] !== 0) position++;
+        const key = frame[nameStart] === 99 /* c */ ? 'controller' : frame[nameStart] === 109 /* m */ ? 'method' : '';
+        const isKey = key !== '' && position - nameStart === key.length;
+        position++;
+        if (elementType !== 0x02) return name; // Deepkit writes controller and method first, as strings.
+        const length = readUint32(frame, position);
+        const value = utf8.decode(frame.subarray(position + 4, position + 4 + length - 1));
+        if (isKey && key === 'controller') name.controller = value;
+        else if (isKey) name.action = value;
+        position += 4 + length;
+    }
+    return name;
 }
 
 export function frameType(frame: Uint8Array): number {
@@ -44,6 +75,17 @@ export function withoutStack<E extends Error>(error: E): E {
     return error;
 }
 
+/**
+ * The error as a client can decode it. A stock Deepkit client that receives an error class it has not loaded
+ * (`@switchboard/PeerNotFound`) throws inside its message handler and its process dies; so only clients that said
+ * they know Switchboard's errors (the SDK's Hello frame) get them typed. Others get a plain error whose message
+ * starts with the stable code: `PEER_NOT_FOUND: No peer "bob" is known …`.
+ */
+export function errorForClient(error: Error, typed: boolean): Error {
+    if (typed || !(error instanceof SwitchboardError)) return withoutStack(error);
+    return plainError(error);
+}
+
 export function errorFrame(id: number, error: Error): Uint8Array {
     return serializeBinaryRpcMessage(createRpcMessage(id, RpcTypes.Error, rpcEncodeError(withoutStack(error)), Route.client as RpcMessageRouteType.client, typeOf<rpcError>()));
 }
@@ -51,6 +93,36 @@ export function errorFrame(id: number, error: Error): Uint8Array {
 /** An error answering a peer request, as if the peer had sent it, so it lands on the caller's pending call. */
 export function replyErrorFrame(id: number, source: Uint8Array, destination: Uint8Array, error: Error): Uint8Array {
     return serializeBinaryRpcMessage(createRpcMessageSourceDest(id, RpcTypes.Error, source, destination, rpcEncodeError(withoutStack(error)), typeOf<rpcError>()));
+}
+
+/**
+ * The same error for many request ids, as concatenated frames in messages of at most `maxBytes` (Deepkit's stream
+ * reader splits them). Serializes the error once and patches each id: failing 200,000 pending calls must not take
+ * 200,000 BSON encodings and socket writes.
+ */
+export function replyErrorFrames(ids: Iterable<number>, source: Uint8Array, destination: Uint8Array, error: Error, maxBytes = 1024 * 1024): Uint8Array[] {
+    const template = replyErrorFrame(0, source, destination, error);
+    const perMessage = Math.max(1, Math.floor(maxBytes / template.byteLength));
+    const messages: Uint8Array[] = [];
+    let message: Uint8Array | undefined;
+    let count = 0;
+    for (const id of ids) {
+        if (!message || count === perMessage) {
+            message = new Uint8Array(template.byteLength * perMessage);
+            messages.push(message);
+            count = 0;
+        }
+        const offset = count * template.byteLength;
+        message.set(template, offset);
+        new DataView(message.buffer, message.byteOffset + offset + 5, 4).setUint32(0, id, true);
+        count++;
+    }
+    if (message && count < perMessage) messages[messages.length - 1] = message.subarray(0, count * template.byteLength);
+    return messages;
+}
+
+export function chunkAckFrame(id: number): Uint8Array {
+    return serializeBinaryRpcMessage(createRpcMessage(id, RpcTypes.ChunkAck, undefined, Route.client as RpcMessageRouteType.client));
 }
 
 /**

@@ -6,11 +6,26 @@ import { assertValidConfig, BrokerConfig } from './config';
 import { PeerExchange } from './exchange/peer-exchange';
 import { RegistryDatabase, TokenDatabase } from './registry/database';
 import { PeerRegistry } from './registry/peer-registry';
+import { AuditLog } from './registry/audit-log';
 import { BrokerStats } from './stats';
 
 /** The http server the framework serves HTTP and WebSocket RPC on; the runtime decides when it listens. */
 export class BrokerHttpServer {
-    readonly server: Server = createServer();
+    // Node enforces headersTimeout and requestTimeout only when it checks (every 30 s by default): check each second,
+    // so a socket that never sends its request is closed close to the deadline.
+    readonly server: Server = createServer({ connectionsCheckingInterval: 1_000 });
+
+    /**
+     * Bounds the time an HTTP client (or a WebSocket before its upgrade) may hold a socket without completing a
+     * request: Node 20 allows 60 s for the headers and 5 minutes for a request. Upgraded WebSockets are not affected;
+     * the WebSocket server watches those.
+     */
+    applyTimeouts(config: BrokerConfig): void {
+        this.server.headersTimeout = config.handshakeTimeoutMs;
+        // Our HTTP requests are small (status, metrics, the dashboard page); a body that trickles in is an attack.
+        this.server.requestTimeout = Math.max(config.handshakeTimeoutMs, 30_000);
+        this.server.keepAliveTimeout = 5_000;
+    }
 }
 
 /** Starts and stops everything in order, for the `start` command and for embedding (tests, the test kit). */
@@ -28,6 +43,7 @@ export class BrokerRuntime {
         protected registryDatabase: RegistryDatabase,
         protected logger: Logger,
         protected stats: BrokerStats,
+        protected audit: AuditLog,
     ) {
     }
 
@@ -52,6 +68,7 @@ export class BrokerRuntime {
         await this.registry.open();
         this.stats.onlinePeers = () => this.registry.countOnline();
         await this.exchange.start();
+        this.http.applyTimeouts(this.config);
         await new Promise<void>((resolve, reject) => {
             this.http.server.once('error', reject);
             this.http.server.listen(this.config.port, this.config.host, () => {
@@ -68,6 +85,7 @@ export class BrokerRuntime {
         if (!this.started || this.stopped) return;
         this.stopped = true;
         await this.applicationServer.close();
+        this.audit.flushCalls();
         await this.registry.close();
         await this.exchange.stop();
         await new Promise<void>(resolve => {

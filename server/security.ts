@@ -3,11 +3,16 @@ import { ValidationError } from '@deepkit/type';
 import { LoggerInterface } from '@deepkit/logger';
 import { AccessDenied, AuthenticationFailed, SwitchboardError } from '../shared/errors';
 import { matchesPeerPattern } from '../shared/peer-id';
+import { boundedValidationError } from '../shared/validation';
 import { BrokerApi } from '../shared/broker-api';
 import { BrokerConfig } from './config';
 import { TokenStore } from './registry/token-store';
-import { withoutStack } from './frames';
+import { errorForClient, withoutStack } from './frames';
 import { PeerToken } from './registry/entities';
+import { AuditLog } from './registry/audit-log';
+import { RefusalAudit } from './refusal-audit';
+import { BrokerStats } from './stats';
+import type { BrokerConnection } from './connection';
 
 export const ANONYMOUS = 'anonymous';
 
@@ -20,6 +25,8 @@ export class PeerSession extends Session {
 
 /** Broker actions an unauthenticated connection may use in token mode (`register` explains its own refusal). */
 const PUBLIC_ACTIONS = new Set(['whoami', 'register']);
+/** Broker actions that watch the whole broker: admin tokens only in token mode. */
+const ADMIN_ACTIONS = new Set(['dashboard']);
 
 /**
  * Who may register which ID, who may send to whom, who may use the broker's own controllers.
@@ -30,12 +37,18 @@ const PUBLIC_ACTIONS = new Set(['whoami', 'register']);
  * The `can…` methods are synchronous so the routing hot path never waits; Deepkit's async hooks delegate to them.
  */
 export class SwitchboardSecurity extends RpcKernelSecurity {
+    protected refusals: RefusalAudit;
+
     constructor(
         protected config: BrokerConfig,
         protected tokens: TokenStore,
         protected logger: LoggerInterface,
+        audit: AuditLog,
+        protected stats: BrokerStats,
     ) {
         super();
+        // One security instance per connection (rpc scope), so the refusals are counted per connection.
+        this.refusals = new RefusalAudit((kind, entry) => audit.record(kind, entry));
     }
 
     async authenticate(token: unknown): Promise<PeerSession> {
@@ -86,20 +99,43 @@ export class SwitchboardSecurity extends RpcKernelSecurity {
         return permits(() => this.assertMaySend(session, peerId));
     }
 
+    /**
+     * Refusals are thrown rather than returned (Deepkit would turn `false` into an untyped "Access denied" error) and
+     * audited, at most one row a second per reason for a connection.
+     */
     async hasControllerAccess(session: Session, access: RpcControllerAccess, connection: RpcKernelBaseConnection): Promise<boolean> {
         if (this.config.auth === 'open') return true;
-        if (access.controllerName === BrokerApi.path && PUBLIC_ACTIONS.has(access.actionName)) return true;
-        if (grantOf(session)) return true;
-        // Thrown rather than returned: Deepkit would turn `false` into an untyped "Access denied" error.
-        throw withoutStack(new AccessDenied(`Token mode: authenticate with a peer token to use ${access.actionName}.`, 'not-authenticated'));
+        const brokerApi = access.controllerName === BrokerApi.path;
+        if (brokerApi && PUBLIC_ACTIONS.has(access.actionName)) return true;
+        if (!grantOf(session)) {
+            throw this.refuse(connection, access, new AccessDenied(`Token mode: authenticate with a peer token to use ${access.actionName}.`, 'not-authenticated'));
+        }
+        if (brokerApi && ADMIN_ACTIONS.has(access.actionName) && !this.isAdmin(session)) {
+            throw this.refuse(connection, access, new AccessDenied(`The ${access.actionName} needs an admin token (\`token:create <name> --admin\`) in token mode.`, 'admin-only'));
+        }
+        return true;
     }
 
-    /** Clients get the error's class, code and message; never a stack trace or an internal error's text. */
-    transformError(error: Error): Error {
-        if (error instanceof SwitchboardError || error instanceof ValidationError) {
-            error.stack = '';
-            return error;
-        }
+    protected refuse(connection: RpcKernelBaseConnection, access: RpcControllerAccess, error: AccessDenied): AccessDenied {
+        const broker = connection as unknown as Partial<Pick<BrokerConnection, 'peerId' | 'sessionName' | 'connectionId'>>;
+        this.stats.refused(error.code);
+        this.refusals.record('denied', {
+            peerId: broker.peerId, session: broker.sessionName, connectionId: broker.connectionId,
+            controller: access.controllerName, action: access.actionName, reason: error.reason,
+        });
+        return withoutStack(error);
+    }
+
+    /**
+     * Clients get the error's code and message, never a stack trace or an internal error's text; the class only if
+     * they said they decode ours (one security instance per connection, so the connection sets this).
+     */
+    typedErrors = false;
+
+    override transformError(error: Error): Error {
+        if (error instanceof SwitchboardError) return errorForClient(error, this.typedErrors);
+        // An invalid megabyte argument must not come back as a megabyte error.
+        if (error instanceof ValidationError) return boundedValidationError(error);
         this.logger.error('Broker action failed', error);
         const hidden = new Error('Internal broker error. The operator can find details in the broker log.');
         hidden.stack = '';

@@ -17,7 +17,7 @@ export type SwitchboardErrorCode =
     | 'PEER_NOT_FOUND' | 'PEER_OFFLINE' | 'PEER_ID_TAKEN' | 'INVALID_PEER_ID' | 'NOT_REGISTERED'
     | 'ACCESS_DENIED' | 'AUTHENTICATION_FAILED'
     | 'PAYLOAD_TOO_LARGE' | 'RATE_LIMITED' | 'MALFORMED_MESSAGE'
-    | 'TIMEOUT' | 'CIRCUIT_OPEN' | 'DISCONNECTED'
+    | 'TIMEOUT' | 'CIRCUIT_OPEN' | 'DISCONNECTED' | 'PEER_REPLACED'
     | 'QUOTA_EXCEEDED' | 'NOT_FOUND' | 'CHECKSUM_MISMATCH';
 
 /** No peer with this ID has ever registered with the broker. */
@@ -135,12 +135,16 @@ export class MalformedMessage extends SwitchboardError {
     }
 }
 
-/** A call did not end within its timeout. Raised by the SDK on the caller's side. */
+/**
+ * A call did not end within its timeout. Raised by the SDK on the caller's side. `timeoutMs` is the caller's whole
+ * deadline; `stage` says where the call stood when it ran out: waiting for this peer's own registration
+ * ('registration'), for the target's action types ('types'), or for the answer ('action').
+ */
 @entity.name('@switchboard/Timeout')
 export class Timeout extends SwitchboardError {
     readonly code = 'TIMEOUT';
 
-    constructor(public message: string, public timeoutMs: number = 0) {
+    constructor(public message: string, public timeoutMs: number = 0, public stage: string = '') {
         super(message);
     }
 }
@@ -165,7 +169,31 @@ export class Disconnected extends SwitchboardError {
     }
 }
 
-/** A relay's per-sender store quota is used up. */
+/** The WebSocket close code with which the broker ends a connection whose peer ID its owner took over. */
+export const PEER_REPLACED_CLOSE_CODE = 4409;
+
+/**
+ * Another client took this peer ID over with the same reclaim secret (the same storage) or the same token: another
+ * process runs as this peer. The replaced peer stops and does not take the ID back, or the two would fight forever.
+ */
+@entity.name('@switchboard/PeerReplaced')
+export class PeerReplaced extends SwitchboardError {
+    readonly code = 'PEER_REPLACED';
+
+    constructor(public message: string, public peerId: string = '') {
+        super(message);
+    }
+
+    static for(peerId: string): PeerReplaced {
+        return new PeerReplaced(
+            `Another process took over peer ID "${peerId}" with the same reclaim secret or token (e.g. two apps sharing one storage file), so this one stopped. ` +
+            'Give each process its own ID or storage, or close the other one and start this one again.',
+            peerId,
+        );
+    }
+}
+
+/** A per-party limit is used up: a relay's per-sender store quota, or the broker's live streams per connection. */
 @entity.name('@switchboard/QuotaExceeded')
 export class QuotaExceeded extends SwitchboardError {
     readonly code = 'QUOTA_EXCEEDED';
@@ -193,6 +221,17 @@ export class ChecksumMismatch extends SwitchboardError {
     constructor(public message: string) {
         super(message);
     }
+}
+
+/**
+ * The error as a client that does not know Switchboard's classes can decode it: a plain error whose message starts
+ * with the stable code (`PEER_NOT_FOUND: No peer "bob" is known …`). A stock Deepkit client that receives an error
+ * class it has not loaded throws inside its message handler, and its process dies.
+ */
+export function plainError(error: SwitchboardError): Error {
+    const plain = new Error(`${error.code}: ${error.message}`);
+    plain.stack = '';
+    return plain;
 }
 
 /** Invalid arguments: Deepkit's own validation error, which carries the path of each bad field. */

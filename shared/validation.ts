@@ -3,6 +3,35 @@ import { ValidationError, ValidationErrorItem } from '@deepkit/type';
 import { NotFound } from './errors';
 
 const VALIDATION_FAILURE = 'Validation error for arguments of ';
+/** Longest text of an invalid value echoed back in a ValidationError; the caller sent the value and has it. */
+const ECHOED_CHARS = 64;
+/** Longest message of one item. Deepkit's messages are short; a custom validator's may quote the value. */
+const ITEM_MESSAGE_CHARS = 256;
+/** Items echoed at most: an array of a million invalid elements would otherwise fail with a million items. */
+const ECHOED_ITEMS = 20;
+
+/**
+ * A ValidationError that is safe to send back: each item's value shortened (strings to 64 characters plus "…",
+ * numbers and booleans as they are, binaries, objects and arrays dropped), messages and the item list capped.
+ * Deepkit echoes the whole invalid value, so a 1 MB string argument would come back as a 1 MB error.
+ */
+export function boundedValidationError(error: ValidationError): ValidationError {
+    const items = error.errors.slice(0, ECHOED_ITEMS).map(item => new ValidationErrorItem(
+        shortened(item.path, ITEM_MESSAGE_CHARS), item.code, shortened(item.message, ITEM_MESSAGE_CHARS), echoable(item.value),
+    ));
+    return withoutStack(new ValidationError(items));
+}
+
+function echoable(value: unknown): unknown {
+    if (typeof value === 'string') return shortened(value, ECHOED_CHARS);
+    if (typeof value === 'number' || typeof value === 'boolean' || value === null) return value;
+    if (typeof value === 'bigint') return shortened(value.toString(), ECHOED_CHARS);
+    return undefined;
+}
+
+function shortened(text: string, limit: number): string {
+    return text.length > limit ? text.slice(0, limit) + '…' : text;
+}
 
 /** Deepkit's "No controller registered for id x" / "Action unknown y", as a NotFound a caller can catch. */
 function typedLookupError(error: unknown): unknown {
@@ -31,13 +60,16 @@ export class ValidatingServerAction extends RpcServerAction {
             if (typeof error === 'string' && error.startsWith(VALIDATION_FAILURE)) {
                 const structured = this.explain(message);
                 if (structured) return response.error(structured);
+                // Deepkit's text lists every item; an argument with a million invalid elements makes it huge.
+                return response.error(shortened(error, ITEM_MESSAGE_CHARS * ECHOED_ITEMS));
             }
             return response.error(error);
         };
         try {
             return await super.handleAction(message, typed);
         } catch (error) {
-            throw typedLookupError(error);
+            // Thrown past Deepkit's own error handling, so the security class must shape it for this caller here.
+            throw this.security.transformError(typedLookupError(error) as Error);
         }
     }
 
@@ -45,7 +77,8 @@ export class ValidatingServerAction extends RpcServerAction {
         try {
             return await super.handleActionTypes(message, response);
         } catch (error) {
-            throw typedLookupError(error);
+            // Thrown past Deepkit's own error handling, so the security class must shape it for this caller here.
+            throw this.security.transformError(typedLookupError(error) as Error);
         }
     }
 
@@ -55,7 +88,7 @@ export class ValidatingServerAction extends RpcServerAction {
             const errors: ValidationErrorItem[] = [];
             this.loadTypes(call.controller, call.method).parametersValidate(call.args, { errors });
             if (!errors.length) return;
-            return withoutStack(new ValidationError(errors));
+            return boundedValidationError(new ValidationError(errors));
         } catch {
             return;
         }

@@ -1,5 +1,7 @@
-import { createRpcMessagePeer, serializeBinaryRpcMessage } from '@deepkit/rpc';
-import { getBSONDeserializer } from '@deepkit/bson';
+import { createRpcMessagePeer, readUint32LE, serializeBinaryRpcMessage } from '@deepkit/rpc';
+import { deserializeBSONWithoutOptimiser } from '@deepkit/bson';
+import { MaxLength, validate } from '@deepkit/type';
+import { PeerId } from './peer-id';
 
 /**
  * Frames the broker adds to Deepkit's RPC protocol. Both are peer-routed frames with message id 0 whose source is
@@ -18,13 +20,23 @@ export const Route = { client: 0, server: 1, sourceDest: 2, peer: 3 } as const;
 export enum SwitchboardFrame {
     CallerIdentity = 100,
     CallerGone = 101,
+    /**
+     * Client → broker, body-less, before anything else: "I know Switchboard's error classes". Without it the broker
+     * sends errors a stock Deepkit client can decode (a plain error whose message starts with the code).
+     */
+    Hello = 102,
 }
+
+/** Frame types only the broker may write to a peer; a client sending one is refused and audited. */
+export const BROKER_ONLY_FRAMES: ReadonlySet<number> = new Set([SwitchboardFrame.CallerIdentity, SwitchboardFrame.CallerGone]);
 
 export interface CallerIdentityBody {
     /** The caller's registered peer ID; unset for a caller that did not register. */
-    peerId?: string;
+    peerId?: PeerId;
     /** The caller's session name (token name, or `anonymous`). */
-    session: string;
+    session: string & MaxLength<256>;
+    /** Whether the caller decodes Switchboard's error classes (it sent Hello); else answer it with plain errors. */
+    typedErrors?: boolean;
 }
 
 export function encodeCallerIdentity(receiverPeerId: string, callerConnection: Uint8Array, body: CallerIdentityBody): Uint8Array {
@@ -35,10 +47,23 @@ export function encodeCallerGone(receiverPeerId: string, callerConnection: Uint8
     return serializeBinaryRpcMessage(createRpcMessagePeer(0, SwitchboardFrame.CallerGone, callerConnection, receiverPeerId));
 }
 
-const decodeIdentity = getBSONDeserializer<CallerIdentityBody>();
-
-export function decodeCallerIdentity(buffer: Uint8Array, bodyOffset: number): CallerIdentityBody {
-    return decodeIdentity(buffer, bodyOffset);
+/**
+ * The body of a CallerIdentity frame, or undefined when it is not a valid one. Never throws: the frame comes from the
+ * network, and a receiver must survive whatever it holds (a compromised broker included).
+ */
+export function decodeCallerIdentity(buffer: Uint8Array, bodyOffset: number): CallerIdentityBody | undefined {
+    // The body must be exactly one BSON document filling the rest of the frame, before the decoder trusts its sizes.
+    const size = buffer.length - bodyOffset;
+    if (size < 5 || readUint32LE(buffer, bodyOffset) !== size || buffer[buffer.length - 1] !== 0) return undefined;
+    try {
+        // Decoded as plain BSON and validated strictly: the typed decoder would turn a number into a string ID.
+        const raw = deserializeBSONWithoutOptimiser(buffer, bodyOffset);
+        // The broker's serializer writes an unset peer ID as null.
+        const body: CallerIdentityBody = { peerId: raw.peerId ?? undefined, session: raw.session, typedErrors: raw.typedErrors ?? undefined };
+        return validate<CallerIdentityBody>(body).length === 0 ? body : undefined;
+    } catch {
+        return undefined;
+    }
 }
 
 const HEX = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, '0'));

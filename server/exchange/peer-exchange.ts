@@ -8,6 +8,8 @@ export interface FrameOrigin {
     peerId?: string;
     /** The sender's session name (token name, or `anonymous`). */
     session: string;
+    /** Whether the sender decodes Switchboard's error classes (see SwitchboardFrame.Hello). */
+    typedErrors?: boolean;
 }
 
 /** The exchange's handle on one broker-side connection: where frames for that connection are written. */

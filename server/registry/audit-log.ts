@@ -2,6 +2,7 @@ import { Observable, Subject } from 'rxjs';
 import { AuditEvent, AuditKind } from './entities';
 import { RegistryDatabase } from './database';
 import { WriteBehind } from './write-behind';
+import { BrokerConfig } from '../config';
 
 export interface AuditEntry {
     peerId?: string;
@@ -21,6 +22,17 @@ export interface AuditQuery {
 
 /** Decisions kept in memory for the dashboard's first view; the full trail is in SQLite. */
 const RECENT = 50;
+/** Routed calls are summed per caller, target and action over this interval. */
+const CALL_INTERVAL_MS = 1000;
+/** Distinct call aggregates held at once; at this many they are written early. */
+const MAX_CALL_AGGREGATES = 10_000;
+
+interface CallAggregate {
+    entry: AuditEntry;
+    count: number;
+    firstAt: number;
+    lastAt: number;
+}
 
 /** The audit trail: every registration, denial, routed call and disconnect, in the order the broker decided them. */
 export class AuditLog {
@@ -29,15 +41,66 @@ export class AuditLog {
     readonly recorded: Observable<AuditEvent> = this.recordedSubject.asObservable();
     protected readonly recentEvents: AuditEvent[] = [];
 
+    protected calls = new Map<string, CallAggregate>();
+    protected callTimer?: ReturnType<typeof setTimeout>;
+
     constructor(
         protected database: RegistryDatabase,
         protected writer: WriteBehind,
+        protected config: BrokerConfig,
     ) {
     }
 
+    /**
+     * A routed peer call. Written as the `auditCalls` setting says: aggregated (default), each, or not at all. An
+     * ORM entity per routed call costs more than routing the call; an aggregate row costs nothing per call.
+     */
+    recordCall(entry: AuditEntry): void {
+        const mode = this.config.auditCalls;
+        if (mode === 'off') return;
+        if (mode === 'each') return this.record('call', entry);
+        const key = (entry.peerId ?? '') + '\n' + (entry.session ?? '') + '\n' + (entry.target ?? '') + '\n' + (entry.controller ?? '') + '\n' + (entry.action ?? '') + '\n' + (entry.reason ?? '');
+        const now = Date.now();
+        const aggregate = this.calls.get(key);
+        if (aggregate) {
+            aggregate.count++;
+            aggregate.lastAt = now;
+            return;
+        }
+        if (this.calls.size >= MAX_CALL_AGGREGATES) this.flushCalls();
+        this.calls.set(key, { entry, count: 1, firstAt: now, lastAt: now });
+        if (!this.callTimer) {
+            this.callTimer = setTimeout(() => this.flushCalls(), CALL_INTERVAL_MS);
+            this.callTimer.unref?.();
+        }
+    }
+
+    /** Turns the call aggregates of the current interval into audit rows. Called on its timer, before queries, at stop. */
+    flushCalls(): void {
+        if (this.callTimer) clearTimeout(this.callTimer);
+        this.callTimer = undefined;
+        const aggregates = [...this.calls.values()];
+        this.calls.clear();
+        for (const { entry, count, firstAt, lastAt } of aggregates) {
+            const event = this.event('call', entry);
+            event.at = new Date(firstAt);
+            event.count = count;
+            if (count > 1) event.lastAt = new Date(lastAt);
+            this.publish(event);
+        }
+    }
+
     record(kind: AuditKind, entry: AuditEntry): void {
+        this.publish(this.event(kind, entry));
+    }
+
+    protected event(kind: AuditKind, entry: AuditEntry): AuditEvent {
         const event = new AuditEvent(kind);
         Object.assign(event, entry);
+        return event;
+    }
+
+    protected publish(event: AuditEvent): void {
         this.writer.schedule(event);
         this.recentEvents.push(event);
         if (this.recentEvents.length > RECENT) this.recentEvents.shift();
@@ -51,11 +114,13 @@ export class AuditLog {
 
     /** Newest last. Waits for pending writes first, so the caller sees everything decided before it asked. */
     async query(query: AuditQuery = {}): Promise<AuditEvent[]> {
+        this.flushCalls();
         await this.writer.flush();
         let select = this.database.query(AuditEvent);
         if (query.peerId) select = select.filter({ $or: [{ peerId: query.peerId }, { target: query.peerId }] });
         if (query.kind) select = select.filter({ kind: query.kind });
-        const newestFirst = await select.orderBy('id', 'desc').limit(query.limit ?? 100).find();
+        // By time first: an aggregated call row is written at the end of its interval but dated at its first call.
+        const newestFirst = await select.orderBy('at', 'desc').orderBy('id', 'desc').limit(query.limit ?? 100).find();
         return newestFirst.reverse();
     }
 }

@@ -17,7 +17,7 @@ export class PeerRecord {
     }
 }
 
-export type AuditKind = 'register' | 'takeover' | 'deregister' | 'denied' | 'call' | 'disconnect' | 'auth-failed';
+export type AuditKind = 'register' | 'takeover' | 'deregister' | 'denied' | 'call' | 'disconnect' | 'auth-failed' | 'closed';
 
 /** One decision of the broker. Append-only. */
 @(entity.name('audit_event').collection('audit_events'))
@@ -34,6 +34,10 @@ export class AuditEvent {
     reason?: string;
     session: string = '';
     connectionId: string = '';
+    /** How many decisions this row stands for: routed calls are aggregated per caller, target and action. */
+    count: number = 1;
+    /** The last of `count` decisions (`at` is the first); unset for a single decision. */
+    lastAt?: Date;
 
     constructor(public kind: AuditKind & Index) {
     }

@@ -1,6 +1,6 @@
 import { rpc } from '@deepkit/rpc';
 import { api, collect, echoOf, Resources } from '../helpers';
-import { InvalidPeerId, PeerIdTaken, PeerNotFound, PeerOffline } from '../../shared';
+import { PeerIdTaken, PeerOffline } from '../../shared';
 
 describe('registration and the peer ID lifecycle (open mode)', () => {
     const resources = new Resources();
@@ -54,7 +54,8 @@ describe('registration and the peer ID lifecycle (open mode)', () => {
         for (const bad of ['', 'has space', 'x'.repeat(65), 'ümlaut', 'slash/id']) {
             await expect(api(client).register(bad)).rejects.toThrow();
         }
-        await expect(resources.stockClient(broker.url).registerAsPeer('has space')).rejects.toBeInstanceOf(InvalidPeerId);
+        // A stock client cannot decode Switchboard's classes: it gets the code at the start of the message.
+        await expect(resources.stockClient(broker.url).registerAsPeer('has space')).rejects.toThrow(/^INVALID_PEER_ID: /);
         expect((await api(client).register('fine-id_1.2')).peerId).toBe('fine-id_1.2');
     });
 
@@ -89,7 +90,7 @@ describe('stock @deepkit/rpc clients', () => {
 
         const caller = resources.stockClient(broker.url);
         expect(await caller.peer('stock-server').controller<StockMathController>('stock/math').add(2, 3)).toBe(5);
-        await expect(caller.peer('stock-nobody').controller<StockMathController>('stock/math').add(1, 1)).rejects.toBeInstanceOf(PeerNotFound);
+        await expect(caller.peer('stock-nobody').controller<StockMathController>('stock/math').add(1, 1)).rejects.toThrow(/^PEER_NOT_FOUND: /);
 
         // The broker-side fixes apply: the stock client's ID is released on disconnect and can be taken again.
         await server.disconnect();
@@ -102,6 +103,6 @@ describe('stock @deepkit/rpc clients', () => {
     it('a stock client gets PeerIdTaken for a live ID', async () => {
         const broker = await resources.broker();
         await resources.stockClient(broker.url).registerAsPeer('taken');
-        await expect(resources.stockClient(broker.url).registerAsPeer('taken')).rejects.toBeInstanceOf(PeerIdTaken);
+        await expect(resources.stockClient(broker.url).registerAsPeer('taken')).rejects.toThrow(/^PEER_ID_TAKEN: /);
     });
 });
