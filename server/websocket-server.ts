@@ -1,55 +1,133 @@
 import { RpcServer, RpcServerCreateConnection, RpcServerListener, RpcServerOptions } from '@deepkit/framework';
-import { WebSocket, WebSocketServer } from 'ws';
+import { RpcKernelBaseConnection } from '@deepkit/rpc';
+import { ServerOptions, WebSocket, WebSocketServer } from 'ws';
 import { LoggerInterface } from '@deepkit/logger';
 import { BrokerConfig } from './config';
+import { BrokerConnection, CloseCode, ReasonedTransport } from './connection';
+import { BrokerStats } from './stats';
+import { ConnectionLimits } from './transport/connection-limits';
+import { Heartbeat } from './transport/heartbeat';
+import { fitsOutgoingBuffer, outgoingBufferLimit } from './transport/outgoing-buffer';
 
 /**
- * Deepkit's WebSocket RPC server, with two changes: the socket-level size cap sits well above the broker's own
- * limit (so a large message gets a typed PayloadTooLarge from the connection instead of a dropped socket), and
- * close() ends every open socket, which an embedded broker in a test needs.
+ * How long a socket the broker closes may take to answer the close frame. ws waits 30 s by default; a client that
+ * does not read (slow consumer, frozen, half-open) never answers and would hold its unsent buffer that long.
+ */
+const CLOSE_HANDSHAKE_MS = 5_000;
+
+/** The WebSocket protocol allows 123 bytes of close reason. */
+const MAX_CLOSE_REASON_BYTES = 123;
+
+/**
+ * Deepkit's WebSocket RPC server, with the limits a public broker needs:
+ * - the socket-level size cap sits well above the broker's own limit, so a large message gets a typed
+ *   PayloadTooLarge from the connection instead of a dropped socket;
+ * - each connection's unsent bytes are bounded: a client that does not read what is sent to it is closed as a slow
+ *   consumer instead of growing the broker's memory. Senders are not paused: pausing one sender for a slow target
+ *   would stall its other calls and its pongs, and two peers waiting on each other's drain would deadlock;
+ * - a socket must send its first message within `handshakeTimeoutMs`, and one address may hold only
+ *   `maxConnectionsPerAddress` sockets (`maxConnections` in total);
+ * - every socket is pinged each `pingIntervalMs`; one that stops answering is closed and its peer ID released;
+ * - close() ends every open socket, which an embedded broker in a test needs.
+ * Each close tells the client why (WebSocket close code and reason) and leaves one 'closed' row in the audit trail.
  */
 export class BrokerWebSocketServer extends RpcServer {
-    protected sockets = new Map<WebSocket, { close(): void }>();
+    protected sockets = new Map<WebSocket, RpcKernelBaseConnection | undefined>();
 
-    constructor(protected config: BrokerConfig, protected logger: LoggerInterface) {
+    constructor(protected config: BrokerConfig, protected logger: LoggerInterface, protected stats: BrokerStats) {
         super();
     }
 
     start(options: RpcServerOptions, createRpcConnection: RpcServerCreateConnection): RpcServerListener {
-        const maxPayload = Math.max(this.config.maxPayloadBytes * 2, this.config.maxPayloadBytes + 1024 * 1024);
-        const server = new WebSocketServer({ server: options.server, maxPayload });
+        const { config } = this;
+        const maxPayload = Math.max(config.maxPayloadBytes * 2, config.maxPayloadBytes + 1024 * 1024);
+        // @types/ws does not know `closeTimeout` yet; a ws without it waits its default 30 s.
+        const server = new WebSocketServer({ server: options.server, maxPayload, closeTimeout: CLOSE_HANDSHAKE_MS } as ServerOptions);
+        const limits = new ConnectionLimits(config.maxConnectionsPerAddress, config.maxConnections);
+        const heartbeat = new Heartbeat(config.pingIntervalMs);
+        const bufferLimit = outgoingBufferLimit(config);
+        heartbeat.start();
 
         server.on('connection', (socket, request) => {
-            const connection = createRpcConnection({
-                writeBinary: message => socket.send(message),
+            // ws emits protocol errors (bad frames, oversized messages) as events; unheard, they would end the process.
+            socket.on('error', () => undefined);
+            const address = request.socket.remoteAddress ?? '';
+            const admission = limits.admit(address);
+            if (!admission.admitted) {
+                // Accepted only to say why: an HTTP refusal of the upgrade reaches no browser code.
+                this.stats.refused('TOO_MANY_CONNECTIONS');
+                this.sockets.set(socket, undefined);
+                socket.once('close', () => this.sockets.delete(socket));
+                socket.close(CloseCode.tooManyConnections, admission.reason);
+                return;
+            }
+
+            let connection: RpcKernelBaseConnection | undefined;
+            /** Set once the socket is to be closed: nothing more is queued for it. */
+            let ending = false;
+            const end = (code: number, reason: string) => {
+                if (connection instanceof BrokerConnection) return connection.closeFor(code, reason);
+                socket.close(code, limitReason(reason));
+                connection?.close();
+            };
+            const transport: ReasonedTransport = {
+                writeBinary: message => {
+                    if (ending || socket.readyState !== WebSocket.OPEN) return;
+                    const unsent = socket.bufferedAmount;
+                    if (fitsOutgoingBuffer(unsent, message.byteLength, bufferLimit)) return socket.send(message);
+                    ending = true;
+                    // Not from inside this write: it may run in the middle of another connection's routing.
+                    queueMicrotask(() => end(CloseCode.slowConsumer, `slow consumer: ${unsent} bytes unsent`));
+                },
                 close: () => socket.close(),
+                closeWith: (code, reason) => {
+                    ending = true;
+                    socket.close(code, limitReason(reason));
+                },
                 bufferedAmount: () => socket.bufferedAmount,
-                clientAddress: () => request.socket.remoteAddress ?? '',
-            }, request as any);
-            this.sockets.set(socket, connection);
+                clientAddress: () => address,
+            };
+            let created: RpcKernelBaseConnection;
+            try {
+                created = connection = createRpcConnection(transport, request as any);
+            } catch (error) {
+                // Deepkit refuses new connections while the server shuts down.
+                admission.release();
+                socket.terminate();
+                return;
+            }
+            this.sockets.set(socket, created);
+
+            const handshakeDeadline = setTimeout(() => end(CloseCode.idle, `no message within ${config.handshakeTimeoutMs} ms of connecting`), config.handshakeTimeoutMs);
+            handshakeDeadline.unref();
+            heartbeat.watch(socket, () => end(CloseCode.unresponsive, `unresponsive: no answer to two pings ${config.pingIntervalMs} ms apart`));
 
             socket.on('message', (message: Buffer) => {
+                clearTimeout(handshakeDeadline);
                 // One misbehaving connection must not take the broker (and every other peer) down.
                 try {
-                    connection.feed(message);
+                    created.feed(message);
                 } catch (error) {
                     this.logger.error('Closing a connection after an error while reading its message', error);
-                    connection.close();
+                    created.close();
                     socket.terminate();
                 }
             });
-            socket.on('error', () => connection.close());
             socket.on('close', () => {
+                clearTimeout(handshakeDeadline);
                 this.sockets.delete(socket);
-                connection.close();
+                // Before the connection's own close, so a client that sees its peer go offline may reconnect at once.
+                admission.release();
+                created.close();
             });
         });
 
         return {
             close: () => {
+                heartbeat.stop();
                 // Close connections synchronously, so the broker releases peers before it stops its services.
                 for (const [socket, connection] of this.sockets) {
-                    connection.close();
+                    connection?.close();
                     socket.terminate();
                 }
                 this.sockets.clear();
@@ -57,4 +135,9 @@ export class BrokerWebSocketServer extends RpcServer {
             },
         };
     }
+}
+
+function limitReason(reason: string): string {
+    while (Buffer.byteLength(reason) > MAX_CLOSE_REASON_BYTES) reason = reason.slice(0, -1);
+    return reason;
 }
