@@ -20,6 +20,7 @@ import { WriteBehind } from './registry/write-behind';
 import { SwitchboardSecurity } from './security';
 import { BrokerStats } from './stats';
 import { BrokerWebSocketServer } from './websocket-server';
+import { TokenRevocationWatcher } from './token-revocation-watcher';
 import { BrokerHttpServer, BrokerRuntime, TokenDatabaseHandle } from './runtime';
 import { AuditCommand, PeersCommand, StartCommand, TokenCreateCommand, TokenListCommand, TokenRevokeCommand } from './commands';
 
@@ -47,6 +48,7 @@ export function createBrokerApp(config: Partial<BrokerConfig> = {}) {
             AuditLog,
             PeerRegistry,
             DashboardFeed,
+            TokenRevocationWatcher,
             BrokerServices,
             { provide: RpcKernelSecurity, useClass: SwitchboardSecurity, scope: 'rpc' },
             { provide: RpcServer, useClass: BrokerWebSocketServer },
@@ -59,6 +61,7 @@ export function createBrokerApp(config: Partial<BrokerConfig> = {}) {
                 },
             },
         ],
+        listeners: [TokenRevocationWatcher],
         imports: [new FrameworkModule({ server: http.server, httpLog: false, logStartup: false })],
     });
     if (Object.keys(config).length) app.configure(config);

@@ -3,7 +3,7 @@ import { Logger } from '@deepkit/logger';
 import { InjectorContext } from '@deepkit/injector';
 import { assertValidConfig, BrokerConfig } from './config';
 import { AuditLog } from './registry/audit-log';
-import { AuditKind } from './registry/entities';
+import { AuditEvent, AuditKind } from './registry/entities';
 import { PeerRegistry } from './registry/peer-registry';
 import { TokenStore } from './registry/token-store';
 import { BrokerRuntime, TokenDatabaseHandle } from './runtime';
@@ -30,8 +30,32 @@ export class StartCommand {
         messagesPerSecond?: number & Flag,
         /** @description default call timeout recommended to peers, ms */
         callTimeoutMs?: number & Flag,
+        /** @description protocol violations before a connection is closed */
+        maxProtocolViolations?: number & Flag,
+        /** @description routed calls in the audit trail: aggregate, each or off */
+        auditCalls?: ('each' | 'aggregate' | 'off') & Flag,
+        /** @description unsent bytes per connection before it is closed as a slow consumer (0: 2 × maxPayloadBytes + 4 MiB) */
+        maxBufferedBytes?: number & Flag,
+        /** @description ms a new connection has to send its first message */
+        handshakeTimeoutMs?: number & Flag,
+        /** @description connections per client address (0: no limit) */
+        maxConnectionsPerAddress?: number & Flag,
+        /** @description connections in all (0: no limit) */
+        maxConnections?: number & Flag,
+        /** @description ms between pings; two unanswered pings close a connection */
+        pingIntervalMs?: number & Flag,
+        /** @description days an offline peer stays in the registry (0: for ever) */
+        registryRetentionDays?: number & Flag,
+        /** @description offline peers kept in the registry at most */
+        registryMaxOfflinePeers?: number & Flag,
+        /** @description ms between checks for revoked tokens of live connections */
+        tokenRevocationCheckMs?: number & Flag,
     ): Promise<number> {
-        const flags = { host, port, database, auth, tokenDatabase, maxPayloadBytes, messagesPerSecond, callTimeoutMs };
+        const flags = {
+            host, port, database, auth, tokenDatabase, maxPayloadBytes, messagesPerSecond, callTimeoutMs, maxProtocolViolations, auditCalls,
+            maxBufferedBytes, handshakeTimeoutMs, maxConnectionsPerAddress, maxConnections, pingIntervalMs, registryRetentionDays,
+            registryMaxOfflinePeers, tokenRevocationCheckMs,
+        };
         for (const [name, value] of Object.entries(flags)) {
             if (value !== undefined) (this.config as any)[name] = value;
         }
@@ -60,11 +84,34 @@ async function openTokens(injector: InjectorContext): Promise<TokenStore> {
     return injector.get(TokenStore);
 }
 
+/** Read-only: a broker may be running on the same database, and it owns the rows. */
 async function openRegistry(injector: InjectorContext): Promise<PeerRegistry> {
     await injector.get(TokenDatabaseHandle).migrate();
     const registry = injector.get(PeerRegistry);
-    await registry.open();
+    await registry.open({ readOnly: true });
     return registry;
+}
+
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069\\]|<(?=\/?[a-zA-Z]+>)/g;
+const NAMED_ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t', '\\': '\\\\' };
+
+/**
+ * Text from the database, safe to print on one line: control characters (a newline in an ID would forge a line),
+ * bidirectional overrides (they reorder what a terminal shows) and the logger's colour tags (`<red>`) are escaped.
+ */
+export function printable(text: string | undefined): string {
+    if (text === undefined) return '';
+    return text.replace(UNPRINTABLE, character => NAMED_ESCAPES[character] ?? '\\u' + character.charCodeAt(0).toString(16).padStart(4, '0'));
+}
+
+/** One audit row as the `audit` command prints it. */
+export function formatAuditEvent(event: AuditEvent): string {
+    const what = [
+        event.target && `→ ${printable(event.target)}`,
+        event.controller && `${printable(event.controller)}.${printable(event.action)}`,
+        event.reason && printable(event.reason),
+    ].filter(Boolean).join('  ');
+    return `${event.at.toISOString()}  ${printable(event.kind).padEnd(11)} ${event.peerId === undefined ? '-' : printable(event.peerId)}  ${what}  (session ${printable(event.session)})`;
 }
 
 @cli.controller('peers', { description: 'List the peers in the registry (from the database; works while the broker runs).' })
@@ -80,7 +127,7 @@ export class PeersCommand {
         const peers = registry.list(online ? { online: true } : {});
         if (!peers.length) this.logger.log('No peers registered yet.');
         for (const peer of peers) {
-            this.logger.log(`${peer.online ? 'online ' : 'offline'}  ${peer.id}  last seen ${peer.lastSeen.toISOString()}  [${peer.capabilities.join(', ')}]`);
+            this.logger.log(`${peer.online ? 'online ' : 'offline'}  ${printable(peer.id)}  last seen ${peer.lastSeen.toISOString()}  [${peer.capabilities.map(printable).join(', ')}]`);
         }
         return 0;
     }
@@ -138,7 +185,8 @@ export class TokenListCommand {
     async execute(): Promise<number> {
         for (const token of await (await openTokens(this.injector)).list()) {
             const state = token.revokedAt ? `revoked ${token.revokedAt.toISOString()}` : 'active';
-            this.logger.log(`${token.name}  ${state}  peers: ${token.peerIds.join(', ')}  allow: ${token.allowTargets.join(', ') || '*'}  deny: ${token.denyTargets.join(', ') || '-'}${token.admin ? '  admin' : ''}`);
+            const list = (patterns: string[]) => patterns.map(printable).join(', ');
+            this.logger.log(`${printable(token.name)}  ${state}  peers: ${list(token.peerIds)}  allow: ${list(token.allowTargets) || '*'}  deny: ${list(token.denyTargets) || '-'}${token.admin ? '  admin' : ''}`);
         }
         return 0;
     }
@@ -159,8 +207,7 @@ export class AuditCommand {
     ): Promise<number> {
         await openRegistry(this.injector);
         for (const event of await this.injector.get(AuditLog).query({ peerId: peer, kind, limit })) {
-            const what = [event.target && `→ ${event.target}`, event.controller && `${event.controller}.${event.action}`, event.reason].filter(Boolean).join('  ');
-            this.logger.log(`${event.at.toISOString()}  ${event.kind.padEnd(11)} ${event.peerId ?? '-'}  ${what}  (session ${event.session})`);
+            this.logger.log(formatAuditEvent(event));
         }
         return 0;
     }

@@ -2,6 +2,12 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { ActiveTransfer } from '../shared/dashboard';
 
 /**
+ * Transfers tracked at most. An entry ends with its stream or its connection; one whose end the broker never sees
+ * (a serving peer that answers a chunk request without a stream) would otherwise stay until the caller disconnects.
+ */
+export const MAX_TRACKED_TRANSFERS = 1000;
+
+/**
  * The broker's counters, behind `/status` and `/metrics`. Plain numbers are bumped on the routing hot path; the
  * Prometheus registry (one per broker, so brokers in one process do not mix) reads them when scraped. Labels are
  * bounded sets (outcomes and error codes), never peer IDs.
@@ -21,7 +27,7 @@ export class BrokerStats {
     registrations = 0;
     denials = 0;
     readonly refusals: Record<string, number> = {};
-    /** File chunk streams being routed, by caller connection and request id. */
+    /** File chunk streams being routed, by caller connection and request id; oldest first, at most MAX_TRACKED_TRANSFERS. */
     readonly transfers = new Map<string, ActiveTransfer & { callerConnection: string }>();
     /** Peers online, read when scraped. */
     onlinePeers: () => number = () => 0;
@@ -78,6 +84,7 @@ export class BrokerStats {
     }
 
     transferStarted(callerConnection: string, messageId: number, to: string, from: string): void {
+        if (this.transfers.size >= MAX_TRACKED_TRANSFERS) this.transfers.delete(this.transfers.keys().next().value!);
         this.transfers.set(callerConnection + ':' + messageId, { callerConnection, to, from, since: new Date });
     }
 

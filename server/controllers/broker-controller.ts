@@ -1,8 +1,8 @@
 import { rpc, RpcKernelConnection } from '@deepkit/rpc';
-import { Observable } from 'rxjs';
+import { Observable, Subscription } from 'rxjs';
 import { BrokerApi, Capability, PeerFilter, PeerInfo, PresenceEvent, Registration, WhoAmI } from '../../shared/broker-api';
 import { DashboardEvent } from '../../shared/dashboard';
-import { AccessDenied, NotRegistered, PeerNotFound } from '../../shared/errors';
+import { AccessDenied, NotRegistered, PeerNotFound, QuotaExceeded } from '../../shared/errors';
 import { PeerId } from '../../shared/peer-id';
 import { BrokerConfig } from '../config';
 import { BrokerConnection } from '../connection';
@@ -10,10 +10,18 @@ import { DashboardFeed } from '../dashboard/dashboard-feed';
 import { PeerExchange } from '../exchange/peer-exchange';
 import { PeerRegistry } from '../registry/peer-registry';
 
+/**
+ * Live presence and dashboard streams one connection may hold. The SDK needs one; each stream costs the broker work
+ * on every presence change, so a client must not multiply it.
+ */
+export const STREAMS_PER_CONNECTION = 4;
+
 /** The broker's own RPC API: registration, discovery, presence, the dashboard stream. One instance per connection. */
 @rpc.controller(BrokerApi)
 export class BrokerController implements BrokerApi {
     protected connection: BrokerConnection;
+    /** Streams of this connection someone is subscribed to now. */
+    protected liveStreams = 0;
 
     constructor(
         connection: RpcKernelConnection,
@@ -71,7 +79,8 @@ export class BrokerController implements BrokerApi {
 
     @rpc.action()
     presence(snapshot: boolean = false): Observable<PresenceEvent> {
-        return new Observable<PresenceEvent>(subscriber => {
+        this.assertStreamAvailable();
+        return this.limited(new Observable<PresenceEvent>(subscriber => {
             if (snapshot) {
                 for (const peer of this.registry.list({ online: true })) {
                     subscriber.next(new PresenceEvent('online', peer.id, peer.capabilities, peer.connectedSince ?? peer.lastSeen, 0));
@@ -80,14 +89,44 @@ export class BrokerController implements BrokerApi {
             }
             const subscription = this.registry.presence.subscribe(subscriber);
             return () => subscription.unsubscribe();
-        });
+        }));
     }
 
     @rpc.action()
     dashboard(): Observable<DashboardEvent> {
+        // The security class refuses non-admins (and audits it) before this runs; this stays as the last line of defence.
         if (!this.connection.isAdmin()) {
             throw new AccessDenied('The dashboard needs an admin token (`token:create <name> --admin`) in token mode.', 'admin-only');
         }
-        return this.dashboardFeed.stream();
+        this.assertStreamAvailable();
+        return this.limited(this.dashboardFeed.stream());
+    }
+
+    /** Refuses a new stream early, so the caller hears of the limit at the call rather than at its subscription. */
+    protected assertStreamAvailable(): void {
+        if (this.liveStreams >= STREAMS_PER_CONNECTION) throw this.tooManyStreams();
+    }
+
+    /** Counts each subscription (a stream may be subscribed to more than once) against the connection's limit. */
+    protected limited<T>(stream: Observable<T>): Observable<T> {
+        return new Observable<T>(subscriber => {
+            if (this.liveStreams >= STREAMS_PER_CONNECTION) {
+                subscriber.error(this.tooManyStreams());
+                return;
+            }
+            this.liveStreams++;
+            const subscription: Subscription = stream.subscribe(subscriber);
+            return () => {
+                this.liveStreams--;
+                subscription.unsubscribe();
+            };
+        });
+    }
+
+    protected tooManyStreams(): QuotaExceeded {
+        const error = new QuotaExceeded(`This connection follows ${STREAMS_PER_CONNECTION} presence or dashboard streams already, the most one may. `
+            + 'Unsubscribe from one you no longer need, or share one subscription in your app.', STREAMS_PER_CONNECTION);
+        error.stack = '';
+        return error;
     }
 }

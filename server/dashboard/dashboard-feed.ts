@@ -1,5 +1,5 @@
-import { interval, Observable, Subscription } from 'rxjs';
-import { bufferTime, filter } from 'rxjs/operators';
+import { concat, defer, interval, merge, Observable, of, OperatorFunction } from 'rxjs';
+import { filter, map, share } from 'rxjs/operators';
 import { AuditRecord, BrokerActivity, DashboardEvent } from '../../shared/dashboard';
 import { AuditLog } from '../registry/audit-log';
 import { AuditEvent } from '../registry/entities';
@@ -7,47 +7,74 @@ import { PeerRegistry } from '../registry/peer-registry';
 import { BrokerStats } from '../stats';
 
 const ACTIVITY_EVERY_MS = 1000;
+/** An idle broker's activity is sent this rarely, so the page's uptime stays roughly current. */
+const IDLE_ACTIVITY_EVERY_MS = 10_000;
 /**
  * Presence changes and audit decisions are sent in batches: a busy broker registers hundreds of peers and decides
  * thousands of calls a second; a page redraws a few times a second and a person reads a few lines.
  */
 const BATCH_MS = 250;
 const AUDIT_BATCH_MAX = 25;
+/** A page shows a handful of transfers; a busy broker may route a thousand. */
+const TRANSFERS_SHOWN = 100;
 
-/** Builds the dashboard stream (`BrokerApi.dashboard()`): pushed by the broker, never polled by the page. */
+/**
+ * Builds the dashboard stream (`BrokerApi.dashboard()`): pushed by the broker, never polled by the page.
+ *
+ * Every subscriber shares one pipeline: one activity timer and one batch per kind, however many pages watch. It runs
+ * only while someone watches, and an idle broker (nothing changed) sends nothing but a rare activity update, so a
+ * watching page costs next to nothing until there is something to show.
+ */
 export class DashboardFeed {
+    protected readonly updates: Observable<DashboardEvent>;
+
     constructor(
         protected registry: PeerRegistry,
         protected stats: BrokerStats,
         protected audit: AuditLog,
     ) {
+        const peers = this.registry.presence.pipe(
+            inBatches(BATCH_MS, (changed: Set<string>, event) => changed.add(event.peerId), () => new Set<string>()),
+            map(changed => new DashboardEvent('peer', [...changed].map(id => this.registry.info(id)).filter(info => !!info))),
+        );
+        const decisions = this.audit.recorded.pipe(
+            inBatches(BATCH_MS, (batch: AuditEvent[], event) => {
+                batch.push(event);
+                if (batch.length > AUDIT_BATCH_MAX) batch.shift();
+                return batch;
+            }, () => []),
+            map(batch => new DashboardEvent('audit', [], undefined, batch.map(toRecord))),
+        );
+        const activity = defer(() => {
+            let last = { at: performance.now(), calls: this.stats.callsRouted, bytes: this.stats.bytesRouted };
+            let lastSent = { key: '', at: performance.now() };
+            return interval(ACTIVITY_EVERY_MS).pipe(
+                map(() => {
+                    const now = { at: performance.now(), calls: this.stats.callsRouted, bytes: this.stats.bytesRouted };
+                    const seconds = Math.max(0.001, (now.at - last.at) / 1000);
+                    const result = this.activity();
+                    result.callsPerSecond = Math.round((now.calls - last.calls) / seconds);
+                    result.bytesPerSecond = Math.round((now.bytes - last.bytes) / seconds);
+                    last = now;
+                    return result;
+                }),
+                filter(result => {
+                    const key = changeKey(result);
+                    if (key === lastSent.key && performance.now() - lastSent.at < IDLE_ACTIVITY_EVERY_MS) return false;
+                    lastSent = { key, at: performance.now() };
+                    return true;
+                }),
+                map(result => new DashboardEvent('activity', [], result)),
+            );
+        });
+        this.updates = merge(peers, decisions, activity).pipe(share());
     }
 
     stream(): Observable<DashboardEvent> {
-        return new Observable<DashboardEvent>(subscriber => {
-            let last = { at: performance.now(), calls: this.stats.callsRouted, bytes: this.stats.bytesRouted };
-            const activity = (): BrokerActivity => {
-                const now = { at: performance.now(), calls: this.stats.callsRouted, bytes: this.stats.bytesRouted };
-                const seconds = Math.max(0.001, (now.at - last.at) / 1000);
-                const result = this.activity();
-                result.callsPerSecond = Math.round((now.calls - last.calls) / seconds);
-                result.bytesPerSecond = Math.round((now.bytes - last.bytes) / seconds);
-                last = now;
-                return result;
-            };
-
-            const subscriptions = new Subscription();
-            subscriptions.add(this.registry.presence.pipe(bufferTime(BATCH_MS), filter(batch => batch.length > 0)).subscribe(batch => {
-                const changed = [...new Set(batch.map(event => event.peerId))].map(id => this.registry.info(id)).filter(info => !!info);
-                subscriber.next(new DashboardEvent('peer', changed));
-            }));
-            subscriptions.add(this.audit.recorded.pipe(bufferTime(BATCH_MS), filter(batch => batch.length > 0)).subscribe(batch => {
-                subscriber.next(new DashboardEvent('audit', [], undefined, batch.slice(-AUDIT_BATCH_MAX).map(toRecord)));
-            }));
-            subscriptions.add(interval(ACTIVITY_EVERY_MS).subscribe(() => subscriber.next(new DashboardEvent('activity', [], activity()))));
-            subscriber.next(new DashboardEvent('snapshot', this.registry.list(), this.activity(), this.audit.recent().map(toRecord)));
-            return () => subscriptions.unsubscribe();
-        });
+        return concat(
+            defer(() => of(new DashboardEvent('snapshot', this.registry.list(), this.activity(), this.audit.recent().map(toRecord)))),
+            this.updates,
+        );
     }
 
     protected activity(): BrokerActivity {
@@ -58,9 +85,46 @@ export class DashboardFeed {
         activity.callsRouted = this.stats.callsRouted;
         activity.bytesRouted = this.stats.bytesRouted;
         activity.refusals = { ...this.stats.refusals };
-        activity.transfers = [...this.stats.transfers.values()].map(({ to, from, since }) => ({ to, from, since }));
+        activity.transfers = [];
+        for (const { to, from, since } of this.stats.transfers.values()) {
+            if (activity.transfers.length === TRANSFERS_SHOWN) break;
+            activity.transfers.push({ to, from, since });
+        }
         return activity;
     }
+}
+
+/** What a page would redraw: everything but the clock. */
+function changeKey(activity: BrokerActivity): string {
+    return JSON.stringify([activity.peersOnline, activity.peersKnown, activity.callsRouted, activity.bytesRouted,
+        activity.callsPerSecond, activity.bytesPerSecond, activity.refusals, activity.transfers]);
+}
+
+/**
+ * Collects values for `ms` after the first one, then emits the batch. Unlike `bufferTime`, no timer runs while
+ * nothing happens.
+ */
+function inBatches<T, B>(ms: number, add: (batch: B, value: T) => B, empty: () => B): OperatorFunction<T, B> {
+    return source => new Observable<B>(subscriber => {
+        let batch: B | undefined;
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const subscription = source.subscribe({
+            next: value => {
+                batch = add(batch ?? empty(), value);
+                timer ??= setTimeout(() => {
+                    const full = batch!;
+                    batch = timer = undefined;
+                    subscriber.next(full);
+                }, ms);
+            },
+            error: error => subscriber.error(error),
+            complete: () => subscriber.complete(),
+        });
+        return () => {
+            clearTimeout(timer);
+            subscription.unsubscribe();
+        };
+    });
 }
 
 function toRecord(event: AuditEvent): AuditRecord {

@@ -54,6 +54,19 @@ export class TokenStore {
         return record && !record.revokedAt ? record : undefined;
     }
 
+    /**
+     * Which of these tokens are still live (not revoked, not replaced). One query per 500 ids: the broker asks this
+     * every few seconds for the tokens of its live connections.
+     */
+    async liveIds(ids: number[]): Promise<Set<number>> {
+        const live = new Set<number>();
+        for (let start = 0; start < ids.length; start += 500) {
+            const rows = await this.database.query(PeerToken).filter({ id: { $in: ids.slice(start, start + 500) } }).select('id', 'revokedAt').find();
+            for (const row of rows) if (!row.revokedAt) live.add(row.id);
+        }
+        return live;
+    }
+
     async list(): Promise<PeerToken[]> {
         return this.database.query(PeerToken).orderBy('name').find();
     }
