@@ -15,6 +15,8 @@ export class CallerContext {
         public readonly connectionId: string,
         public peerId: string | undefined = undefined,
         public session: string = '',
+        /** Whether the caller decodes Switchboard's error classes; a stock Deepkit caller gets plain errors. */
+        public typedErrors: boolean = false,
     ) {
     }
 

@@ -1,26 +1,36 @@
 import { ClassType } from '@deepkit/core';
 import { ControllerDefinition, rpcClass, RpcControllerAccess, RpcKernel, RpcKernelBaseConnection, RpcKernelConnection, RpcKernelSecurity, Session } from '@deepkit/rpc';
 import { InjectorModule, NormalizedProvider } from '@deepkit/injector';
-import { AccessDenied } from '../shared/errors';
-import { ValidatingServerAction } from '../shared/validation';
+import { AccessDenied, plainError, SwitchboardError } from '../shared/errors';
+import { boundedValidationError, ValidatingServerAction } from '../shared/validation';
+import { ValidationError } from '@deepkit/type';
 import { LOCAL_ONLY } from '../shared/action-groups';
 import { CallerContext } from './caller-context';
 
 /** What a peer tells remote callers: actions of the `local-only` group are the app's own. */
 export class PeerSecurity extends RpcKernelSecurity {
-    async hasControllerAccess(session: Session, access: RpcControllerAccess, connection: RpcKernelBaseConnection): Promise<boolean> {
+    /** One per calling connection (scope `rpc`), so it knows whether this caller decodes Switchboard's errors. */
+    constructor(protected caller?: CallerContext) {
+        super();
+    }
+
+    override async hasControllerAccess(session: Session, access: RpcControllerAccess, connection: RpcKernelBaseConnection): Promise<boolean> {
         if (access.actionGroups.includes(LOCAL_ONLY)) {
-            const error = new AccessDenied(`${access.controllerName}.${access.actionName} is local-only: only the peer's own app may call it.`, 'local-only');
-            error.stack = '';
             // Thrown rather than returned, so the caller gets AccessDenied instead of Deepkit's untyped error.
-            throw error;
+            throw this.transformError(new AccessDenied(`${access.controllerName}.${access.actionName} is local-only: only the peer's own app may call it.`, 'local-only'));
         }
         return true;
     }
 
-    /** A remote caller gets the error's class, code and message; the stack stays in this process. */
-    transformError(error: Error): Error {
+    /**
+     * A remote caller gets the error's code and message, the stack stays in this process. Its class only if the
+     * caller decodes ours: a stock Deepkit client that receives a class it has not loaded dies in its message handler.
+     */
+    override transformError(error: Error): Error {
         error.stack = '';
+        if (error instanceof SwitchboardError && !this.caller?.typedErrors) return plainError(error);
+        // An invalid megabyte argument must not come back as a megabyte error.
+        if (error instanceof ValidationError) return boundedValidationError(error);
         return error;
     }
 }

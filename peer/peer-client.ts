@@ -11,9 +11,10 @@ import {
     RpcError,
 } from '@deepkit/rpc';
 import { ReceiveType, resolveReceiveType } from '@deepkit/type';
-import { Disconnected, Timeout } from '../shared/errors';
+import { Disconnected, MalformedMessage, Timeout } from '../shared/errors';
 import { connectionKey, decodeCallerIdentity, Route, SwitchboardFrame } from '../shared/wire';
 import { CallerContext } from './caller-context';
+import { InboundFrameGuard } from './inbound-frames';
 import { PeerKernel } from './kernel';
 
 export interface SendOptions {
@@ -29,22 +30,55 @@ interface CallerState {
     connection?: RpcKernelConnection;
 }
 
+export interface PeerClientOptions {
+    /**
+     * Calling connections whose state (identity, kernel connection) is kept; beyond it the least recently active
+     * caller is forgotten, so a flood of distinct sources cannot grow memory without bound.
+     */
+    maxCallers: number;
+}
+
+export const defaultPeerClientOptions: PeerClientOptions = { maxCallers: 10_000 };
+
 /**
  * Deepkit's `RpcClient`, fixed for peer-to-peer use (see shared/DESIGN.md):
  * - `timeout` is honoured (stock: ignored) and fails the call with Timeout;
  * - follow-up messages of a peer call (observable subscribe/unsubscribe, …) go to the peer, not the broker;
  * - each calling connection gets a kernel connection of its own, with a CallerContext the broker vouched for
  *   (stock: one shared connection, colliding message ids, no identity);
- * - a disconnect fails every pending call with Disconnected.
+ * - a disconnect fails every pending call with Disconnected;
+ * - whatever arrives is checked first (InboundFrameGuard): a malformed or hostile frame is dropped and counted,
+ *   never thrown into the WebSocket's listener, where it would end the process.
  */
 export class PeerClient extends RpcClient {
     /** The ID the broker accepted for this client; peer frames for other IDs are ignored. */
     servedPeerId?: string;
+    /** Frames dropped since this client was created: `inbound.droppedCount`, `inbound.dropped$`. */
+    readonly inbound: InboundFrameGuard;
+    /** Callers forgotten to stay within `maxCallers`. */
+    callersEvicted = 0;
     protected callers = new Map<string, CallerState>();
+    protected options: PeerClientOptions;
 
-    constructor(transport: ClientTransportAdapter, kernel?: RpcKernel) {
-        super(transport);
+    constructor(transport: ClientTransportAdapter, kernel?: RpcKernel, options: Partial<PeerClientOptions> = {}) {
+        super(new InboundFrameGuard(transport));
+        this.inbound = this.transport as InboundFrameGuard;
+        this.options = { ...defaultPeerClientOptions, ...options };
         if (kernel) this.peerKernel = kernel;
+    }
+
+    /** Calling connections this client keeps state for. */
+    get callerCount(): number {
+        return this.callers.size;
+    }
+
+    /**
+     * Tells the broker, before anything else on a new connection, that this client decodes Switchboard's error
+     * classes (SwitchboardFrame.Hello); without it the broker answers with plain errors a stock client can decode.
+     */
+    protected override async onHandshake(): Promise<Uint8Array | undefined> {
+        this.transporter.send(createRpcMessage(0, SwitchboardFrame.Hello));
+        return super.onHandshake();
     }
 
     /** The kernel that serves this peer's controllers; CallerContext is provided per calling connection. */
@@ -53,22 +87,61 @@ export class PeerClient extends RpcClient {
     }
 
     protected onMessage(message: RpcMessage): void {
+        try {
+            this.dispatch(message);
+        } catch (error) {
+            this.frameFailed(message, error);
+        }
+    }
+
+    protected dispatch(message: RpcMessage): void {
         if (message.routeType !== Route.peer) return super.onMessage(message);
         if (!this.peerKernel || message.getPeerId() !== this.servedPeerId) return;
 
         const source = connectionKey(message.getSource());
         if (message.type === SwitchboardFrame.CallerGone) return this.dropCaller(source);
-
-        let caller = this.callers.get(source);
-        if (!caller) this.callers.set(source, caller = { context: new CallerContext(source) });
         if (message.type === SwitchboardFrame.CallerIdentity) {
-            const identity = decodeCallerIdentity(message.getBuffer(), message.bodyOffset);
-            caller.context.peerId = identity.peerId;
-            caller.context.session = identity.session;
+            // Only the broker writes this type (it refuses it from clients); the body is still checked, since a
+            // broker can be compromised too.
+            const identity = message.composite ? undefined : decodeCallerIdentity(message.getBuffer(), message.bodyOffset);
+            if (!identity) return this.inbound.drop('invalid-caller-identity', `from connection ${source}`);
+            const { context } = this.caller(source);
+            context.peerId = identity.peerId;
+            context.session = identity.session;
+            context.typedErrors = !!identity.typedErrors;
             return;
         }
+        const caller = this.caller(source);
         if (!caller.connection) caller.connection = this.createCallerConnection(caller.context);
         caller.connection.handleMessage(message);
+    }
+
+    /**
+     * The state of a calling connection, most recently active last. A caller forgotten here while it still calls
+     * continues without identity (anonymous), which actions that need a caller ID refuse: the cap fails closed.
+     */
+    protected caller(source: string): CallerState {
+        let caller = this.callers.get(source);
+        if (caller) {
+            this.callers.delete(source);
+        } else {
+            caller = { context: new CallerContext(source) };
+            if (this.callers.size >= this.options.maxCallers) {
+                this.callersEvicted++;
+                this.dropCaller(this.callers.keys().next().value!);
+            }
+        }
+        this.callers.set(source, caller);
+        return caller;
+    }
+
+    /** A frame that failed in its handler: dropped, and a call of ours it answered fails instead of waiting forever. */
+    protected frameFailed(message: RpcMessage, error: unknown): void {
+        const detail = error instanceof Error ? error.message : String(error);
+        this.inbound.drop('handler-error', detail);
+        if (message.routeType === Route.peer) return;
+        const subject = this.replies.get(message.id);
+        if (subject) subject.disconnect(new MalformedMessage(`The reply to this call could not be read (${detail.slice(0, 200)}). The answering peer sent a malformed message.`));
     }
 
     protected createCallerConnection(context: CallerContext): RpcKernelConnection {
@@ -76,7 +149,11 @@ export class PeerClient extends RpcClient {
         const injector = kernel.injector.createChildScope('rpc');
         injector.set(CallerContext, context);
         const connection = kernel.createConnection({
-            write: (answer: RpcMessageDefinition) => this.transporter.send(answer),
+            // An answer finished after the broker connection closed has nowhere to go; throwing here would become an
+            // unhandled rejection inside Deepkit's action handler.
+            write: (answer: RpcMessageDefinition) => {
+                if (this.transporter.isConnected()) this.transporter.send(answer);
+            },
             close: () => this.dropCaller(context.connectionId),
             clientAddress: () => context.peerId ?? context.connectionId,
             bufferedAmount: () => this.transporter.bufferedAmount(),

@@ -13,9 +13,12 @@ export interface CollabSync {
     stateVector: Uint8Array;
 }
 
-/** Collaborative documents (Yjs) a peer serves to its collaborators. */
+/**
+ * Collaborative documents (Yjs) a peer serves to its collaborators: the peers its app named when it opened the
+ * document. Every action answers anyone else with AccessDenied (reason `not-a-collaborator`).
+ */
 export interface CollabApi {
-    /** Exchanges state: the caller sends its state vector and gets our missing updates; it joins the document. */
+    /** Exchanges state: the caller sends its state vector and gets our missing updates. */
     sync(docId: DocId, stateVector: Uint8Array): Promise<CollabSync>;
 
     /** A collaborator's update (a Yjs update, applied idempotently). */

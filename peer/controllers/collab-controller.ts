@@ -4,6 +4,7 @@ import { CollabApi, CollabSync, DocId } from '../../shared/collab-api';
 import { CallerContext } from '../caller-context';
 import { CollabService } from '../services/collab-service';
 
+/** Serves this peer's documents to the collaborators its app invited; the caller is the broker-verified one. */
 @rpc.controller(CollabApi)
 export class CollabController implements CollabApi {
     constructor(protected collab: CollabService, protected caller: CallerContext) {
@@ -21,12 +22,11 @@ export class CollabController implements CollabApi {
 
     @rpc.action()
     updates(docId: DocId): Observable<Uint8Array> {
-        this.caller.requirePeerId();
-        return this.collab.updatesOf(docId);
+        return this.collab.updatesFor(this.caller.requirePeerId(), docId);
     }
 
     @rpc.action()
     async collaborators(docId: DocId): Promise<string[]> {
-        return this.collab.collaboratorsOf(docId);
+        return this.collab.collaboratorsFor(this.caller.requirePeerId(), docId);
     }
 }

@@ -1,9 +1,9 @@
-import { Observable, Subject } from 'rxjs';
-import { filter, map } from 'rxjs/operators';
+import { defer, from, Observable, Subject } from 'rxjs';
+import { filter, map, switchMap } from 'rxjs/operators';
 import * as Y from 'yjs';
 import { PresenceEvent } from '../../shared/broker-api';
 import { CollabApi, CollabSync, DOC_ID_PATTERN } from '../../shared/collab-api';
-import { InvalidPeerId } from '../../shared/errors';
+import { AccessDenied, InvalidPeerId } from '../../shared/errors';
 import { RemotePeer } from '../remote-peer';
 import { CollabDocRecord, CollabUpdate } from '../storage/entities';
 import { PeerDatabase } from '../storage/peer-database';
@@ -45,12 +45,30 @@ export class CollabDocument {
     }
 }
 
+/** A remote call on a document that this peer's app never shared with the caller. */
+export interface CollabRefusal {
+    /** The caller, as the broker verified it. */
+    peerId: string;
+    docId: string;
+    action: 'sync' | 'push' | 'updates' | 'collaborators';
+    at: Date;
+}
+
 /**
  * Collaborative editing on Yjs. Local edits go to every collaborator at once; whenever a collaborator comes online
  * (or this peer re-registers) the two exchange state-vector diffs, so edits made while apart merge on return.
  * Yjs makes every order of applying updates converge to the same text.
+ *
+ * Access: this peer's app owns its copy of each document, and only the collaborators it named in `open()` may sync,
+ * push, follow or list it. Remote calls never create a document or add a collaborator; anyone else gets AccessDenied
+ * (the same answer whether or not the document exists), and the app sees the refusal on `refused$`, where it can
+ * offer to accept by opening the document with the caller as collaborator.
  */
 export class CollabService {
+    /** Remote calls refused because the caller is not a collaborator of the document. */
+    readonly refused$ = new Subject<CollabRefusal>();
+    /** How many remote calls were refused since start. */
+    refusedCount = 0;
     protected documents = new Map<string, Promise<CollabDocument>>();
     /** Documents the app opened (as opposed to loaded to answer a collaborator). */
     protected opened = new Set<string>();
@@ -98,33 +116,43 @@ export class CollabService {
     // ---- served to collaborators (the caller is verified by the broker) ----------------------------------------
 
     async answerSync(caller: string, docId: string, stateVector: Uint8Array): Promise<CollabSync> {
-        const document = await this.join(caller, docId);
+        const document = await this.authorize(caller, docId, 'sync');
         return { update: Y.encodeStateAsUpdate(document.doc, stateVector), stateVector: Y.encodeStateVector(document.doc) };
     }
 
     async acceptPush(caller: string, docId: string, update: Uint8Array): Promise<void> {
-        const document = await this.join(caller, docId);
+        const document = await this.authorize(caller, docId, 'push');
         Y.applyUpdate(document.doc, update, new RemoteOrigin(caller));
     }
 
-    updatesOf(docId: string): Observable<Uint8Array> {
-        return this.localUpdates.pipe(filter(u => u.docId === docId), map(u => u.update));
+    /** Our updates to the document, for a collaborator; a stranger's subscription fails with AccessDenied. */
+    updatesFor(caller: string, docId: string): Observable<Uint8Array> {
+        return defer(() => from(this.authorize(caller, docId, 'updates'))).pipe(
+            switchMap(() => this.localUpdates.pipe(filter(u => u.docId === docId), map(u => u.update))),
+        );
     }
 
-    async collaboratorsOf(docId: string): Promise<string[]> {
-        return [...(await this.get(docId)).collaborators];
+    async collaboratorsFor(caller: string, docId: string): Promise<string[]> {
+        return [...(await this.authorize(caller, docId, 'collaborators')).collaborators];
     }
 
     // ---- internals ----------------------------------------------------------------------------------------------
 
-    /** Whoever syncs or pushes becomes a collaborator: knowing the document id is the invitation. */
-    protected async join(caller: string, docId: string): Promise<CollabDocument> {
-        const document = await this.get(docId);
-        if (!document.collaborators.has(caller)) {
-            document.collaborators.add(caller);
-            await this.saveCollaborators(document);
-        }
-        return document;
+    /**
+     * The document, if the app shared it with `caller`; else AccessDenied. Checked before anything is loaded, so a
+     * stranger cannot make this peer create, load or keep a document.
+     */
+    protected async authorize(caller: string, docId: string, action: CollabRefusal['action']): Promise<CollabDocument> {
+        const loading = this.documents.get(docId);
+        const shared = loading
+            ? (await loading).collaborators.has(caller)
+            : !!(await this.database.query(CollabDocRecord).filter({ docId }).findOneOrUndefined())?.collaborators.includes(caller);
+        if (shared) return this.get(docId);
+        this.refusedCount++;
+        this.refused$.next({ peerId: caller, docId, action, at: new Date });
+        const error = new AccessDenied(`Document "${docId}" is not shared with "${caller}" on this peer. Ask its owner to open it with { collaborators: ["${caller}"] }.`, 'not-a-collaborator');
+        error.stack = '';
+        throw error;
     }
 
     protected async load(docId: string): Promise<CollabDocument> {
