@@ -2,19 +2,22 @@ import './dispose-symbol';
 import { ClassType } from '@deepkit/core';
 import { NormalizedProvider } from '@deepkit/injector';
 import { DatabaseAdapter } from '@deepkit/orm';
-import { ControllerDefinition, OfflineError, RemoteController, RpcControllerState, RpcWebSocketClientAdapter } from '@deepkit/rpc';
+import { ControllerDefinition, OfflineError, RemoteController, RpcControllerState, RpcTypes } from '@deepkit/rpc';
 import { BehaviorSubject, firstValueFrom, Observable, Subject, Subscription } from 'rxjs';
 import { filter } from 'rxjs/operators';
 import WebSocket from 'ws';
 import { BrokerApi, PresenceEvent } from '../shared/broker-api';
-import { Disconnected, PeerNotFound, PeerOffline, RateLimited, Timeout } from '../shared/errors';
+import { Disconnected, PEER_REPLACED_CLOSE_CODE, PeerNotFound, PeerOffline, PeerReplaced, RateLimited, Timeout } from '../shared/errors';
 import { assertValidPeerId } from '../shared/peer-id';
 import { BackoffOptions, backoffDelay, defaultBackoff, sleep } from './backoff';
+import { CallDeadline } from './call-deadline';
 import { CircuitBreaker, CircuitBreakerOptions, defaultCircuitBreaker } from './circuit-breaker';
+import { ConnectionWatchdog } from './connection-watchdog';
 import { PeerKernel } from './kernel';
 import { PeerClient } from './peer-client';
 import { CallInvoker, CallOptions, RemotePeer } from './remote-peer';
 import { PeerDatabase } from './storage/peer-database';
+import { WebSocketTransport } from './websocket-transport';
 import { Outbox } from './outbox';
 import { ChatService } from './services/chat-service';
 import { DiscoveryService } from './services/discovery-service';
@@ -32,7 +35,11 @@ import { CollabApi } from '../shared/collab-api';
 import { CollabService } from './services/collab-service';
 import { CollabController } from './controllers/collab-controller';
 
-export type PeerState = 'disconnected' | 'connecting' | 'connected' | 'registered' | 'closed';
+/**
+ * `replaced`: another process took this peer ID over with the same reclaim secret or token; the peer stopped and
+ * stays away (errors$ carries PeerReplaced). `closed` and `replaced` are final, but for `resume()` after `replaced`.
+ */
+export type PeerState = 'disconnected' | 'connecting' | 'connected' | 'registered' | 'replaced' | 'closed';
 
 export interface PeerOptions {
     /** The broker, e.g. `ws://127.0.0.1:8080`. */
@@ -55,6 +62,12 @@ export interface PeerOptions {
     /** Retries of idempotent actions. */
     retry?: Partial<BackoffOptions> & { attempts?: number };
     circuitBreaker?: Partial<CircuitBreakerOptions>;
+    /**
+     * Milliseconds between pings to the broker (default 15 000). When two pings in a row go unanswered and nothing
+     * else arrives, the connection is taken for dead (a frozen broker, a half-open TCP connection): it is closed,
+     * pending calls fail with Disconnected, and the peer reconnects with its usual backoff.
+     */
+    pingIntervalMs?: number;
     /** Extra DI providers for the controllers this peer exposes. */
     providers?: NormalizedProvider[];
     /** Controllers to serve from the moment the peer registers: `[[ChatController, 'chat'], …]`. */
@@ -88,7 +101,10 @@ export class Peer implements CallInvoker {
     readonly kernel: PeerKernel;
     readonly database: PeerDatabase;
     readonly state$ = new BehaviorSubject<PeerState>('disconnected');
-    /** Problems while reconnecting (e.g. the ID was taken meanwhile); the peer keeps trying. */
+    /**
+     * Problems in the background: while reconnecting (e.g. the ID was taken meanwhile; the peer keeps trying), a
+     * broker that stopped answering, and PeerReplaced when another process took over this ID (the peer stops).
+     */
     readonly errors$ = new Subject<Error>();
     /** The broker's presence stream, kept across reconnects. */
     readonly presence$: Observable<PresenceEvent>;
@@ -120,6 +136,10 @@ export class Peer implements CallInvoker {
     protected closing = new AbortController();
     protected reconnecting?: Promise<void>;
     protected paused = false;
+    /** Another process took over this ID: no reconnecting until `resume()`. */
+    protected replaced = false;
+    protected transport: WebSocketTransport;
+    protected watchdog: ConnectionWatchdog;
     protected capabilities: string[];
     /** Work started in the background (outbox flushes …) that close() must wait for before closing SQLite. */
     protected background = new Set<Promise<unknown>>();
@@ -154,7 +174,13 @@ export class Peer implements CallInvoker {
         this.kernel.registerController(FileSharingController, FilesApi);
         this.kernel.registerController(CollabController, CollabApi);
         const webSocket = (options.webSocket ?? globalThis.WebSocket ?? WebSocket) as any;
-        this.client = new PeerClient(new RpcWebSocketClientAdapter(options.url, webSocket), this.kernel);
+        this.transport = new WebSocketTransport(options.url, webSocket);
+        this.client = new PeerClient(this.transport, this.kernel);
+        const pingIntervalMs = options.pingIntervalMs ?? 15_000;
+        this.watchdog = new ConnectionWatchdog(pingIntervalMs, () => this.transport.messagesReceived, () => this.ping(), () => {
+            this.errors$.next(new Disconnected(`The broker answered no ping for ${2 * pingIntervalMs} ms (frozen, or a half-open connection); reconnecting.`));
+            this.transport.abort('The broker stopped answering pings.');
+        });
         if (options.token) this.client.token.set(options.token);
         for (const [controller, path] of options.expose ?? []) this.kernel.registerController(controller, path);
     }
@@ -227,44 +253,100 @@ export class Peer implements CallInvoker {
         return breaker;
     }
 
+    /**
+     * One deadline for the whole call (registration wait, type load, action, retries): it ends within its timeout.
+     * The target's circuit counts only the target's failures; our own outage (not registered, connection lost) is
+     * not held against it.
+     */
     async invoke(peerId: string, controller: RpcControllerState, method: string, args: unknown[], options: CallOptions): Promise<any> {
-        const timeout = options.timeout ?? this.callTimeoutMs;
+        const deadline = new CallDeadline(options.timeout ?? this.callTimeoutMs, `peer "${peerId}"`);
         const attempts = options.idempotent?.includes(method) ? this.retryOptions.attempts : 1;
         const breaker = this.circuit(peerId);
-        for (let attempt = 0; ; attempt++) {
-            breaker.enter();
-            try {
-                await this.whenRegistered(timeout);
-                const result = await this.client.actionClient.action(controller, method, args, { timeout });
-                breaker.success();
-                return result;
-            } catch (error) {
-                if (error instanceof Timeout || error instanceof PeerOffline || error instanceof PeerNotFound) breaker.failure();
-                else breaker.neutral();
-                const retryable = error instanceof Timeout || error instanceof PeerOffline || error instanceof Disconnected || error instanceof RateLimited;
-                if (!retryable || attempt + 1 >= attempts || this.closing.signal.aborted) throw error;
-                await sleep(backoffDelay(attempt, this.retryOptions), this.closing.signal);
+        try {
+            for (let attempt = 0; ; attempt++) {
+                breaker.enter();
+                const connectionId = this.client.transporter.connectionId;
+                try {
+                    const result = await this.attempt(deadline, controller, method, args);
+                    breaker.success();
+                    return result;
+                } catch (caught) {
+                    // A per-message timer given the remaining time: the caller's deadline passed.
+                    const error = caught instanceof Timeout && !caught.stage && deadline.passed() ? deadline.timeout() : caught;
+                    const sameConnection = connectionId === this.client.transporter.connectionId;
+                    if (sameConnection && blamesTarget(error)) breaker.failure();
+                    else breaker.neutral();
+                    const retryable = error instanceof Timeout || error instanceof PeerOffline || error instanceof Disconnected || error instanceof RateLimited;
+                    if (!retryable || attempt + 1 >= attempts || this.closing.signal.aborted) throw error;
+                    const delay = backoffDelay(attempt, this.retryOptions);
+                    // A retry never extends the caller's deadline: one that could not even start fails now.
+                    if (delay >= deadline.remainingMs()) throw error;
+                    await sleep(delay, this.closing.signal);
+                }
             }
+        } finally {
+            deadline.end();
         }
     }
 
-    /** Resolves once registered with the broker; Timeout after `timeoutMs`, Disconnected if the peer closes. */
+    protected async attempt(deadline: CallDeadline, controller: RpcControllerState, method: string, args: unknown[]): Promise<any> {
+        if (this.state !== 'registered') await deadline.within('registration', this.registeredOrStopped());
+        if (!controller.getState(method).types) {
+            if (deadline.passed()) throw deadline.timeout('types');
+            // Deepkit's action() would load the types with the same timeout as the action: each would get it whole.
+            await deadline.within('types', this.client.actionClient.loadActionTypes(controller, method, { timeout: deadline.remainingMs() }));
+        }
+        if (deadline.passed()) throw deadline.timeout('action');
+        return deadline.during('action', this.client.actionClient.action(controller, method, args, { timeout: deadline.remainingMs() }));
+    }
+
+    /**
+     * Resolves once registered with the broker; Timeout after `timeoutMs`, Disconnected if the peer closes,
+     * PeerReplaced if another process took over its ID.
+     */
     async whenRegistered(timeoutMs: number = this.callTimeoutMs): Promise<void> {
         if (this.state === 'registered') return;
-        if (this.state === 'closed') throw new Disconnected('This peer is closed.');
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        const timedOut = new Promise<never>((resolve, reject) => {
-            timer = setTimeout(() => reject(new Timeout(`Not connected to the broker within ${timeoutMs} ms; the peer keeps reconnecting.`, timeoutMs)), timeoutMs);
-        });
+        const deadline = new CallDeadline(timeoutMs, 'the broker');
         try {
-            const state = await Promise.race([firstValueFrom(this.state$.pipe(filter(s => s === 'registered' || s === 'closed'))), timedOut]);
-            if (state === 'closed') throw new Disconnected('This peer is closed.');
+            await deadline.within('registration', this.registeredOrStopped());
         } finally {
-            clearTimeout(timer);
+            deadline.end();
+        }
+    }
+
+    protected async registeredOrStopped(): Promise<void> {
+        this.assertRunning();
+        const state = await firstValueFrom(this.state$.pipe(filter(s => s === 'registered' || s === 'closed' || s === 'replaced')));
+        if (state !== 'registered') this.assertRunning();
+    }
+
+    protected assertRunning(): void {
+        if (this.state === 'closed') throw new Disconnected('This peer is closed.');
+        if (this.state === 'replaced') throw PeerReplaced.for(this.id);
+    }
+
+    /** One app-level ping; the answer (or any other traffic) is what the watchdog looks for. */
+    protected ping(): void {
+        if (!this.client.transporter.isConnected()) return;
+        try {
+            this.client.sendMessage(RpcTypes.Ping, undefined, undefined, { dontWaitForConnection: true }).onReply((reply, subject) => subject.release());
+        } catch {
+            // The connection is closing; the watchdog sees the silence.
         }
     }
 
     protected async connectOnce(): Promise<void> {
+        // From the first byte on: a connection attempt into a half-open network must not hang forever either.
+        this.watchdog.start();
+        try {
+            await this.registerOnce();
+        } catch (error) {
+            this.watchdog.stop();
+            throw error;
+        }
+    }
+
+    protected async registerOnce(): Promise<void> {
         this.state$.next('connecting');
         await this.client.connect();
         this.state$.next('connected');
@@ -277,6 +359,8 @@ export class Peer implements CallInvoker {
         const registration = await this.broker.register(this.id, secret);
         if (registration.reclaimSecret && registration.reclaimSecret !== secret) await this.database.setSetting(secretKey, registration.reclaimSecret);
         if (this.capabilities.length) await this.broker.announce(this.capabilities);
+        // Failures counted before (our own outage among them) say nothing about the targets now: start afresh.
+        for (const breaker of this.breakers.values()) breaker.reset();
         await this.followPresence();
         this.state$.next('registered');
         // Whatever is queued from before (a reconnect, or a restart of this process) goes out now where it can.
@@ -301,11 +385,11 @@ export class Peer implements CallInvoker {
             next: event => {
                 if (event.kind === 'synced') return synced();
                 this.presenceSubject.next(event);
-                // A live "online" (sequence > 0, not the snapshot): the broker says the peer is back. Give it a
-                // fresh circuit and send whatever waits for it.
-                if (event.kind === 'online' && event.sequence > 0) {
-                    this.circuit(event.peerId).reset();
-                    this.inBackground(this.outbox.flush(event.peerId));
+                // The broker says the peer is online (in the snapshot or live): give it a fresh circuit. A live
+                // "online" (sequence > 0) means it came back: send whatever waits for it.
+                if (event.kind === 'online') {
+                    this.breakers.get(event.peerId)?.reset();
+                    if (event.sequence > 0) this.inBackground(this.outbox.flush(event.peerId));
                 }
             },
             error: () => synced(),
@@ -329,22 +413,43 @@ export class Peer implements CallInvoker {
     /** Comes back after `pause()`: reconnects, re-registers, and resolves once registered. */
     async resume(timeoutMs: number = this.callTimeoutMs): Promise<void> {
         this.paused = false;
+        // After a takeover by another process, only an explicit resume takes the ID back.
+        if (this.replaced) {
+            this.replaced = false;
+            this.state$.next('disconnected');
+        }
         if (this.state !== 'registered' && !this.reconnecting) this.reconnecting = this.reconnectLoop().finally(() => this.reconnecting = undefined);
         await this.whenRegistered(timeoutMs);
     }
 
     protected onDisconnected(): void {
+        this.watchdog.stop();
         if (this.closing.signal.aborted) return;
+        if (this.transport.lastClose?.code === PEER_REPLACED_CLOSE_CODE) return this.stopReplaced();
         this.state$.next('disconnected');
-        if (this.options.reconnect === false || this.reconnecting || this.paused) return;
+        if (this.options.reconnect === false || this.reconnecting || this.paused || this.replaced) return;
         this.reconnecting = this.reconnectLoop().finally(() => this.reconnecting = undefined);
+    }
+
+    /**
+     * The broker closed our connection because another client registered this ID with the same reclaim secret or
+     * token: another process runs as this peer. Taking the ID back would make the two replace each other forever.
+     */
+    protected stopReplaced(): void {
+        if (this.replaced) return;
+        this.replaced = true;
+        this.presenceSubscription?.unsubscribe();
+        this.presenceStream = undefined;
+        this.state$.next('replaced');
+        this.errors$.next(PeerReplaced.for(this.id));
     }
 
     protected async reconnectLoop(): Promise<void> {
         const backoff = { ...defaultBackoff, ...(this.options.reconnect || {}) };
-        for (let attempt = 0; !this.closing.signal.aborted && !this.paused; attempt++) {
+        const stopped = () => this.closing.signal.aborted || this.paused || this.replaced;
+        for (let attempt = 0; !stopped(); attempt++) {
             await sleep(backoffDelay(attempt, backoff), this.closing.signal);
-            if (this.closing.signal.aborted || this.paused) return;
+            if (stopped()) return;
             try {
                 await this.connectOnce();
                 return;
@@ -352,7 +457,7 @@ export class Peer implements CallInvoker {
                 this.errors$.next(error as Error);
                 // Connected but not registered (e.g. the ID is taken meanwhile): start over from a clean connection.
                 if (this.client.transporter.isConnected()) await this.client.disconnect();
-                if (this.state !== 'closed') this.state$.next('disconnected');
+                if (this.state !== 'closed' && !this.replaced) this.state$.next('disconnected');
             }
         }
     }
@@ -361,6 +466,7 @@ export class Peer implements CallInvoker {
     async close(): Promise<void> {
         if (this.closing.signal.aborted) return;
         this.closing.abort();
+        this.watchdog.stop();
         this.presenceSubscription?.unsubscribe();
         this.presenceStream = undefined;
         await this.client.disconnect();
@@ -377,4 +483,10 @@ export class Peer implements CallInvoker {
     async [Symbol.asyncDispose](): Promise<void> {
         await this.close();
     }
+}
+
+/** Failures that say something about the target: not our own outage (Timeout while not registered, Disconnected). */
+function blamesTarget(error: unknown): boolean {
+    if (error instanceof PeerOffline || error instanceof PeerNotFound) return true;
+    return error instanceof Timeout && error.stage !== 'registration';
 }

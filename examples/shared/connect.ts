@@ -1,7 +1,7 @@
 import { join } from 'path';
 import { parseArgs, ParseArgsConfig } from 'util';
 import { Peer } from '../../peer';
-import { AccessDenied, AuthenticationFailed, Disconnected, InvalidPeerId, PeerIdTaken, SwitchboardError } from '../../shared';
+import { AccessDenied, AuthenticationFailed, Disconnected, InvalidPeerId, PeerIdTaken, PeerReplaced, SwitchboardError } from '../../shared';
 
 export interface ExampleArgs {
     id: string;
@@ -64,6 +64,11 @@ export async function connectPeer(args: ExampleArgs, prepare?: (peer: Peer) => v
             wasRegistered = true;
             say(`! reconnected as ${args.id}`);
         }
+    });
+    // Another process took this ID over with the same storage (reclaim secret) or token: say so and stop, instead of
+    // taking it back and forth.
+    peer.errors$.subscribe(error => {
+        if (error instanceof PeerReplaced) void peer.close().finally(() => exit(1, `! ${error.message}`));
     });
     const stop = () => {
         void peer.close().finally(() => process.exit(0));
