@@ -9,10 +9,13 @@ import {
     RpcMessageDefinition,
     RpcMessageSubject,
     RpcError,
+    RpcTypes,
 } from '@deepkit/rpc';
-import { ReceiveType, resolveReceiveType } from '@deepkit/type';
+import { ReceiveType, resolveReceiveType, typeOf } from '@deepkit/type';
+import { deserializeBSONWithoutOptimiser, serializeBSONWithoutOptimiser } from '@deepkit/bson';
+import { BroadcastReply, BroadcastResult, summarize } from './broadcast';
 import { Disconnected, MalformedMessage, Timeout } from '../shared/errors';
-import { connectionKey, decodeCallerIdentity, Route, SwitchboardFrame } from '../shared/wire';
+import { connectionKey, decodeCallerIdentity, MulticastRequest, MulticastResultBody, Route, SwitchboardFrame } from '../shared/wire';
 import { CallerContext } from './caller-context';
 import { InboundFrameGuard } from './inbound-frames';
 import { PeerKernel } from './kernel';
@@ -175,6 +178,63 @@ export class PeerClient extends RpcClient {
         for (const subject of this.replies.values()) subject.disconnect(new Disconnected());
         this.replies.clear();
         for (const source of [...this.callers.keys()]) this.dropCaller(source);
+    }
+
+    /**
+     * One Action (`controller.method(...args)`) for many peers in one frame; the broker copies it to each target and
+     * answers with each target's outcome. Arguments travel as plain BSON (each receiver validates them against its
+     * action's parameter types, as for any call). Target i answers under message id `firstId + i`: the range is
+     * reserved here, so its replies cannot be mistaken for another call's.
+     */
+    async multicast<R>(targets: readonly string[], controller: string, method: string, args: unknown[], options: { timeout: number, collectReplies?: boolean }): Promise<BroadcastResult<R>> {
+        const firstId = this.messageId;
+        this.messageId += targets.length;
+        const replies = options.collectReplies ? targets.map((target, i) => this.replyTo<R>(firstId + i, target, options.timeout)) : [];
+        try {
+            const body = serializeBSONWithoutOptimiser({ controller, method, args });
+            const request: MulticastRequest = { targets: [...targets], firstId, body };
+            const answer = await this.sendMessage(SwitchboardFrame.Multicast, request, typeOf<MulticastRequest>(), { timeout: options.timeout })
+                .waitNextMessage();
+            if (answer.type === RpcTypes.Error) throw answer.getError();
+            const result = summarize<R>(targets, answer.parseBody<MulticastResultBody>(typeOf<MulticastResultBody>()).outcomes);
+            if (options.collectReplies) {
+                result.replies = {};
+                await Promise.all(targets.map(async (target, i) => {
+                    if (result.outcomes[target] === 'delivered') result.replies![target] = await replies[i].answer;
+                    else replies[i].cancel();
+                }));
+            }
+            return result;
+        } catch (error) {
+            for (const reply of replies) reply.cancel();
+            throw error;
+        }
+    }
+
+    /** Waits for the reply under `id` (a multicast copy's answer), resolving with its result or error. */
+    protected replyTo<R>(id: number, target: string, timeoutMs: number): { answer: Promise<BroadcastReply<R>>, cancel(): void } {
+        let settle!: (reply: BroadcastReply<R>) => void;
+        const answer = new Promise<BroadcastReply<R>>(resolve => settle = resolve);
+        const timer = setTimeout(() => {
+            this.replies.delete(id);
+            settle({ error: new Timeout(`No answer from peer "${target}" to the broadcast within ${timeoutMs} ms.`, timeoutMs, 'action') });
+        }, timeoutMs);
+        const done = (reply: BroadcastReply<R>) => {
+            clearTimeout(timer);
+            this.replies.delete(id);
+            settle(reply);
+        };
+        const subject = new RpcMessageSubject(() => undefined, () => this.replies.delete(id));
+        this.replies.set(id, subject);
+        subject.onReply((message: RpcMessage) => {
+            try {
+                if (message.type === RpcTypes.Error) return done({ error: message.getError() });
+                done({ result: (deserializeBSONWithoutOptimiser(message.getBuffer(), message.bodyOffset) as { v: R }).v });
+            } catch (error) {
+                done({ error: new MalformedMessage(`The answer of peer "${target}" could not be read.`) });
+            }
+        });
+        return { answer, cancel: () => done({ error: new Disconnected('The broadcast ended before this target answered.') }) };
     }
 
     public sendMessage<T>(type: number, body?: T, schema?: ReceiveType<T>, options: SendOptions = {}): RpcMessageSubject {

@@ -18,6 +18,8 @@ import { PeerClient } from './peer-client';
 import { CallInvoker, CallOptions, RemotePeer } from './remote-peer';
 import { PeerDatabase } from './storage/peer-database';
 import { WebSocketTransport } from './websocket-transport';
+import { BroadcastOptions, BroadcastResult } from './broadcast';
+import { MAX_MULTICAST_TARGETS } from '../shared/wire';
 import { Outbox } from './outbox';
 import { ChatService } from './services/chat-service';
 import { DiscoveryService } from './services/discovery-service';
@@ -251,6 +253,39 @@ export class Peer implements CallInvoker {
         let breaker = this.breakers.get(peerId);
         if (!breaker) this.breakers.set(peerId, breaker = new CircuitBreaker(peerId, { ...defaultCircuitBreaker, ...this.options.circuitBreaker }));
         return breaker;
+    }
+
+    /**
+     * One call to many peers, sent as one frame: the broker checks the send policy per target, hands each its copy
+     * (each receiver sees this peer as the verified caller) and answers at once with every target's outcome —
+     * `delivered`, `offline`, `not-found` or `denied`. Fire and forget, or `collectReplies` to wait for each answer.
+     * Arguments travel as plain BSON (strings, numbers, booleans, dates, bytes, arrays and plain objects); each
+     * receiver validates them against its action's parameter types. Costs one rate-limit token per target.
+     *
+     * ```ts
+     * const { delivered, failed, outcomes } = await alice.broadcast(['bob', 'carol'], ChatApi, 'receive', [message]);
+     * ```
+     */
+    async broadcast<R = unknown>(targets: readonly string[], controller: string | ControllerDefinition<any>, action: string, args: unknown[] = [], options: BroadcastOptions = {}): Promise<BroadcastResult<R>> {
+        for (const target of targets) assertValidPeerId(target);
+        const path = typeof controller === 'string' ? controller : controller.path;
+        const deadline = new CallDeadline(options.timeout ?? this.callTimeoutMs, `${targets.length} peers`);
+        try {
+            if (this.state !== 'registered') await deadline.within('registration', this.registeredOrStopped());
+            const result: BroadcastResult<R> = { delivered: 0, failed: 0, outcomes: {}, replies: options.collectReplies ? {} : undefined };
+            for (let start = 0; start < targets.length; start += MAX_MULTICAST_TARGETS) {
+                const part = await deadline.during('action', this.client.multicast<R>(targets.slice(start, start + MAX_MULTICAST_TARGETS), path, action, args, {
+                    timeout: deadline.remainingMs(), collectReplies: options.collectReplies,
+                }));
+                result.delivered += part.delivered;
+                result.failed += part.failed;
+                Object.assign(result.outcomes, part.outcomes);
+                if (part.replies) Object.assign(result.replies!, part.replies);
+            }
+            return result;
+        } finally {
+            deadline.end();
+        }
     }
 
     /**

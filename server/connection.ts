@@ -15,11 +15,11 @@ import { assertValidPeerId } from '../shared/peer-id';
 import { ValidatingServerAction } from '../shared/validation';
 import { Registration } from '../shared/broker-api';
 import { FilesApi } from '../shared/files-api';
-import { BROKER_ONLY_FRAMES, connectionKey, encodeCallerGone, encodeCallerIdentity, Route, SwitchboardFrame } from '../shared/wire';
+import { BROKER_ONLY_FRAMES, connectionKey, encodeCallerGone, encodeCallerIdentity, MulticastOutcome, Route, SwitchboardFrame } from '../shared/wire';
 import { BrokerConfig } from './config';
 import { ExchangeEndpoint, FrameOrigin, PeerExchange } from './exchange/peer-exchange';
 import { ChunkAssembler } from './chunk-assembler';
-import { ActionName, actionNameOf, chunkAckFrame, errorForClient, errorFrame, FINAL_REPLY_TYPES, frameId, frameType, replyErrorFrames, sameBytes, SOURCE_OFFSET } from './frames';
+import { ActionName, actionNameOf, chunkAckFrame, errorForClient, multicastResultFrame, peerFrame, readMulticastRequest, errorFrame, FINAL_REPLY_TYPES, frameId, frameType, replyErrorFrames, sameBytes, SOURCE_OFFSET } from './frames';
 import { RefusalAudit } from './refusal-audit';
 import { TokenBucket } from './rate-limit';
 import { AuditEntry, AuditLog } from './registry/audit-log';
@@ -189,6 +189,7 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
             if (reassembled) return this.violation(header.id, new MalformedMessage('A chunked message cannot contain chunks.'));
             return this.acceptChunk(header, frame);
         }
+        if (header.type === SwitchboardFrame.Multicast) return this.multicast(header, frame);
         if (header.type === SwitchboardFrame.Hello) {
             this.typedErrors = this.gate.typedErrors = true;
             this.cachedOrigin = undefined;
@@ -239,7 +240,7 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
             // The first message of a call may be its type request; either way the caller tried to call.
             if (header.type === RpcTypes.Action || header.type === RpcTypes.ActionType) {
                 stats.callsUndeliverable++;
-                this.recordCall(target, header, frame, error.code);
+                this.recordCall(target, header.type, frame, header.bodyOffset, error.code);
             }
             return;
         }
@@ -249,11 +250,53 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
         if (this.calledPeers.size < MAX_TRACKED_CALLERS) this.calledPeers.add(target);
         if (header.type === RpcTypes.Action) {
             stats.callsRouted++;
-            const action = this.recordCall(target, header, frame);
+            const action = this.recordCall(target, header.type, frame, header.bodyOffset);
             if (action.action === 'chunks' && action.controller === FilesApi.path) stats.transferStarted(this.connectionId, header.id, this.myPeerId ?? this.sessionName, target);
         } else if (header.type === RpcTypes.ActionObservableUnsubscribe || header.type === RpcTypes.ActionObservableDisconnect) {
             stats.transferEnded(this.connectionId, header.id);
         }
+    }
+
+    /**
+     * One Action for many peers: each target gets its own copy (message id `firstId + i`), under the same checks as
+     * a single call (send policy per target, verified caller identity, reply tracking, audit); the sender gets the
+     * outcome of each target at once. Costs one rate-limit token per target.
+     */
+    protected multicast(header: FrameHeader, frame: Uint8Array): void {
+        const request = readMulticastRequest(frame, header.bodyOffset);
+        if (typeof request === 'string') return this.violation(header.id, new MalformedMessage(request));
+        const { targets, firstId, body } = request;
+        if (targets.length > 1 && !this.bucket.take(targets.length - 1)) {
+            return this.refuse(header.id, RateLimited.for(this.services.config.messagesPerSecond), {});
+        }
+        const { stats, exchange, registry } = this.services;
+        const session = this.sessionState.getSession();
+        const origin = this.origin();
+        const outcomes: MulticastOutcome[] = [];
+        for (let i = 0; i < targets.length; i++) {
+            const target = targets[i];
+            try {
+                this.gate.assertMaySend(session, target);
+            } catch (error) {
+                stats.callsDenied++;
+                this.refusals.record('denied', { target, reason: (error as SwitchboardError).code });
+                outcomes.push('denied');
+                continue;
+            }
+            const copy = peerFrame(firstId + i, this.id, target, RpcTypes.Action, body);
+            if (!exchange.route(target, copy, origin)) {
+                stats.callsUndeliverable++;
+                outcomes.push(registry.get(target) ? 'offline' : 'not-found');
+                continue;
+            }
+            outcomes.push('delivered');
+            stats.callsRouted++;
+            stats.framesRouted++;
+            stats.bytesRouted += copy.byteLength;
+            if (this.calledPeers.size < MAX_TRACKED_CALLERS) this.calledPeers.add(target);
+            this.recordCall(target, RpcTypes.Action, copy, copy.byteLength - body.byteLength);
+        }
+        this.writeFrame(multicastResultFrame(header.id, outcomes));
     }
 
     /** A reply to a request this connection's peer received. Replies are never rate limited: refusing one would lose a call the broker accepted. */
@@ -283,9 +326,9 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
     }
 
     /** The audit trail's view of a call: names read from the body's bytes, not a decoded body (see AuditLog.recordCall). */
-    protected recordCall(target: string, header: FrameHeader, frame: Uint8Array, reason?: string): ActionName {
+    protected recordCall(target: string, type: number, frame: Uint8Array, bodyOffset: number, reason?: string): ActionName {
         // Action and ActionType bodies both start with controller and method.
-        const action = header.type === RpcTypes.Action || header.type === RpcTypes.ActionType ? actionNameOf(frame, header.bodyOffset) : {};
+        const action = type === RpcTypes.Action || type === RpcTypes.ActionType ? actionNameOf(frame, bodyOffset) : {};
         this.services.audit.recordCall({ peerId: this.myPeerId, session: this.sessionName, connectionId: this.connectionId, target, ...action, reason });
         return action;
     }

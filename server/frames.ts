@@ -1,8 +1,9 @@
 import { createRpcMessage, createRpcMessageSourceDest, RpcMessageRouteType, rpcEncodeError, rpcError, RpcTypes, serializeBinaryRpcMessage } from '@deepkit/rpc';
-import { typeOf } from '@deepkit/type';
+import { typeOf, validate } from '@deepkit/type';
 import { plainError, SwitchboardError } from '../shared/errors';
-import { ROUTE_OFFSET, SOURCE_OFFSET, readUint32 } from '../shared/frame-check';
-import { Route } from '../shared/wire';
+import { checkBsonDocument, FrameProblem, ROUTE_OFFSET, SOURCE_OFFSET, readUint32 } from '../shared/frame-check';
+import { getBSONDeserializer } from '@deepkit/bson';
+import { MulticastOutcome, MulticastRequest, MulticastResultBody, Route, SwitchboardFrame } from '../shared/wire';
 
 /**
  * Reading and writing the few header fields the broker needs, without decoding bodies. Frames read here have passed
@@ -119,6 +120,52 @@ export function replyErrorFrames(ids: Iterable<number>, source: Uint8Array, dest
     }
     if (message && count < perMessage) messages[messages.length - 1] = message.subarray(0, count * template.byteLength);
     return messages;
+}
+
+/** A peer-routed frame from `source` to `peerId` around an already serialized BSON body (for multicast copies). */
+export function peerFrame(id: number, source: Uint8Array, peerId: string, type: number, body: Uint8Array): Uint8Array {
+    const size = SOURCE_OFFSET + 16 + peerId.length + 1 + 2 + body.byteLength;
+    const frame = new Uint8Array(size);
+    const view = new DataView(frame.buffer);
+    view.setUint32(0, size, true);
+    frame[4] = 1;
+    view.setUint32(5, id, true);
+    frame[ROUTE_OFFSET] = Route.peer;
+    frame.set(source, SOURCE_OFFSET);
+    let offset = SOURCE_OFFSET + 16;
+    // Peer IDs are ASCII (shared/peer-id.ts).
+    for (let i = 0; i < peerId.length; i++) frame[offset++] = peerId.charCodeAt(i);
+    frame[offset++] = 0;
+    frame[offset++] = 0; // not composite
+    frame[offset++] = type;
+    frame.set(body, offset);
+    return frame;
+}
+
+const readMulticast = getBSONDeserializer<MulticastRequest>();
+
+/**
+ * The request of a Multicast frame that passed `inspectFrame`, validated: peer IDs, a target count within
+ * MAX_MULTICAST_TARGETS, an id range within 32 bits, and an Action body that is exactly one sound BSON document.
+ */
+export function readMulticastRequest(frame: Uint8Array, bodyOffset: number): MulticastRequest | FrameProblem {
+    if (bodyOffset >= frame.length) return 'A multicast needs a body { targets, firstId, body }.';
+    let request: MulticastRequest;
+    try {
+        request = readMulticast(frame, bodyOffset);
+    } catch {
+        return 'A multicast body must be { targets, firstId, body }.';
+    }
+    const [problem] = validate<MulticastRequest>(request);
+    if (problem) return `Invalid multicast: ${problem.path} ${problem.message}`.slice(0, 200);
+    if (!Number.isSafeInteger(request.firstId) || request.firstId + request.targets.length > 2 ** 32) return 'A multicast id range must fit in 32 bits.';
+    const bodyProblem = checkBsonDocument(request.body, 0, request.body.byteLength, 0, true);
+    if (bodyProblem) return bodyProblem;
+    return request;
+}
+
+export function multicastResultFrame(id: number, outcomes: MulticastOutcome[]): Uint8Array {
+    return serializeBinaryRpcMessage(createRpcMessage<MulticastResultBody>(id, SwitchboardFrame.MulticastResult, { outcomes }, Route.client as RpcMessageRouteType.client));
 }
 
 export function chunkAckFrame(id: number): Uint8Array {

@@ -7,12 +7,13 @@ export class TokenBucket {
         this.tokens = perSecond;
     }
 
-    take(): boolean {
+    /** Takes `count` tokens if there are that many (a multicast costs one per target). */
+    take(count = 1): boolean {
         const now = performance.now();
         this.tokens = Math.min(this.perSecond, this.tokens + (now - this.last) * this.perSecond / 1000);
         this.last = now;
-        if (this.tokens < 1) return false;
-        this.tokens -= 1;
+        if (this.tokens < count) return false;
+        this.tokens -= count;
         return true;
     }
 }

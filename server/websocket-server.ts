@@ -8,6 +8,7 @@ import { BrokerStats } from './stats';
 import { ConnectionLimits } from './transport/connection-limits';
 import { Heartbeat } from './transport/heartbeat';
 import { fitsOutgoingBuffer, outgoingBufferLimit } from './transport/outgoing-buffer';
+import { OutgoingFrames } from './transport/outgoing-frames';
 
 /**
  * How long a socket the broker closes may take to answer the close frame. ws waits 30 s by default; a client that
@@ -28,6 +29,7 @@ const MAX_CLOSE_REASON_BYTES = 123;
  * - a socket must send its first message within `handshakeTimeoutMs`, and one address may hold only
  *   `maxConnectionsPerAddress` sockets (`maxConnections` in total);
  * - every socket is pinged each `pingIntervalMs`; one that stops answering is closed and its peer ID released;
+ * - frames written in the same tick leave as one WebSocket message (OutgoingFrames);
  * - close() ends every open socket, which an embedded broker in a test needs.
  * Each close tells the client why (WebSocket close code and reason) and leaves one 'closed' row in the audit trail.
  */
@@ -70,17 +72,26 @@ export class BrokerWebSocketServer extends RpcServer {
                 socket.close(code, limitReason(reason));
                 connection?.close();
             };
+            const outgoing = new OutgoingFrames(message => {
+                if (!ending && socket.readyState === WebSocket.OPEN) socket.send(message);
+            });
             const transport: ReasonedTransport = {
                 writeBinary: message => {
                     if (ending || socket.readyState !== WebSocket.OPEN) return;
-                    const unsent = socket.bufferedAmount;
-                    if (fitsOutgoingBuffer(unsent, message.byteLength, bufferLimit)) return socket.send(message);
+                    const unsent = socket.bufferedAmount + outgoing.pendingBytes;
+                    if (fitsOutgoingBuffer(unsent, message.byteLength, bufferLimit)) return outgoing.push(message);
                     ending = true;
+                    outgoing.clear();
                     // Not from inside this write: it may run in the middle of another connection's routing.
                     queueMicrotask(() => end(CloseCode.slowConsumer, `slow consumer: ${unsent} bytes unsent`));
                 },
-                close: () => socket.close(),
+                close: () => {
+                    outgoing.flush();
+                    socket.close();
+                },
                 closeWith: (code, reason) => {
+                    // What was written before the reason (the error answering the last frame) still goes out.
+                    outgoing.flush();
                     ending = true;
                     socket.close(code, limitReason(reason));
                 },

@@ -1,6 +1,6 @@
 import { createRpcMessagePeer, readUint32LE, serializeBinaryRpcMessage } from '@deepkit/rpc';
 import { deserializeBSONWithoutOptimiser } from '@deepkit/bson';
-import { MaxLength, validate } from '@deepkit/type';
+import { MaxLength, Minimum, validate } from '@deepkit/type';
 import { PeerId } from './peer-id';
 
 /**
@@ -25,6 +25,31 @@ export enum SwitchboardFrame {
      * sends errors a stock Deepkit client can decode (a plain error whose message starts with the code).
      */
     Hello = 102,
+    /** Client → broker: one action call for many peers (MulticastRequest); answered with MulticastResult. */
+    Multicast = 103,
+    /** Broker → client: what became of each target of a Multicast, in target order. */
+    MulticastResult = 104,
+}
+
+/** Targets one multicast may name. */
+export const MAX_MULTICAST_TARGETS = 10_000;
+
+/** What became of one target of a multicast. */
+export type MulticastOutcome = 'delivered' | 'offline' | 'not-found' | 'denied';
+
+export interface MulticastRequest {
+    targets: PeerId[] & MaxLength<typeof MAX_MULTICAST_TARGETS>;
+    /**
+     * Target i gets message id `firstId + i`, so its reply comes back under an id of its own; the sender reserved
+     * the range in its id sequence.
+     */
+    firstId: number & Minimum<0>;
+    /** The BSON body of the Action frame every target receives: `{ controller, method, args }`. */
+    body: Uint8Array;
+}
+
+export interface MulticastResultBody {
+    outcomes: MulticastOutcome[];
 }
 
 /** Frame types only the broker may write to a peer; a client sending one is refused and audited. */

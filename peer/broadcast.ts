@@ -1,0 +1,34 @@
+import { MulticastOutcome } from '../shared/wire';
+
+export interface BroadcastOptions {
+    /** Milliseconds for the whole broadcast (the broker's answer, and the replies when collected); default: the peer's `callTimeoutMs`. */
+    timeout?: number;
+    /** Wait for each delivered target's answer and return it in `replies`; otherwise fire and forget. */
+    collectReplies?: boolean;
+}
+
+/** What one target answered, when replies are collected. */
+export type BroadcastReply<R> = { result: R } | { error: Error };
+
+export interface BroadcastResult<R = unknown> {
+    /** Targets the broker handed the call to. */
+    delivered: number;
+    /** Targets it did not reach: offline, unknown, or refused by the send policy. */
+    failed: number;
+    /** Each target's outcome, as the broker decided it. */
+    outcomes: Record<string, MulticastOutcome>;
+    /** With `collectReplies`: each delivered target's answer (a target that did not answer in time has a Timeout). */
+    replies?: Record<string, BroadcastReply<R>>;
+}
+
+/** Counts and per-target outcomes from the broker's answer, in target order. */
+export function summarize<R>(targets: readonly string[], outcomes: readonly MulticastOutcome[]): BroadcastResult<R> {
+    const result: BroadcastResult<R> = { delivered: 0, failed: 0, outcomes: {} };
+    targets.forEach((target, i) => {
+        const outcome = outcomes[i] ?? 'not-found';
+        result.outcomes[target] = outcome;
+        if (outcome === 'delivered') result.delivered++;
+        else result.failed++;
+    });
+    return result;
+}

@@ -1,0 +1,63 @@
+/** Frames at least this large are sent on their own: copying them into a batch would cost more than a write. */
+const SEND_ALONE_BYTES = 64 * 1024;
+/** A batch is sent once it holds this many bytes, without waiting for the end of the tick. */
+const MAX_BATCH_BYTES = 1024 * 1024;
+
+/**
+ * The frames written to one socket in the same tick leave as one WebSocket message: one write, one WebSocket frame
+ * and (mostly) one TCP segment instead of one each. Receivers split them again: Deepkit's stream reader reads
+ * concatenated frames, and the broker and the SDK check each frame of a message on its own. Order is kept.
+ */
+export class OutgoingFrames {
+    protected queued: Uint8Array[] = [];
+    protected queuedBytes = 0;
+    protected scheduled = false;
+
+    constructor(protected send: (message: Uint8Array) => void) {
+    }
+
+    /** Bytes written but not yet handed to the socket. */
+    get pendingBytes(): number {
+        return this.queuedBytes;
+    }
+
+    push(frame: Uint8Array): void {
+        if (frame.byteLength >= SEND_ALONE_BYTES) {
+            this.flush();
+            return this.send(frame);
+        }
+        this.queued.push(frame);
+        this.queuedBytes += frame.byteLength;
+        if (this.queuedBytes >= MAX_BATCH_BYTES) return this.flush();
+        if (!this.scheduled) {
+            this.scheduled = true;
+            queueMicrotask(this.flush);
+        }
+    }
+
+    readonly flush = (): void => {
+        this.scheduled = false;
+        const frames = this.queued;
+        if (!frames.length) return;
+        const bytes = this.queuedBytes;
+        this.queued = [];
+        this.queuedBytes = 0;
+        this.send(frames.length === 1 ? frames[0] : concat(frames, bytes));
+    };
+
+    /** Forgets what is queued (the socket is closing). */
+    clear(): void {
+        this.queued = [];
+        this.queuedBytes = 0;
+    }
+}
+
+function concat(frames: Uint8Array[], bytes: number): Uint8Array {
+    const message = new Uint8Array(bytes);
+    let offset = 0;
+    for (const frame of frames) {
+        message.set(frame, offset);
+        offset += frame.byteLength;
+    }
+    return message;
+}
