@@ -1,4 +1,5 @@
 import { ClientTransportAdapter, RpcError, TransportClientConnection } from '@deepkit/rpc';
+import { OutgoingFrames } from '../shared/outgoing-frames';
 
 /** How the broker ended a connection: the WebSocket close code and reason. */
 export interface SocketClose {
@@ -71,17 +72,22 @@ export class WebSocketTransport implements ClientTransportAdapter {
             if (errored || !opened) connection.onError(new RpcError(opened ? `abnormal error: ${reason}` : `Could not connect: ${reason}`));
             else connection.onClose(reason);
         };
+        // Calls made in the same tick (64 in flight, a chat burst) leave as one message; the broker splits them.
+        const outgoing = new OutgoingFrames(message => {
+            if (this.current?.socket === socket) socket.send(message);
+        });
         socket.onopen = () => {
             opened = true;
             connection.onConnected({
                 clientAddress: () => this.url,
-                bufferedAmount: () => socket.bufferedAmount,
+                bufferedAmount: () => socket.bufferedAmount + outgoing.pendingBytes,
                 close: () => {
+                    outgoing.flush();
                     // Deepkit calls its own disconnect handling right after this; the socket's late close event must not.
                     detach();
                     socket.close();
                 },
-                writeBinary: message => socket.send(message),
+                writeBinary: message => outgoing.push(message),
             });
         };
     }

@@ -7,6 +7,7 @@ const MAX_BATCH_BYTES = 1024 * 1024;
  * The frames written to one socket in the same tick leave as one WebSocket message: one write, one WebSocket frame
  * and (mostly) one TCP segment instead of one each. Receivers split them again: Deepkit's stream reader reads
  * concatenated frames, and the broker and the SDK check each frame of a message on its own. Order is kept.
+ * Used on both ends: the broker's sockets and the SDK's connection to the broker (no Node-only calls).
  */
 export class OutgoingFrames {
     protected queued: Uint8Array[] = [];
