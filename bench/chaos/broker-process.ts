@@ -16,11 +16,13 @@ export class BrokerProcess {
 
     /**
      * @param database a SQLite file (the audit trail can then be read with the `audit` command) or `:memory:`
-     * @param flags more flags of `start`, e.g. `['--auth', 'token']`
+     * @param flags more flags of `start`, e.g. `['--auth', 'token']`; `--port` among them replaces the free port
+     * @param nodeArgs more options of node for the broker process (e.g. a probe to `-r`)
      */
-    static async start(database: string, flags: string[] = [], startTimeoutMs = 30_000): Promise<BrokerProcess> {
+    static async start(database: string, flags: string[] = [], startTimeoutMs = 30_000, nodeArgs: string[] = []): Promise<BrokerProcess> {
         const env = { SWITCHBOARD_DATABASE: database };
-        const program = new ChildProgram(CLI, ['start', '--host', '127.0.0.1', '--port', '0', '--database', database, ...flags], env);
+        const port = flags.includes('--port') ? [] : ['--port', '0'];
+        const program = new ChildProgram(CLI, ['start', '--host', '127.0.0.1', ...port, '--database', database, ...flags], env, undefined, nodeArgs);
         try {
             const [, url, port] = await program.waitFor(/listening on (ws:\/\/127\.0\.0\.1:(\d+))/, startTimeoutMs);
             return new BrokerProcess(program, url, Number(port), env);

@@ -23,8 +23,9 @@ export class ChildProgram {
     protected listeners = new Set<() => void>();
     readonly exited: Promise<number | string>;
 
-    constructor(readonly script: string, readonly args: string[], env: Record<string, string> = {}, protected keptOutput = KEPT_OUTPUT) {
-        this.child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', script, ...args], {
+    /** @param nodeArgs more options of node, after ts-node's registration (so `-r` may load TypeScript) */
+    constructor(readonly script: string, readonly args: string[], env: Record<string, string> = {}, protected keptOutput = KEPT_OUTPUT, nodeArgs: string[] = []) {
+        this.child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', ...nodeArgs, script, ...args], {
             cwd: root,
             env: { ...process.env, FORCE_COLOR: '0', ...env },
             stdio: ['pipe', 'pipe', 'pipe'],
