@@ -1,5 +1,6 @@
-import { ChildProcess, spawn } from 'child_process';
-import { join } from 'path';
+import { ChildProcess, execFileSync, spawn } from 'child_process';
+import { readFileSync } from 'fs';
+import { join, resolve as resolvePath } from 'path';
 import { rpc, RpcClient, RpcWebSocketClientAdapter } from '@deepkit/rpc';
 import { io as connectSocketIo, Socket } from 'socket.io-client';
 import WebSocket from 'ws';
@@ -20,6 +21,9 @@ export interface EchoApi {
 
 /** A server running in its own process (see servers/process-protocol.ts). */
 export class ServerProcess {
+    /** Names the CPU profiles of the servers started from now on (BENCH_PROFILE_DIR): the scenario running. */
+    static profileLabel = 'server';
+    protected static started = 0;
     protected lines: string[] = [];
     protected waiting: ((line: string) => void)[] = [];
 
@@ -27,9 +31,7 @@ export class ServerProcess {
     }
 
     static async start(script: string): Promise<ServerProcess> {
-        // BENCH_PROFILE_DIR=<dir>: each server writes a V8 CPU profile there when it stops (open it in Chrome DevTools).
-        const profile = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : [];
-        const child = spawn(process.execPath, ['--expose-gc', ...profile, '-r', 'ts-node/register/transpile-only', join(__dirname, 'servers', script)], {
+        const child = spawn(process.execPath, ['--expose-gc', '-r', 'ts-node/register/transpile-only', join(__dirname, 'servers', script)], {
             cwd: join(__dirname, '..'), stdio: ['pipe', 'pipe', 'inherit'],
         });
         const first = await new Promise<string>((resolve, reject) => {
@@ -42,6 +44,11 @@ export class ServerProcess {
             child.on('exit', code => reject(new Error(`${script} exited with ${code} before listening`)));
         });
         const server = new ServerProcess(child, JSON.parse(first).port);
+        // BENCH_PROFILE_DIR=<dir>: the server profiles itself from now on (after startup) until it stops.
+        if (process.env.BENCH_PROFILE_DIR) {
+            const name = `server-${ServerProcess.profileLabel}-${script.replace(/\.ts$/, '')}-${++ServerProcess.started}.cpuprofile`;
+            child.stdin!.write(`profile ${join(resolvePath(process.env.BENCH_PROFILE_DIR), name)}\n`);
+        }
         let rest = '';
         child.stdout!.removeAllListeners('data');
         child.stdout!.on('data', chunk => {
@@ -64,11 +71,39 @@ export class ServerProcess {
         return JSON.parse(await answer).rss;
     }
 
+    /**
+     * CPU seconds (user + system, all threads) the server process used so far, read from /proc by the harness so
+     * the server does no work for it; undefined where there is no /proc.
+     */
+    cpuSeconds(): number | undefined {
+        try {
+            // Fields after the command (which may hold spaces and parentheses): state is field 3, utime 14, stime 15.
+            const fields = readFileSync(`/proc/${this.child.pid}/stat`, 'utf8').split(') ').pop()!.split(' ');
+            return (Number(fields[11]) + Number(fields[12])) / clockTicksPerSecond();
+        } catch {
+            return undefined;
+        }
+    }
+
     async stop(): Promise<void> {
         const exited = new Promise(resolve => this.child.once('exit', resolve));
         this.child.stdin!.end();
         await exited;
     }
+}
+
+let clockTicks: number | undefined;
+
+/** The unit of /proc's CPU times (USER_HZ, 100 nearly everywhere). */
+function clockTicksPerSecond(): number {
+    if (clockTicks === undefined) {
+        try {
+            clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+        } catch {
+            clockTicks = 100;
+        }
+    }
+    return clockTicks;
 }
 
 export interface CallPair {

@@ -1,3 +1,5 @@
+// Deepkit's BSON writer copies binaries byte by byte; this installs a block copy (see the module).
+import '../shared/deepkit-internals';
 import {
     ForwardedRpcStats,
     onRpcConnection,

@@ -27,7 +27,10 @@ export class FileChunk {
     }
 }
 
-/** At most this many chunks per `chunks()` request: the caller's window of chunks in flight. */
+/**
+ * At most this many chunks per `chunks()` request. A downloader keeps two such windows requested (the next one is on
+ * its way while the current one is written), so it buffers at most twice this many chunks.
+ */
 export const MAX_CHUNK_WINDOW = 16;
 
 export interface FilesApi {
@@ -35,7 +38,7 @@ export interface FilesApi {
 
     info(fileId: string & MaxLength<64>): Promise<FileInfo>;
 
-    /** Streams `count` chunks from `from` on; the caller asks for the next window when it has written these. */
+    /** Streams `count` chunks from `from` on, in order; a downloader asks for the next window before these arrive. */
     chunks(fileId: string & MaxLength<64>, from: integer & Minimum<0>, count: integer & Positive & Maximum<16>): Observable<FileChunk>;
 
     /** Local-only: share a file of this peer. */

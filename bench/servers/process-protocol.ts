@@ -1,9 +1,14 @@
+import { writeFileSync } from 'fs';
+import { Session } from 'inspector';
+
 /**
  * How a benchmark server talks to the harness: it prints one JSON line `{"port": …}` when it listens, answers
- * `rss` on stdin with `{"rss": <bytes>}`, and exits when stdin closes.
+ * `rss` on stdin with `{"rss": <bytes>}`, starts a V8 CPU profile on `profile <path>` (written to that path when it
+ * stops: startup and module loading stay out of it), and exits when stdin closes.
  */
 export function serveBenchmark(port: number, close: () => Promise<unknown> | unknown): void {
     process.stdout.write(JSON.stringify({ port }) + '\n');
+    let profile: { session: Session, path: string } | undefined;
     let input = '';
     process.stdin.on('data', chunk => {
         input += chunk;
@@ -14,11 +19,24 @@ export function serveBenchmark(port: number, close: () => Promise<unknown> | unk
             if (command === 'rss') {
                 global.gc?.();
                 process.stdout.write(JSON.stringify({ rss: process.memoryUsage().rss }) + '\n');
+            } else if (command.startsWith('profile ') && !profile) {
+                profile = { session: new Session(), path: command.slice('profile '.length) };
+                profile.session.connect();
+                profile.session.post('Profiler.enable', () => profile!.session.post('Profiler.start'));
             }
         }
     });
     process.stdin.on('end', async () => {
+        if (profile) await writeProfile(profile.session, profile.path);
         await close();
         process.exit(0);
     });
+}
+
+function writeProfile(session: Session, path: string): Promise<void> {
+    return new Promise(resolve => session.post('Profiler.stop', (error, result) => {
+        if (!error) writeFileSync(path, JSON.stringify(result.profile));
+        session.disconnect();
+        resolve();
+    }));
 }

@@ -1,18 +1,30 @@
-import { createHash } from 'crypto';
+import { createHash, Hash } from 'crypto';
 import { createReadStream } from 'fs';
-import { copyFile, open, rename, rm, stat } from 'fs/promises';
+import { copyFile, FileHandle, open, rename, rm, stat } from 'fs/promises';
 import { basename, resolve } from 'path';
-import { Observable } from 'rxjs';
+import { Observable, Subscription } from 'rxjs';
 import { ChecksumMismatch, MalformedMessage, NotFound } from '../../shared/errors';
 import { FileChunk, FileInfo, FilesApi, filesIdempotent, MAX_CHUNK_WINDOW } from '../../shared/files-api';
 import { RemotePeer } from '../remote-peer';
 import { DownloadRecord, SharedFile } from '../storage/entities';
 import { PeerDatabase } from '../storage/peer-database';
 
-export const DEFAULT_CHUNK_SIZE = 64 * 1024;
+/**
+ * 96 KiB: as big as a chunk can be while its message (data, hash, routing; about 98.5 kB) stays under Deepkit's
+ * transport chunk size of 100 kB. A bigger reply would be split into Chunk frames that each wait for the broker's
+ * ChunkAck, a round trip per 100 kB; a smaller one costs more messages per byte (64 KiB: about 25% slower).
+ */
+export const DEFAULT_CHUNK_SIZE = 96 * 1024;
+/**
+ * A download's progress is written to the database every this many verified chunks, and when it stops for any
+ * reason it sees; a killed process resumes from the last write and fetches the chunks after it again.
+ */
+export const PROGRESS_EVERY_CHUNKS = 16;
+/** Windows requested ahead: the next one is on its way while the current one is written. */
+const WINDOWS_IN_FLIGHT = 2;
 /** A peer announcing bigger chunks than this is not trusted with our memory. */
 const MAX_CHUNK_SIZE = 4 * 1024 * 1024;
-/** Fetches of one chunk before a checksum mismatch is final. */
+/** Fetches of one chunk before a checksum mismatch (or a window without it) is final. */
 const CHUNK_ATTEMPTS = 3;
 
 export interface DownloadProgress {
@@ -77,8 +89,10 @@ export class FileService {
                     const end = Math.min(from + Math.min(count, MAX_CHUNK_WINDOW), info.chunkCount);
                     for (let index = from; index < end && !stopped; index++) {
                         const length = Math.min(file.chunkSize, file.size - index * file.chunkSize);
-                        const data = Buffer.alloc(length);
-                        await handle.read(data, 0, length, index * file.chunkSize);
+                        // Not zero-filled: every byte is overwritten, or the read comes up short and nothing is sent.
+                        const data = Buffer.allocUnsafe(length);
+                        const { bytesRead } = await handle.read(data, 0, length, index * file.chunkSize);
+                        if (bytesRead !== length) throw new NotFound(`${file.name} changed on disk since it was shared; share it again.`, 'file');
                         subscriber.next(new FileChunk(index, data, sha256Of(data)));
                     }
                 } finally {
@@ -136,46 +150,84 @@ export class FileService {
             await this.database.persist(record);
         }
         const partSize = (await stat(part).catch(() => undefined))?.size ?? 0;
+        // Bytes past the recorded progress were written but never recorded as verified (a killed process): not trusted.
         record.verifiedChunks = Math.min(record.verifiedChunks, Math.floor(partSize / info.chunkSize));
         progress.resumedFrom = progress.chunks = record.verifiedChunks;
         progress.bytes = record.verifiedChunks * info.chunkSize;
         report({ ...progress });
 
+        const verified = record;
+        let persisted = verified.verifiedChunks;
+        const persist = async () => {
+            verified.updatedAt = new Date;
+            await this.database.persist(verified);
+            persisted = verified.verifiedChunks;
+        };
+        const wholeFile = createHash('sha256');
+        let windows: ChunkWindow[] = [];
+        const closeWindows = () => {
+            for (const window of windows) window.close();
+            windows = [];
+        };
+        signal.addEventListener('abort', closeWindows, { once: true });
         const handle = await open(part, partSize ? 'r+' : 'w');
         try {
-            await handle.truncate(record.verifiedChunks * info.chunkSize);
+            await handle.truncate(verified.verifiedChunks * info.chunkSize);
+            // Chunks are written in order, so the whole-file hash grows with them; only a resumed prefix is read back.
+            await hashPrefix(handle, verified.verifiedChunks * info.chunkSize, wholeFile);
             const attempts = new Map<number, number>();
-            while (record.verifiedChunks < info.chunkCount && !signal.aborted) {
-                const from = record.verifiedChunks;
-                const window = Math.min(MAX_CHUNK_WINDOW, info.chunkCount - from);
-                const chunks = await remote.chunks(fileId, from, window);
-                await consume(chunks, signal, async chunk => {
-                    const index = record!.verifiedChunks;
-                    const expectedLength = Math.min(info.chunkSize, info.size - index * info.chunkSize);
-                    if (chunk.index !== index || chunk.data.byteLength !== expectedLength || sha256Of(chunk.data) !== chunk.sha256) {
-                        const tries = (attempts.get(index) ?? 0) + 1;
-                        attempts.set(index, tries);
-                        if (tries >= CHUNK_ATTEMPTS) throw new ChecksumMismatch(`Chunk ${index} of ${info.name} from "${peerId}" failed verification ${tries} times; nothing was written for it.`);
-                        progress.refetched++;
-                        return false;
+            let requested = verified.verifiedChunks;
+            const failedAttempt = (index: number, error: () => Error) => {
+                const tries = (attempts.get(index) ?? 0) + 1;
+                attempts.set(index, tries);
+                if (tries >= CHUNK_ATTEMPTS) throw error();
+                // Whatever is on its way was asked for after the failed chunk: ask again from it.
+                closeWindows();
+                requested = verified.verifiedChunks;
+            };
+            while (verified.verifiedChunks < info.chunkCount && !signal.aborted) {
+                while (windows.length < WINDOWS_IN_FLIGHT && requested < info.chunkCount) {
+                    const count = Math.min(MAX_CHUNK_WINDOW, info.chunkCount - requested);
+                    windows.push(new ChunkWindow(count, info.chunkSize, remote.chunks(fileId, requested, count)));
+                    requested += count;
+                }
+                const window = windows[0];
+                const chunk = await window.next();
+                if (signal.aborted) break;
+                const index = verified.verifiedChunks;
+                if (!chunk) {
+                    windows.shift();
+                    if (window.delivered < window.count) {
+                        failedAttempt(index, () => new MalformedMessage(`Peer "${peerId}" stopped sending ${info.name} at chunk ${index}, ${CHUNK_ATTEMPTS} times; the file may have changed there: ask for it to be shared again.`));
                     }
-                    await handle.write(chunk.data, 0, chunk.data.byteLength, index * info.chunkSize);
-                    record!.verifiedChunks++;
-                    record!.updatedAt = new Date;
-                    await this.database.persist(record!);
-                    progress.chunks = record!.verifiedChunks;
-                    progress.bytes = Math.min(info.size, record!.verifiedChunks * info.chunkSize);
-                    progress.bytesPerSecond = Math.round(progress.bytes / Math.max(0.001, (Date.now() - started) / 1000));
-                    report({ ...progress });
-                    return true;
-                });
+                    continue;
+                }
+                const expectedLength = Math.min(info.chunkSize, info.size - index * info.chunkSize);
+                if (chunk.index !== index || chunk.data.byteLength !== expectedLength || sha256Of(chunk.data) !== chunk.sha256) {
+                    progress.refetched++;
+                    failedAttempt(index, () => new ChecksumMismatch(`Chunk ${index} of ${info.name} from "${peerId}" failed verification ${CHUNK_ATTEMPTS} times; nothing was written for it.`));
+                    continue;
+                }
+                await handle.write(chunk.data, 0, chunk.data.byteLength, index * info.chunkSize);
+                wholeFile.update(chunk.data);
+                verified.verifiedChunks++;
+                if (verified.verifiedChunks - persisted >= PROGRESS_EVERY_CHUNKS) await persist();
+                progress.chunks = verified.verifiedChunks;
+                progress.bytes = Math.min(info.size, verified.verifiedChunks * info.chunkSize);
+                progress.bytesPerSecond = Math.round(progress.bytes / Math.max(0.001, (Date.now() - started) / 1000));
+                report({ ...progress });
             }
         } finally {
+            signal.removeEventListener('abort', closeWindows);
+            closeWindows();
             await handle.close();
+            // Stopped by an error or the caller: what was verified is kept exactly. If the database is gone (the peer
+            // closes), the last periodic write stands and the next attempt fetches a few chunks again.
+            if (verified.verifiedChunks !== persisted) await persist().catch(() => undefined);
         }
         if (signal.aborted) return;
 
-        if (await hashFile(part) !== info.sha256) {
+        if (wholeFile.digest('hex') !== info.sha256) {
             await rm(part, { force: true });
             await this.database.remove(record);
             throw new ChecksumMismatch(`${info.name} from "${peerId}" does not match its announced SHA-256; the partial file was removed.`);
@@ -207,36 +259,87 @@ export class FileService {
     }
 }
 
-/** Feeds chunks to `handle` one at a time; stops the stream early when `handle` returns false (a bad chunk). */
-function consume(chunks: Observable<FileChunk>, signal: AbortSignal, handle: (chunk: FileChunk) => Promise<boolean>): Promise<void> {
-    return new Promise((resolvePromise, reject) => {
-        let chain = Promise.resolve(true);
-        let settled = false;
-        const finish = (error?: unknown) => {
-            if (settled) return;
-            settled = true;
-            subscription.unsubscribe();
-            signal.removeEventListener('abort', onAbort);
-            error ? reject(error) : resolvePromise();
-        };
-        const onAbort = () => finish();
-        const subscription = chunks.subscribe({
-            next: chunk => {
-                chain = chain.then(ok => ok && !signal.aborted ? handle(chunk) : false).then(ok => {
-                    if (!ok) finish();
-                    return ok;
-                }, error => {
-                    finish(error);
-                    return false;
-                });
-            },
-            error: error => chain.then(() => finish(error)),
-            complete: () => chain.then(() => finish()),
-        });
-        // Deepkit holds a remote Observable only weakly (ended when garbage-collected): keep it until we are done.
-        subscription.add(() => void chunks);
-        signal.addEventListener('abort', onAbort, { once: true });
-    });
+/**
+ * One requested window of chunks, read in order: what arrives is buffered until taken, so the next window can arrive
+ * while this one is written. At most `count` chunks of at most `chunkSize` bytes: a peer sending more, or bigger, is
+ * not listened to any more (the window ends short and is asked for again).
+ */
+class ChunkWindow {
+    /** Chunks taken so far. */
+    delivered = 0;
+    protected buffered: FileChunk[] = [];
+    protected received = 0;
+    protected ended = false;
+    protected error?: unknown;
+    protected wake?: () => void;
+    protected subscription?: Subscription;
+    /** Deepkit holds a remote Observable only weakly (ended when garbage-collected): kept until the window closes. */
+    protected stream?: Observable<FileChunk>;
+
+    constructor(readonly count: number, protected chunkSize: number, request: Promise<Observable<FileChunk>>) {
+        request.then(stream => {
+            if (this.ended) return;
+            this.stream = stream;
+            this.subscription = stream.subscribe({
+                next: chunk => {
+                    if (this.ended) return;
+                    if (++this.received > this.count || !(chunk?.data instanceof Uint8Array) || chunk.data.byteLength > this.chunkSize) return this.end();
+                    this.buffered.push(chunk);
+                    this.notify();
+                },
+                error: error => this.end(error),
+                complete: () => this.end(),
+            });
+            if (this.ended) this.subscription.unsubscribe();
+        }, error => this.end(error));
+    }
+
+    /** The next chunk; undefined when the window ended without more. Rejects with the peer's error. */
+    async next(): Promise<FileChunk | undefined> {
+        while (true) {
+            const chunk = this.buffered.shift();
+            if (chunk) {
+                this.delivered++;
+                return chunk;
+            }
+            if (this.error !== undefined) throw this.error;
+            if (this.ended) return undefined;
+            await new Promise<void>(resolve => this.wake = resolve);
+        }
+    }
+
+    /** Stops listening; chunks already buffered are dropped. */
+    close(): void {
+        this.buffered = [];
+        this.end();
+    }
+
+    protected end(error?: unknown): void {
+        if (!this.ended) {
+            this.ended = true;
+            this.error = error;
+            this.subscription?.unsubscribe();
+            this.stream = undefined;
+        }
+        this.notify();
+    }
+
+    protected notify(): void {
+        const wake = this.wake;
+        this.wake = undefined;
+        wake?.();
+    }
+}
+
+/** Feeds the first `length` bytes of `handle` to `hash`. */
+async function hashPrefix(handle: FileHandle, length: number, hash: Hash): Promise<void> {
+    const buffer = Buffer.allocUnsafe(Math.min(length, 1024 * 1024));
+    for (let position = 0; position < length;) {
+        const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, length - position), position);
+        if (!bytesRead) throw new Error(`The partial file ended at ${position} of ${length} bytes.`);
+        hash.update(buffer.subarray(0, bytesRead));
+        position += bytesRead;
+    }
 }
 
 function sha256Of(data: Uint8Array): string {

@@ -2,13 +2,13 @@ import { createHash, randomBytes } from 'crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
-import { rpc } from '@deepkit/rpc';
-import { integer, Maximum, MaxLength, Minimum, Positive } from '@deepkit/type';
-import { Observable } from 'rxjs';
+import { createRpcMessageSourceDest, rpc, RpcTypes, serializeBinaryRpcMessage, TransportOptions } from '@deepkit/rpc';
+import { integer, Maximum, MaxLength, Minimum, Positive, typeOf } from '@deepkit/type';
+import { EMPTY, Observable } from 'rxjs';
 import { map } from 'rxjs/operators';
-import { AccessDenied, ChecksumMismatch, FileChunk, FileInfo, FilesApi, NotFound } from '../../shared';
+import { AccessDenied, ChecksumMismatch, FileChunk, FileInfo, FilesApi, MalformedMessage, NotFound } from '../../shared';
 import { FileSharingController } from '../../peer/controllers/files-controller';
-import { DownloadProgress, FileService } from '../../peer/services/file-service';
+import { DEFAULT_CHUNK_SIZE, DownloadProgress } from '../../peer/services/file-service';
 import { startSwitchboard } from '../../peer/testing';
 import { collect, Resources } from '../helpers';
 
@@ -43,6 +43,18 @@ class CountingController extends FileSharingController {
     }
 }
 
+/** Describes the file truthfully, then never sends a chunk: every window ends empty. */
+@rpc.controller(FilesApi)
+class SilentController extends FileSharingController {
+    static requests = 0;
+
+    @rpc.action()
+    chunks(fileId: string & MaxLength<64>, from: integer & Minimum<0>, count: integer & Positive & Maximum<16>): Observable<FileChunk> {
+        SilentController.requests++;
+        return EMPTY;
+    }
+}
+
 /** Announces a whole-file hash that is not the file's. */
 @rpc.controller(FilesApi)
 class LyingController extends FileSharingController {
@@ -69,11 +81,19 @@ describe('file sharing', () => {
         return { path, content };
     }
 
+    it("a full chunk is one message under Deepkit's transport chunk size: no ChunkAck round trip per 100 kB", () => {
+        // The reply a serving peer writes for each chunk (an observable's next value, routed back to the caller).
+        const chunk = new FileChunk(1_000_000, Buffer.alloc(DEFAULT_CHUNK_SIZE), 'f'.repeat(64));
+        const reply = createRpcMessageSourceDest(2 ** 31, RpcTypes.ResponseActionObservableNext, Buffer.alloc(16), Buffer.alloc(16),
+            { id: 2 ** 31, v: chunk }, typeOf<{ id: number, v: FileChunk }>());
+        expect(serializeBinaryRpcMessage(reply).byteLength).toBeLessThan(new TransportOptions().chunkSize);
+    });
+
     it('lists and describes shared files; sharing is local-only', async () => {
         await using kit = await startSwitchboard({ peers: ['alice', 'bob'] });
         const { path, content } = makeFile('notes.txt', 200_000);
         const shared = await kit.peer('bob').files.share(path);
-        expect(shared).toMatchObject({ name: 'notes.txt', size: 200_000, sha256: sha256(content), chunkSize: 65536, chunkCount: 4 });
+        expect(shared).toMatchObject({ name: 'notes.txt', size: 200_000, sha256: sha256(content), chunkSize: DEFAULT_CHUNK_SIZE, chunkCount: Math.ceil(200_000 / DEFAULT_CHUNK_SIZE) });
 
         const bob = kit.peer('alice').to('bob').files;
         expect((await bob.list()).map(f => f.id)).toEqual([shared.id]);
@@ -112,7 +132,8 @@ describe('file sharing', () => {
         const events: DownloadProgress[] = [];
         await new Promise<void>((resolve, reject) => alice.files.download('bob', shared.id, destination).subscribe({ next: p => events.push(p), error: reject, complete: resolve }));
         expect(events[0].resumedFrom).toBeGreaterThanOrEqual(20);
-        expect(events[events.length - 1]).toMatchObject({ state: 'done', chunks: 80, totalChunks: 80, bytes: content.length });
+        const totalChunks = Math.ceil(content.length / DEFAULT_CHUNK_SIZE);
+        expect(events[events.length - 1]).toMatchObject({ state: 'done', chunks: totalChunks, totalChunks, bytes: content.length });
         expect(sha256(readFileSync(destination))).toBe(sha256(content));
         expect(existsSync(destination + '.part')).toBe(false);
     });
@@ -143,6 +164,15 @@ describe('file sharing', () => {
         expect(again).toMatchObject({ state: 'done', fromCache: true });
         expect(CountingController.requests).toBe(requests);
         expect(readFileSync(join(directory, 'second.bin')).equals(content)).toBe(true);
+    });
+
+    it('a peer that stops sending chunks: MalformedMessage after a few requests, not an endless loop', async () => {
+        await using kit = await startSwitchboard({ peers: ['alice', { id: 'bob', expose: [[SilentController, FilesApi]] }] });
+        SilentController.requests = 0;
+        const { path } = makeFile('mute.bin', 300_000);
+        const shared = await kit.peer('bob').files.share(path);
+        await expect(kit.peer('alice').files.fetch('bob', shared.id, join(directory, 'mute.bin.copy'))).rejects.toBeInstanceOf(MalformedMessage);
+        expect(SilentController.requests).toBeLessThanOrEqual(6);
     });
 
     it('a file that does not match its announced hash: ChecksumMismatch, nothing left behind', async () => {

@@ -1,0 +1,26 @@
+import { Writer } from '@deepkit/bson';
+
+/**
+ * The one place Switchboard changes Deepkit's internals at run time; tests/deepkit-internals.test.ts fails loudly when
+ * a Deepkit upgrade moves what is patched here.
+ *
+ * Deepkit 1.0.19's BSON `Writer.writeArrayBuffer` copies binary values into the message one byte at a time: 30 % of a
+ * file transfer's CPU went there (1.1 s per 64 MiB on the serving peer). A block copy writes the same bytes.
+ */
+const stockWriteArrayBuffer = Writer.prototype.writeArrayBuffer;
+const BINARY_SUBTYPE_DEFAULT = 0;
+
+export function blockCopyWriteArrayBuffer(this: Writer, value: ArrayBuffer | ArrayBufferView): void {
+    // MongoDB-style Binary wrappers keep their bytes elsewhere: Deepkit's own path handles them.
+    if ((value as { _bsontype?: string })._bsontype === 'Binary') return stockWriteArrayBuffer.call(this, value);
+    const view = value instanceof ArrayBuffer ? new Uint8Array(value) : new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+    this.writeUint32(view.byteLength);
+    this.writeByte(BINARY_SUBTYPE_DEFAULT);
+    this.buffer.set(view, this.offset);
+    this.offset += view.byteLength;
+}
+
+export { stockWriteArrayBuffer };
+
+if (typeof stockWriteArrayBuffer !== 'function') throw new Error('@deepkit/bson changed: Writer.prototype.writeArrayBuffer is gone; review shared/deepkit-internals.ts.');
+Writer.prototype.writeArrayBuffer = blockCopyWriteArrayBuffer;

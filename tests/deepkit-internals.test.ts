@@ -1,0 +1,31 @@
+import { getBSONDeserializer, getBSONSerializer, Writer } from '@deepkit/bson';
+import { blockCopyWriteArrayBuffer, stockWriteArrayBuffer } from '../shared/deepkit-internals';
+
+/** Fails loudly when a Deepkit upgrade moves what shared/deepkit-internals.ts patches. */
+describe('reaches into Deepkit internals', () => {
+    it('the BSON writer patch is installed and writes exactly what Deepkit writes', () => {
+        expect(Writer.prototype.writeArrayBuffer).toBe(blockCopyWriteArrayBuffer);
+        const bytes = Uint8Array.from({ length: 1000 }, (_, i) => i % 251);
+        for (const value of [bytes, bytes.subarray(10, 500), Buffer.from(bytes), bytes.buffer]) {
+            const stock = new Writer(new Uint8Array(2000));
+            stockWriteArrayBuffer.call(stock, value);
+            const patched = new Writer(new Uint8Array(2000));
+            blockCopyWriteArrayBuffer.call(patched, value);
+            expect(patched.offset).toBe(stock.offset);
+            expect(Buffer.from(patched.buffer)).toEqual(Buffer.from(stock.buffer));
+        }
+    });
+
+    it('typed serializers go through the patched writer and round-trip binaries', () => {
+        interface Chunk { index: number; data: Uint8Array }
+        const serialize = getBSONSerializer<Chunk>();
+        const deserialize = getBSONDeserializer<Chunk>();
+        const data = Uint8Array.from({ length: 100_000 }, (_, i) => i % 256);
+        const spy = jest.spyOn(Writer.prototype, 'writeArrayBuffer');
+        const decoded = deserialize(serialize({ index: 3, data }));
+        expect(spy).toHaveBeenCalled();
+        spy.mockRestore();
+        expect(decoded.index).toBe(3);
+        expect(Buffer.from(decoded.data).equals(Buffer.from(data))).toBe(true);
+    });
+});
