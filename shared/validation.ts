@@ -55,18 +55,20 @@ function withoutStack<E extends Error>(error: E): E {
  */
 export class ValidatingServerAction extends RpcServerAction {
     async handleAction(message: RpcMessage, response: RpcMessageBuilder): Promise<void> {
-        const typed = Object.create(response) as RpcMessageBuilder;
-        typed.error = (error: Error | string) => {
-            if (typeof error === 'string' && error.startsWith(VALIDATION_FAILURE)) {
+        // An own property on the builder (same shape every call), not a prototype-chained copy of it: Deepkit's
+        // handler reads the builder on every call and a per-call prototype made those reads slow.
+        const error = response.error;
+        response.error = (failure: Error | string) => {
+            if (typeof failure === 'string' && failure.startsWith(VALIDATION_FAILURE)) {
                 const structured = this.explain(message);
-                if (structured) return response.error(structured);
+                if (structured) return error.call(response, structured);
                 // Deepkit's text lists every item; an argument with a million invalid elements makes it huge.
-                return response.error(shortened(error, ITEM_MESSAGE_CHARS * ECHOED_ITEMS));
+                return error.call(response, shortened(failure, ITEM_MESSAGE_CHARS * ECHOED_ITEMS));
             }
-            return response.error(error);
+            return error.call(response, failure);
         };
         try {
-            return await super.handleAction(message, typed);
+            return await super.handleAction(message, response);
         } catch (error) {
             // Thrown past Deepkit's own error handling, so the security class must shape it for this caller here.
             throw this.security.transformError(typedLookupError(error) as Error);
