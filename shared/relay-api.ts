@@ -17,7 +17,10 @@ export class RelayPayload {
 export class RelayEnvelope {
     constructor(
         public payload: RelayPayload,
-        /** Verified by the relay from its caller: the recipient can trust it as much as it trusts the relay. */
+        /**
+         * Verified by the relay from its caller: the recipient believes it only from the sender itself or from a
+         * relay it trusts, and as much as it trusts that relay.
+         */
         public originalSender: string,
         public recipient: string,
         /** The relay that carried it. */
@@ -50,10 +53,16 @@ export interface RelayApi {
     /** What this relay holds for the caller; handed over and forgotten. */
     pull(): Promise<RelayEnvelope[]>;
 
-    /** A relay hands us a payload (for us). Idempotent by payload id. */
+    /**
+     * A payload for us, from its original sender directly or from a relay we use (`relay.trustedRelays`), which
+     * vouches for the original sender; anyone else gets AccessDenied (`untrusted-relay`). Idempotent by payload id.
+     */
     deliver(envelope: RelayEnvelope): Promise<void>;
 
-    /** A relay tells us (the original sender) that our stored payload was delivered. */
+    /**
+     * Our stored payload was delivered: told by the recipient itself, or by a relay we use naming itself as `via`;
+     * anyone else gets AccessDenied (`untrusted-receipt`).
+     */
     receipt(receipt: DeliveryReceipt): Promise<void>;
 }
 

@@ -59,6 +59,8 @@ describe('example clients', () => {
         alice.type('/group send team hello team');
         await alice.waitFor(/Sent to "team": 1 delivered, 0 queued, 0 failed/);
         await bob.waitFor(/\[team\] alice: hello team/);
+        bob.type('/groups');
+        await bob.waitFor(/team: alice, bob \(owner alice\)/);
     });
 
     it('file share: a shared file is fetched with a progress report and its checksum verified', async () => {

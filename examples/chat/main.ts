@@ -18,7 +18,8 @@ Commands:
 async function main(): Promise<void> {
     const args = exampleArgs(usage);
     const online = new Map<string, boolean>();
-    const groups = new Map<string, ChatGroupInfo>();
+    // Not named `groups`: the /groups command is a method of that name, which would hide it inside its own body.
+    const groupsByName = new Map<string, ChatGroupInfo>();
     // Messages can arrive while we connect (the queued ones): `show` uses the peer handed to `prepare`.
     let peer!: Peer;
     await connectPeer(args, created => {
@@ -31,18 +32,18 @@ async function main(): Promise<void> {
         });
         peer.chat.updates$.subscribe(entry => void show(entry));
         peer.chat.groups$.subscribe(group => {
-            groups.set(group.name, group);
+            groupsByName.set(group.name, group);
             if (group.owner !== args.id) say(`* ${group.owner} added you to group "${group.name}" (${group.members.join(', ')})`);
         });
     });
-    for (const group of await peer.chat.groups()) groups.set(group.name, group);
+    for (const group of await peer.chat.groups()) groupsByName.set(group.name, group);
     for (const known of await peer.broker.listPeers()) if (!online.has(known.id)) online.set(known.id, known.online);
     say(`Connected to ${args.url} as ${args.id}. Type /help for commands.`);
 
     /** Incoming messages are shown once and marked read, so the sender sees "read". */
     async function show(entry: ChatEntry): Promise<void> {
         if (entry.direction === 'in' && entry.status === 'delivered') {
-            const group = entry.groupId ? [...groups.values()].find(g => g.id === entry.groupId) : undefined;
+            const group = entry.groupId ? [...groupsByName.values()].find(g => g.id === entry.groupId) : undefined;
             say(`${group ? `[${group.name}] ` : ''}${entry.peerId}: ${entry.text}`);
             await peer.chat.markRead(entry.peerId, [entry.id]).catch(() => undefined);
         }
@@ -67,21 +68,21 @@ async function main(): Promise<void> {
             for (const entry of await peer.chat.history(rest)) say(`  ${entry.direction === 'in' ? rest : 'you'}: ${entry.text} (${entry.status})`);
         },
         async groups() {
-            if (!groups.size) return say('No groups yet.');
-            for (const group of groups.values()) say(`  ${group.name}: ${group.members.join(', ')} (owner ${group.owner})`);
+            if (!groupsByName.size) return say('No groups yet.');
+            for (const group of groupsByName.values()) say(`  ${group.name}: ${group.members.join(', ')} (owner ${group.owner})`);
         },
         async group(rest) {
             const [action, name, ...more] = rest.split(' ');
             if (action === 'create' && name && more[0]) {
                 const group = await peer.chat.createGroup(name, more[0].split(',').map(m => m.trim()).filter(Boolean));
-                groups.set(group.name, group);
+                groupsByName.set(group.name, group);
                 return say(`Group "${name}" created: ${group.members.join(', ')}`);
             }
-            const group = name ? groups.get(name) : undefined;
+            const group = name ? groupsByName.get(name) : undefined;
             if ((action === 'invite' || action === 'send') && !group) return say(`No group "${name}". /groups lists yours.`);
             if (action === 'invite' && more[0]) {
                 const updated = await peer.chat.invite(group!.id, more[0]);
-                groups.set(updated.name, updated);
+                groupsByName.set(updated.name, updated);
                 return say(`Invited ${more[0]} to "${name}".`);
             }
             if (action === 'send' && more.length) {

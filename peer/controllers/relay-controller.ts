@@ -33,7 +33,6 @@ export class RelayController implements RelayApi {
 
     @rpc.action()
     async receipt(receipt: DeliveryReceipt): Promise<void> {
-        this.caller.requirePeerId();
-        this.relay.acceptReceipt(receipt);
+        await this.relay.acceptReceipt(this.caller.requirePeerId(), receipt);
     }
 }

@@ -1,7 +1,8 @@
+import { DatabaseAdapter, DatabaseSession, UniqueConstraintFailure } from '@deepkit/orm';
 import { Subject } from 'rxjs';
 import { ChatApi, ChatEntry, ChatGroupInfo, ChatMessage, DeliveryStatus, FanOutResult } from '../../shared/chat-api';
 import { AccessDenied, NotFound } from '../../shared/errors';
-import { Outbox } from '../outbox';
+import { Outbox, OutboxItem } from '../outbox';
 import { RemotePeer } from '../remote-peer';
 import { ChatGroupRecord, ChatRecord } from '../storage/entities';
 import { PeerDatabase } from '../storage/peer-database';
@@ -33,17 +34,22 @@ export class ChatService {
         outbox.handle('chat-group', async (recipient, group: ChatGroupInfo) => {
             await this.remote(recipient).joinGroup(new ChatGroupInfo(group.id, group.name, group.members, group.owner));
         });
+        outbox.recover(session => this.stranded(session));
     }
 
-    /** Sends a direct message. Resolves once it is delivered, or queued because the recipient is offline. */
+    /**
+     * Sends a direct message. Resolves once it is delivered, or queued because the recipient is offline. Messages
+     * to one peer arrive in the order of the calls, even when they are not awaited one by one.
+     */
     async send(to: string, text: string, groupId?: string): Promise<ChatEntry> {
         const message = new ChatMessage(crypto.randomUUID(), text, new Date, groupId);
         const record = new ChatRecord(key('out', to, message.id), message.id, to, 'out', text, message.sentAt);
         record.groupId = groupId;
-        await this.database.persist(record);
+        // The record and its outbox entry commit together: a crash cannot leave a message that never goes out.
+        const queued = await this.outbox.enqueue({ recipient: to, kind: 'chat', payload: message, id: message.id }, session => session.add(record));
         this.updates$.next(toEntry(record));
         try {
-            const result = await this.outbox.send(to, 'chat', message, message.id);
+            const result = await queued.outcome;
             if (result === 'queued') await this.setStatus('out', to, [message.id], 'queued');
         } catch (error) {
             await this.setStatus('out', to, [message.id], 'failed');
@@ -122,7 +128,13 @@ export class ChatService {
         const record = new ChatRecord(key('in', from, message.id), message.id, from, 'in', message.text, message.sentAt);
         record.groupId = message.groupId;
         record.status = 'delivered';
-        await this.database.persist(record);
+        try {
+            await this.database.persist(record);
+        } catch (error) {
+            // The same message, delivered twice at once: the other delivery stored it.
+            if (error instanceof UniqueConstraintFailure) return 'delivered';
+            throw error;
+        }
         this.updates$.next(toEntry(record));
         return 'delivered';
     }
@@ -142,6 +154,20 @@ export class ChatService {
         record.name = group.name;
         await this.database.persist(record);
         this.groups$.next(new ChatGroupInfo(group.id, group.name, group.members, group.owner));
+    }
+
+    /**
+     * Messages still `sending` with no outbox entry: what a crash of an older version left between writing the
+     * record and its entry. The outbox queues them again (it skips those that have an entry).
+     */
+    protected async stranded(session: DatabaseSession<DatabaseAdapter>): Promise<OutboxItem[]> {
+        const records = await session.query(ChatRecord).filter({ direction: 'out', status: 'sending' }).orderBy('sentAt').find();
+        return records.map(record => ({
+            recipient: record.peerId,
+            kind: 'chat',
+            payload: new ChatMessage(record.id, record.text, record.sentAt, record.groupId),
+            id: record.id,
+        }));
     }
 
     protected async isMember(groupId: string, peerId: string): Promise<boolean> {

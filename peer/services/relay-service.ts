@@ -1,9 +1,11 @@
+import { DatabaseAdapter, DatabaseSession, UniqueConstraintFailure } from '@deepkit/orm';
 import { Subject } from 'rxjs';
 import { DeliveryReceipt, RelayApi, RelayEnvelope, RelayPayload } from '../../shared/relay-api';
 import { AccessDenied, QuotaExceeded } from '../../shared/errors';
-import { Outbox } from '../outbox';
+import { matchesPeerPattern } from '../../shared/peer-id';
+import { Outbox, OutboxItem } from '../outbox';
 import { RemotePeer } from '../remote-peer';
-import { HeldPayload, ReceivedPayload } from '../storage/entities';
+import { HeldPayload, ReceiptRecord, ReceivedPayload } from '../storage/entities';
 import { PeerDatabase } from '../storage/peer-database';
 
 export interface RelayOptions {
@@ -11,9 +13,15 @@ export interface RelayOptions {
     quotaPerSender: number;
     /** TTL when the sender gives none, in seconds. */
     defaultTtlSeconds: number;
+    /**
+     * The relays this peer uses: only they may hand it payloads from someone else (vouching for the original
+     * sender they verified) and report deliveries of its stored payloads. Exact IDs or `prefix*` patterns. Anyone
+     * may still deliver its own payloads directly.
+     */
+    trustedRelays: string[];
 }
 
-export const defaultRelayOptions: RelayOptions = { quotaPerSender: 100, defaultTtlSeconds: 7 * 24 * 3600 };
+export const defaultRelayOptions: RelayOptions = { quotaPerSender: 100, defaultTtlSeconds: 7 * 24 * 3600, trustedRelays: [] };
 
 export interface RelayHost {
     readonly id: string;
@@ -42,6 +50,7 @@ export class RelayService {
         outbox.handle('relay-receipt', async (sender, receipt: DeliveryReceipt) => {
             await this.remote(sender).receipt(new DeliveryReceipt(receipt.payloadId, receipt.recipient, new Date(receipt.deliveredAt), receipt.via));
         });
+        outbox.recover(session => this.undelivered(session));
     }
 
     // ---- as the relay, for a verified caller ------------------------------------------------------------------
@@ -51,19 +60,30 @@ export class RelayService {
         return new DeliveryReceipt(payload.id, recipient, new Date, this.host.id);
     }
 
+    /**
+     * Keeps the payload and answers once it is committed together with its delivery entry: what this relay
+     * acknowledges, it pushes when the recipient is online (or hands over in `pull`), even after a crash. A retry
+     * of the same payload (same sender and id) is acknowledged again and stored once.
+     */
     async store(sender: string, recipient: string, payload: RelayPayload, ttlSeconds?: number): Promise<{ payloadId: string, expiresAt: Date }> {
         const key = sender + ':' + payload.id;
-        const existing = await this.database.query(HeldPayload).filter({ key }).findOneOrUndefined();
-        if (existing) return { payloadId: payload.id, expiresAt: existing.expiresAt };
-        const held = await this.database.query(HeldPayload).filter({ originalSender: sender, state: 'held' }).count();
-        if (held >= this.options.quotaPerSender) {
-            throw new QuotaExceeded(`This relay holds ${held} payloads from "${sender}" already (limit ${this.options.quotaPerSender}). Wait for deliveries or use another relay.`, this.options.quotaPerSender);
-        }
         const now = new Date;
         const expiresAt = new Date(now.getTime() + (ttlSeconds ?? this.options.defaultTtlSeconds) * 1000);
-        await this.database.persist(new HeldPayload(key, payload.id, sender, recipient, payload.kind, payload.body, now, expiresAt));
-        // The outbox tries at once and again whenever presence reports the recipient online.
-        void this.outbox.send(recipient, 'relay-deliver', key, key).catch(() => undefined);
+        try {
+            // The checks run in the transaction too, so concurrent stores cannot pass the quota or store twice.
+            await this.outbox.enqueue({ recipient, kind: 'relay-deliver', payload: key, id: key }, async session => {
+                const existing = await session.query(HeldPayload).filter({ key }).findOneOrUndefined();
+                if (existing) throw new AlreadyStored(existing.expiresAt);
+                const held = await session.query(HeldPayload).filter({ originalSender: sender, state: 'held' }).count();
+                if (held >= this.options.quotaPerSender) {
+                    throw new QuotaExceeded(`This relay holds ${held} payloads from "${sender}" already (limit ${this.options.quotaPerSender}). Wait for deliveries or use another relay.`, this.options.quotaPerSender);
+                }
+                session.add(new HeldPayload(key, payload.id, sender, recipient, payload.kind, payload.body, now, expiresAt));
+            });
+        } catch (error) {
+            if (error instanceof AlreadyStored) return { payloadId: payload.id, expiresAt: error.expiresAt };
+            throw error;
+        }
         return { payloadId: payload.id, expiresAt };
     }
 
@@ -74,8 +94,8 @@ export class RelayService {
         for (const payload of held) {
             await this.outbox.cancel(payload.key, 'relay-deliver', recipient);
             if (await this.expire(payload)) continue;
-            envelopes.push(toEnvelope(payload, this.host.id));
-            await this.delivered(payload);
+            // Pushed meanwhile: the recipient has it already.
+            if (await this.delivered(payload)) envelopes.push(toEnvelope(payload, this.host.id));
         }
         return envelopes;
     }
@@ -86,13 +106,27 @@ export class RelayService {
 
     // ---- as the recipient or the original sender ----------------------------------------------------------------
 
+    /**
+     * A payload handed to us by `via`, the caller the broker verified. The original sender in the envelope is only
+     * a claim: believed when it is the caller itself, or when the caller is a relay we trust (it verified the sender
+     * when it took the payload, so we trust it as far as we trust that relay). Anyone else is refused.
+     */
     async accept(via: string, envelope: RelayEnvelope): Promise<void> {
-        if (envelope.recipient !== this.host.id) throw new AccessDenied(`This payload is for "${envelope.recipient}", not for "${this.host.id}".`, 'wrong-recipient');
+        if (envelope.recipient !== this.host.id) throw denied(`This payload is for "${envelope.recipient}", not for "${this.host.id}".`, 'wrong-recipient');
+        if (envelope.originalSender !== via && !this.trusts(via)) {
+            throw denied(`"${via}" may deliver only its own payloads here: this peer does not use it as a relay, so it cannot vouch for "${envelope.originalSender}". Add it to the recipient's relay.trustedRelays if it should.`, 'untrusted-relay');
+        }
         const key = envelope.originalSender + ':' + envelope.payload.id;
         if (await this.database.query(ReceivedPayload).filter({ key }).has()) return;
         // The carrier is the caller the broker verified, whatever the envelope says.
         const { payload } = envelope;
-        await this.database.persist(new ReceivedPayload(key, payload.id, envelope.originalSender, via, payload.kind, payload.body, envelope.storedAt));
+        try {
+            await this.database.persist(new ReceivedPayload(key, payload.id, envelope.originalSender, via, payload.kind, payload.body, envelope.storedAt));
+        } catch (error) {
+            // The same payload, delivered twice at once (pushed and pulled): the other delivery took it.
+            if (error instanceof UniqueConstraintFailure) return;
+            throw error;
+        }
         this.received$.next(new RelayEnvelope(payload, envelope.originalSender, envelope.recipient, via, envelope.storedAt));
     }
 
@@ -102,8 +136,31 @@ export class RelayService {
         return received.reverse().map(r => new RelayEnvelope(new RelayPayload(r.payloadId, r.kind, r.body), r.originalSender, this.host.id, r.via, r.storedAt));
     }
 
-    acceptReceipt(receipt: DeliveryReceipt): void {
+    /**
+     * A receipt from `caller` (verified by the broker): taken from the recipient itself, or from a relay we use that
+     * names itself as the carrier; from anyone else it would be a forged delivery report. Reported once per
+     * recipient and payload: receipts come from an outbox, at least once.
+     */
+    async acceptReceipt(caller: string, receipt: DeliveryReceipt): Promise<void> {
+        const fromRecipient = caller === receipt.recipient;
+        const fromOurRelay = caller === receipt.via && this.trusts(caller);
+        if (!fromRecipient && !fromOurRelay) {
+            throw denied(`"${caller}" may not report deliveries to "${receipt.recipient}" via "${receipt.via}": only the recipient or a relay this peer uses may.`, 'untrusted-receipt');
+        }
+        const key = receipt.recipient + ':' + receipt.payloadId;
+        if (await this.database.query(ReceiptRecord).filter({ key }).has()) return;
+        try {
+            await this.database.persist(new ReceiptRecord(key));
+        } catch (error) {
+            if (error instanceof UniqueConstraintFailure) return;
+            throw error;
+        }
         this.receipts$.next(receipt);
+    }
+
+    /** Whether `peerId` is one of the relays this peer uses (`trustedRelays`). */
+    trusts(peerId: string): boolean {
+        return this.options.trustedRelays.some(pattern => matchesPeerPattern(pattern, peerId));
     }
 
     // ---- internals ----------------------------------------------------------------------------------------------
@@ -116,13 +173,34 @@ export class RelayService {
         await this.delivered(payload);
     }
 
-    protected async delivered(payload: HeldPayload): Promise<void> {
-        payload.state = 'delivered';
-        payload.deliveredAt = new Date;
-        await this.database.persist(payload);
-        const receipt = new DeliveryReceipt(payload.payloadId, payload.recipient, payload.deliveredAt, this.host.id);
-        // Not awaited: this may run inside the recipient's outbox lane, and the sender's lane must not wait on it.
-        void this.outbox.send(payload.originalSender, 'relay-receipt', receipt, payload.key).catch(() => undefined);
+    /**
+     * Marks the payload delivered and queues the sender's receipt, in one transaction.
+     * @returns false when it was no longer held (pushed and pulled at once: the other one reports it).
+     */
+    protected async delivered(payload: HeldPayload): Promise<boolean> {
+        const deliveredAt = new Date;
+        const receipt = new DeliveryReceipt(payload.payloadId, payload.recipient, deliveredAt, this.host.id);
+        try {
+            // The receipt's delivery is not awaited: this runs inside the recipient's drain, which must not wait for
+            // the sender's.
+            await this.outbox.enqueue({ recipient: payload.originalSender, kind: 'relay-receipt', payload: receipt, id: payload.key }, async session => {
+                const { modified } = await session.query(HeldPayload).filter({ key: payload.key, state: 'held' }).patchOne({ state: 'delivered', deliveredAt });
+                if (!modified) throw new NotHeld();
+            });
+            return true;
+        } catch (error) {
+            if (error instanceof NotHeld) return false;
+            throw error;
+        }
+    }
+
+    /**
+     * Payloads held with no delivery entry: what a crash of an older version left between acknowledging a payload
+     * and writing its entry. The outbox queues them again (it skips those that have an entry).
+     */
+    protected async undelivered(session: DatabaseSession<DatabaseAdapter>): Promise<OutboxItem[]> {
+        const held = await session.query(HeldPayload).filter({ state: 'held' }).orderBy('storedAt').find();
+        return held.map(payload => ({ recipient: payload.recipient, kind: 'relay-deliver', payload: payload.key, id: payload.key }));
     }
 
     /** @returns true when the payload's TTL is over; it is then dropped, not delivered. */
@@ -136,6 +214,23 @@ export class RelayService {
     protected remote(peerId: string) {
         return this.host.to(peerId).controller<RelayApi>(RelayApi);
     }
+}
+
+/** The payload is stored already (a retry): nothing is written again. */
+class AlreadyStored extends Error {
+    constructor(readonly expiresAt: Date) {
+        super('already stored');
+    }
+}
+
+/** Someone else marked the payload delivered first. */
+class NotHeld extends Error {
+}
+
+function denied(message: string, reason: string): AccessDenied {
+    const error = new AccessDenied(message, reason);
+    error.stack = '';
+    return error;
 }
 
 function toEnvelope(payload: HeldPayload, via: string): RelayEnvelope {

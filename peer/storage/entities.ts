@@ -23,10 +23,18 @@ export class KnownPeer {
 
 export type OutboxState = 'queued' | 'delivered' | 'failed';
 
-/** A message waiting for its recipient to come online. Written before the first attempt, so a restart loses nothing. */
-@(entity.name('outbox').collection('outbox'))
+/**
+ * A message waiting for its recipient to come online. Written before the first attempt, in the same transaction as
+ * the record it delivers (a chat message, a held payload), so neither a crash nor a restart loses it.
+ */
+@(entity.name('outbox').collection('outbox').index(['recipient', 'state', 'sequence']))
 export class OutboxEntry {
     createdAt: Date = new Date;
+    /**
+     * The order of queueing, over all recipients; entries for one recipient go out by it. Not `createdAt`: several
+     * entries are queued within one millisecond.
+     */
+    sequence: number = 0;
     attempts: number = 0;
     state: OutboxState & Index = 'queued';
     lastError?: string;
@@ -109,6 +117,15 @@ export class ReceivedPayload {
         public body: string,
         public storedAt: Date,
     ) {
+    }
+}
+
+/** A delivery receipt this peer took (recipient + payload id), so `relay.receipts$` reports each payload once. */
+@(entity.name('relay_receipt').collection('relay_receipts'))
+export class ReceiptRecord {
+    receivedAt: Date = new Date;
+
+    constructor(public key: string & PrimaryKey) {
     }
 }
 

@@ -1,21 +1,25 @@
 import { ClassType } from '@deepkit/core';
 import { Database, DatabaseAdapter, DatabaseSession, Query } from '@deepkit/orm';
-import { SQLiteDatabaseAdapter } from '@deepkit/sqlite';
 import { mkdirSync } from 'fs';
 import { dirname } from 'path';
+import { SerialSQLiteAdapter } from './serial-sqlite-adapter';
 import { listensForChanges } from './web-storage-adapter';
-import { ChatGroupRecord, ChatRecord, CollabDocRecord, CollabUpdate, DownloadRecord, HeldPayload, KnownPeer, OutboxEntry, PeerSetting, ReceivedPayload, SharedFile } from './entities';
+import { ChatGroupRecord, ChatRecord, CollabDocRecord, CollabUpdate, DownloadRecord, HeldPayload, KnownPeer, OutboxEntry, PeerSetting, ReceiptRecord, ReceivedPayload, SharedFile } from './entities';
 
-const coreEntities: ClassType[] = [PeerSetting, KnownPeer, OutboxEntry, ChatRecord, ChatGroupRecord, HeldPayload, ReceivedPayload, SharedFile, DownloadRecord, CollabUpdate, CollabDocRecord];
+const coreEntities: ClassType[] = [PeerSetting, KnownPeer, OutboxEntry, ChatRecord, ChatGroupRecord, HeldPayload, ReceivedPayload, ReceiptRecord, SharedFile, DownloadRecord, CollabUpdate, CollabDocRecord];
 
 /**
  * A peer's own storage: settings, outbox, caches, and what the built-in controllers keep. A SQLite file (or
  * `:memory:`) in Node; any Deepkit ORM adapter elsewhere (a browser peer uses WebStorageAdapter).
  */
 export class PeerDatabase extends Database {
+    /** The last write started with `write()`: the next one waits for it. */
+    protected lastWrite: Promise<unknown> = Promise.resolve();
+
     constructor(storage: string | DatabaseAdapter, entities: ClassType[] = []) {
         if (typeof storage === 'string' && storage !== ':memory:') mkdirSync(dirname(storage), { recursive: true });
-        super(typeof storage === 'string' ? new SQLiteDatabaseAdapter(storage) : storage, [...coreEntities, ...entities]);
+        // One connection taken in turn: transactions on a file must never wait for a lock (see SerialSQLiteAdapter).
+        super(typeof storage === 'string' ? new SerialSQLiteAdapter(storage) : storage, [...coreEntities, ...entities]);
         this.name = 'peer';
         const adapter = this.adapter;
         if (listensForChanges(adapter)) {
@@ -23,6 +27,18 @@ export class PeerDatabase extends Database {
                 this.listen(written, () => adapter.changed());
             }
         }
+    }
+
+    /**
+     * Runs `work` in one transaction, after every transaction started before it with `write()`. Everything `work`
+     * adds to the session is committed together or not at all, and transactions commit in the order they were
+     * started (the outbox relies on it: entries commit in the order of their sequence). Inside `work`, read through
+     * the session: with one connection, a query outside it waits for the transaction, which waits for `work`.
+     */
+    write<T>(work: (session: DatabaseSession<DatabaseAdapter>) => Promise<T>): Promise<T> {
+        const run = this.lastWrite.then(() => this.transaction(work));
+        this.lastWrite = run.catch(() => undefined);
+        return run;
     }
 
     async getSetting(key: string): Promise<string | undefined> {

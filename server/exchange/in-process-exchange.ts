@@ -16,6 +16,7 @@ export class InProcessPeerExchange implements PeerExchange {
     protected locations = new Map<string, PeerLocation>();
     /** connectionId → the peer ID it holds, so detach can release it without a scan. */
     protected peerOfConnection = new Map<string, string>();
+    /** Of online IDs only: the registry keeps the last-known capabilities of offline peers. */
     protected capabilities = new Map<string, string[]>();
     protected stopped = false;
 
@@ -78,6 +79,8 @@ export class InProcessPeerExchange implements PeerExchange {
     }
 
     announce(peerId: string, capabilities: string[]): void {
+        // An ID that is not online (it went offline while its announcement was on the way) keeps nothing here.
+        if (!this.locations.has(peerId)) return;
         this.capabilities.set(peerId, capabilities);
         this.emit('capabilities', peerId);
     }
@@ -88,6 +91,7 @@ export class InProcessPeerExchange implements PeerExchange {
         this.locations.delete(peerId);
         this.peerOfConnection.delete(connectionId);
         this.emit('offline', peerId);
+        this.capabilities.delete(peerId);
     }
 
     protected emit(kind: ExchangePresence['kind'], peerId: string): void {

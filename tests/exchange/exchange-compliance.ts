@@ -151,6 +151,21 @@ export function describeExchangeCompliance(name: string, harness: ExchangeHarnes
             ]);
         });
 
+        it('forgets the capabilities of an ID that went offline; it comes back with none until it announces', async () => {
+            const events: ExchangePresence[] = [];
+            subscription = exchange.presence.pipe(filter(e => e.peerId === 'bob')).subscribe(event => events.push(event));
+            exchange.attach(new RecordingEndpoint('c-1'));
+            await exchange.register('bob', 'c-1');
+            exchange.announce('bob', ['chat']);
+            exchange.detach('c-1');
+            exchange.announce('bob', ['late']);
+            exchange.attach(new RecordingEndpoint('c-2'));
+            await exchange.register('bob', 'c-2');
+            expect(events.map(e => [e.kind, e.capabilities])).toEqual([
+                ['online', []], ['capabilities', ['chat']], ['offline', ['chat']], ['online', []],
+            ]);
+        });
+
         it('emits no presence after stop', async () => {
             const seen: ExchangePresence[] = [];
             subscription = exchange.presence.subscribe(event => seen.push(event));

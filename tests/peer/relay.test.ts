@@ -4,25 +4,28 @@ import { QuotaExceeded, RelayEnvelope, RelayPayload } from '../../shared';
 import { startSwitchboard } from '../../peer/testing';
 import { collect, eventually, wentOffline } from '../helpers';
 
+/** A peer that uses "relay": only a relay it trusts may vouch for original senders and report deliveries. */
+const usingRelay = (id: string) => ({ id, relay: { trustedRelays: ['relay'] } });
+
 
 describe('relay and store-and-forward', () => {
     it('forward: the recipient sees the verified original sender and the relay that carried it', async () => {
-        await using kit = await startSwitchboard({ peers: ['alice', 'relay', 'bob'] });
+        await using kit = await startSwitchboard({ peers: ['alice', 'relay', usingRelay('bob')] });
         const received = firstValueFrom(kit.peer('bob').relay.received$);
         const receipt = await kit.peer('alice').to('relay').relay.forward('bob', new RelayPayload('p-1', 'note', 'hello via relay'));
         expect(receipt).toMatchObject({ payloadId: 'p-1', recipient: 'bob', via: 'relay' });
         expect(await received).toMatchObject({ originalSender: 'alice', via: 'relay', recipient: 'bob', payload: { id: 'p-1', body: 'hello via relay' } });
     });
 
-    it('a relay cannot claim to be the original sender’s carrier for someone else: the carrier is the verified caller', async () => {
+    it('a direct delivery cannot name another carrier: the carrier is the verified caller', async () => {
         await using kit = await startSwitchboard({ peers: ['mallory', 'bob'] });
         const received = firstValueFrom(kit.peer('bob').relay.received$);
-        await kit.peer('mallory').to('bob').relay.deliver(new RelayEnvelope(new RelayPayload('p-2', 'note', 'trust me'), 'alice', 'bob', 'some-relay'));
-        expect(await received).toMatchObject({ via: 'mallory' });
+        await kit.peer('mallory').to('bob').relay.deliver(new RelayEnvelope(new RelayPayload('p-2', 'note', 'trust me'), 'mallory', 'bob', 'some-relay'));
+        expect(await received).toMatchObject({ originalSender: 'mallory', via: 'mallory' });
     });
 
     it('store-and-forward while the original sender is gone; the receipt reaches the sender when it is back', async () => {
-        await using kit = await startSwitchboard({ peers: ['relay', 'alice', 'bob'] });
+        await using kit = await startSwitchboard({ peers: ['relay', usingRelay('alice'), usingRelay('bob')] });
         const relay = kit.peer('relay');
         const bobGone = wentOffline(relay, 'bob');
         await kit.peer('bob').close();
@@ -35,7 +38,7 @@ describe('relay and store-and-forward', () => {
         await aliceGone;
         expect(await relay.relay.heldFor('bob')).toBe(1);
 
-        const bob = await kit.addPeer('bob');
+        const bob = await kit.addPeer(usingRelay('bob'));
         // It may arrive while bob is still connecting: the inbox keeps it for the app either way.
         await eventually(async () => (await bob.relay.inbox()).length === 1);
         expect((await bob.relay.inbox())[0]).toMatchObject({ originalSender: 'alice', via: 'relay', payload: { body: 'kept for you' } });
@@ -43,18 +46,18 @@ describe('relay and store-and-forward', () => {
         // The receipt waits at the relay until alice is back.
         await eventually(async () => (await relay.outbox.pending('alice')).length === 1);
         let receipt!: Promise<unknown>;
-        await kit.addPeer('alice', peer => receipt = firstValueFrom(peer.relay.receipts$));
+        await kit.addPeer(usingRelay('alice'), peer => receipt = firstValueFrom(peer.relay.receipts$));
         expect(await receipt).toMatchObject({ payloadId: 'p-3', recipient: 'bob', via: 'relay' });
     });
 
     it('pull: the recipient takes what is held for it, exactly once however it arrives', async () => {
-        await using kit = await startSwitchboard({ peers: ['relay', 'alice', 'bob'] });
+        await using kit = await startSwitchboard({ peers: ['relay', 'alice', usingRelay('bob')] });
         const bobGone = wentOffline(kit.peer('relay'), 'bob');
         await kit.peer('bob').close();
         await bobGone;
         for (const id of ['a', 'b']) await kit.peer('alice').to('relay').relay.store('bob', new RelayPayload(id, 'note', `payload ${id}`));
 
-        const bob = await kit.addPeer('bob');
+        const bob = await kit.addPeer(usingRelay('bob'));
         const pushed: RelayEnvelope[] = [];
         bob.relay.received$.subscribe(envelope => pushed.push(envelope));
         const pulled = await bob.to('relay').relay.pull();
@@ -84,7 +87,7 @@ describe('relay and store-and-forward', () => {
     });
 
     it('the recipient takes a payload delivered twice only once', async () => {
-        await using kit = await startSwitchboard({ peers: ['relay', 'bob'] });
+        await using kit = await startSwitchboard({ peers: ['relay', usingRelay('bob')] });
         const envelope = new RelayEnvelope(new RelayPayload('dup', 'note', 'once'), 'alice', 'bob', 'relay');
         const seen = firstValueFrom(kit.peer('bob').relay.received$.pipe(take(1), toArray()));
         await kit.peer('relay').to('bob').relay.deliver(envelope);

@@ -1,0 +1,64 @@
+import { SQLiteConnection, SQLiteConnectionPool, SQLiteDatabaseAdapter, SQLiteDatabaseTransaction } from '@deepkit/sqlite';
+
+/**
+ * One SQLite connection, handed to one user at a time, strictly in turn; a transaction keeps it until it ends.
+ *
+ * Why not Deepkit's pool: with several connections to a file, a write on one while a transaction is open on another
+ * meets SQLITE_BUSY, and better-sqlite3 waits for the lock synchronously — the event loop stops, so the transaction
+ * holding the lock can never finish. With one connection (as Deepkit does for `:memory:`), its pool marks the
+ * connection free before the queued caller takes it, so a third caller can slip in and share it; inside an open
+ * transaction that caller's release is ignored and the pool counts a connection that is never returned.
+ *
+ * The one place this project reaches into Deepkit's SQL pool (protected `activeConnections`, `createConnection`, and
+ * the transaction protocol of `getConnection`); tests/peer/storage-transactions.test.ts fails when that changes.
+ */
+export class SerialConnectionPool extends SQLiteConnectionPool {
+    protected connection?: SQLiteConnection;
+    protected held = false;
+    protected turns: ((connection: SQLiteConnection) => void)[] = [];
+
+    override async getConnection(transaction?: SQLiteDatabaseTransaction): Promise<SQLiteConnection> {
+        if (transaction?.connection) return transaction.connection;
+        let connection: SQLiteConnection;
+        if (this.held) {
+            connection = await new Promise<SQLiteConnection>(resolve => this.turns.push(resolve));
+        } else {
+            this.held = true;
+            connection = this.connection ??= this.createConnection();
+        }
+        connection.released = false;
+        this.activeConnections = 1;
+        connection.transaction = transaction;
+        if (transaction) {
+            transaction.connection = connection;
+            try {
+                await transaction.begin();
+            } catch (error) {
+                transaction.ended = true;
+                this.release(connection);
+                throw new Error('Could not start transaction: ' + error);
+            }
+        }
+        return connection;
+    }
+
+    override release(connection: SQLiteConnection): void {
+        // A transaction's connection is released by its commit or rollback, not by the queries inside it.
+        if (connection.transaction && !connection.transaction.ended) return;
+        const next = this.turns.shift();
+        if (next) return next(connection);
+        this.held = false;
+        connection.released = true;
+        this.activeConnections = 0;
+    }
+
+    override close(): void {
+        this.connection?.db.close();
+        this.connection = undefined;
+    }
+}
+
+/** Deepkit's SQLite adapter on a `SerialConnectionPool`. */
+export class SerialSQLiteAdapter extends SQLiteDatabaseAdapter {
+    override readonly connectionPool: SerialConnectionPool = new SerialConnectionPool(this.sqlitePath, this.logger);
+}

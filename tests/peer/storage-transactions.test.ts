@@ -1,0 +1,40 @@
+import { mkdtempSync, rmSync } from 'fs';
+import { tmpdir } from 'os';
+import { join } from 'path';
+import { PeerDatabase } from '../../peer/storage/peer-database';
+import { KnownPeer, PeerSetting } from '../../peer/storage/entities';
+
+/**
+ * The peer's storage runs transactions next to ordinary queries on one SQLite connection taken in turn
+ * (SerialSQLiteAdapter, our one reach into Deepkit's SQL pool). If Deepkit changes underneath it, this fails.
+ */
+describe('peer storage: transactions among concurrent queries', () => {
+    let directory: string;
+    beforeEach(() => directory = mkdtempSync(join(tmpdir(), 'switchboard-storage-')));
+    afterEach(() => rmSync(directory, { recursive: true, force: true }));
+
+    for (const storage of ['file', ':memory:']) {
+        it(`on ${storage}: every transaction commits whole or not at all, and every connection is given back`, async () => {
+            const database = new PeerDatabase(storage === 'file' ? join(directory, 'peer.sqlite') : storage);
+            await database.migrate();
+            const work: Promise<unknown>[] = [];
+            for (let i = 0; i < 50; i++) {
+                work.push(database.write(async session => {
+                    await session.query(PeerSetting).filter({ key: `t${i}` }).has();
+                    session.add(new PeerSetting(`t${i}`, 'a'), new KnownPeer(`t${i}`));
+                }));
+                work.push(database.persist(new PeerSetting(`p${i}`, 'b')));
+                work.push(database.query(PeerSetting).find());
+                // Fails on its second insert (the key exists): its first insert must not stay.
+                if (i % 10 === 0) work.push(database.write(async session => {
+                    session.add(new KnownPeer(`orphan${i}`), new PeerSetting(`t${i}`, 'again'));
+                }).catch(() => 'rolled back'));
+            }
+            await Promise.all(work);
+
+            expect(await database.query(PeerSetting).count()).toBe(100);
+            expect(await database.query(KnownPeer).count()).toBe(50);
+            expect(() => database.disconnect()).not.toThrow();
+        });
+    }
+});
