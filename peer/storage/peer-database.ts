@@ -2,7 +2,7 @@ import { ClassType } from '@deepkit/core';
 import { Database, DatabaseAdapter, DatabaseSession, Query } from '@deepkit/orm';
 import { mkdirSync } from 'fs';
 import { dirname } from 'path';
-import { SerialSQLiteAdapter } from './serial-sqlite-adapter';
+import type { SerialSQLiteAdapter } from './serial-sqlite-adapter';
 import { listensForChanges } from './web-storage-adapter';
 import { ChatGroupRecord, ChatRecord, CollabDocRecord, CollabUpdate, DownloadRecord, HeldPayload, KnownPeer, OutboxEntry, PeerSetting, ReceiptRecord, ReceivedPayload, SharedFile } from './entities';
 
@@ -19,7 +19,7 @@ export class PeerDatabase extends Database {
     constructor(storage: string | DatabaseAdapter, entities: ClassType[] = []) {
         if (typeof storage === 'string' && storage !== ':memory:') mkdirSync(dirname(storage), { recursive: true });
         // One connection taken in turn: transactions on a file must never wait for a lock (see SerialSQLiteAdapter).
-        super(typeof storage === 'string' ? new SerialSQLiteAdapter(storage) : storage, [...coreEntities, ...entities]);
+        super(typeof storage === 'string' ? sqliteAdapter(storage) : storage, [...coreEntities, ...entities]);
         this.name = 'peer';
         const adapter = this.adapter;
         if (listensForChanges(adapter)) {
@@ -54,4 +54,14 @@ export class PeerDatabase extends Database {
             await this.persist(new PeerSetting(key, value));
         }
     }
+}
+
+/**
+ * Loaded only when a peer stores in SQLite: the adapter's classes extend @deepkit/sqlite's at module load, and a
+ * browser bundle has only a stub of that package (a browser peer passes a Web Storage adapter instead).
+ */
+function sqliteAdapter(path: string): SerialSQLiteAdapter {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { SerialSQLiteAdapter } = require('./serial-sqlite-adapter') as typeof import('./serial-sqlite-adapter');
+    return new SerialSQLiteAdapter(path);
 }
