@@ -17,6 +17,8 @@ export class Resources {
     }
 
     async closeAll(): Promise<void> {
+        // Calls parked by EchoController.hold would keep their callers waiting.
+        for (const release of EchoController.held.splice(0)) release();
         for (const close of this.closers.reverse()) await close();
         this.closers = [];
     }
@@ -74,6 +76,11 @@ export async function eventually(condition: () => boolean | Promise<boolean>, ti
         if (Date.now() > deadline) throw new Error('condition not met in time');
         await new Promise(resolve => setImmediate(resolve));
     }
+}
+
+/** Resolves once `count` calls of EchoController.hold are parked on the serving side. */
+export function heldCalls(count: number): Promise<void> {
+    return eventually(() => EchoController.held.length >= count);
 }
 
 /** The controller every test peer serves. */

@@ -1,11 +1,6 @@
 import { Timeout } from '../../shared';
 import { startSwitchboard } from '../../peer/testing';
-import { EchoController } from '../helpers';
-
-interface EchoApi {
-    echo(text: string): string;
-    hold(): Promise<string>;
-}
+import { EchoController, heldCalls } from '../helpers';
 
 /**
  * One deadline per call. No clock is read here: a witness timer of the same length is started right after the call,
@@ -32,7 +27,7 @@ describe('Peer: a call timeout is a deadline', () => {
 
         // Long enough for alice to register again and load the types: the deadline must pass in the action stage.
         const timeoutMs = 3000;
-        const call = alice.to('bob').controller<EchoApi>(EchoController.path, { timeout: timeoutMs }).hold();
+        const call = alice.to('bob').controller<EchoController>(EchoController.path, { timeout: timeoutMs }).hold();
         const outcome = settledBeforeWitness(call, timeoutMs);
         await alice.resume();
 
@@ -46,7 +41,7 @@ describe('Peer: a call timeout is a deadline', () => {
         await using kit = await startSwitchboard({ peers: ['alice', 'bob'] });
         kit.peer('bob').expose(EchoController, EchoController.path);
         const timeoutMs = 500;
-        const error = await settledBeforeWitness(kit.peer('alice').to('bob').controller<EchoApi>(EchoController.path, { timeout: timeoutMs }).hold(), timeoutMs);
+        const error = await settledBeforeWitness(kit.peer('alice').to('bob').controller<EchoController>(EchoController.path, { timeout: timeoutMs }).hold(), timeoutMs);
         expect(error).toBeInstanceOf(Timeout);
         expect((error as Timeout).stage).toBe('action');
     });
@@ -55,13 +50,10 @@ describe('Peer: a call timeout is a deadline', () => {
         await using kit = await startSwitchboard({ peers: [{ id: 'alice', retry: { attempts: 5, initialDelayMs: 1, maxDelayMs: 1 } }, 'bob'] });
         kit.peer('bob').expose(EchoController, EchoController.path);
         const timeoutMs = 500;
-        const retried = kit.peer('alice').to('bob').controller<EchoApi>(EchoController.path, { timeout: timeoutMs, idempotent: ['hold'] });
+        const retried = kit.peer('alice').to('bob').controller<EchoController>(EchoController.path, { timeout: timeoutMs, idempotent: ['hold'] });
         // Types loaded beforehand: the only stage left is the action and its retries.
         const first = retried.hold();
-        await new Promise<void>(resolve => {
-            const check = () => EchoController.held.length ? resolve() : setImmediate(check);
-            check();
-        });
+        await heldCalls(1);
         EchoController.held.shift()!();
         expect(await first).toBe('released');
 

@@ -1,18 +1,10 @@
 import { Disconnected } from '../../shared';
 import { Peer } from '../../peer';
-import { collect, EchoController, eventually, Resources } from '../helpers';
+import { collect, EchoController, eventually, heldCalls, Resources } from '../helpers';
 import { TcpProxy } from './tcp-proxy';
 
-interface EchoApi {
-    echo(text: string): string;
-    hold(): Promise<string>;
-}
-
 const resources = new Resources();
-afterEach(async () => {
-    for (const release of EchoController.held.splice(0)) release();
-    await resources.closeAll();
-});
+afterEach(() => resources.closeAll());
 
 describe('Peer: a dead broker connection is noticed', () => {
     it('a half-open connection: pending calls fail with Disconnected, the peer reconnects once the network is back', async () => {
@@ -24,11 +16,8 @@ describe('Peer: a dead broker connection is noticed', () => {
         const alice = resources.add(await Peer.connect({ url: proxy.url, id: 'alice', pingIntervalMs: 100, reconnect: { initialDelayMs: 10, maxDelayMs: 50 } }), p => p.close());
         const errors: Error[] = [];
         alice.errors$.subscribe(error => errors.push(error));
-        const pending = alice.to('bob').controller<EchoApi>(EchoController.path, { timeout: 600_000 }).hold().catch(error => error);
-        await new Promise<void>(resolve => {
-            const check = () => EchoController.held.length ? resolve() : setImmediate(check);
-            check();
-        });
+        const pending = alice.to('bob').controller<EchoController>(EchoController.path, { timeout: 600_000 }).hold().catch(error => error);
+        await heldCalls(1);
 
         const left = collect(alice.state$, 1, state => state !== 'registered');
         proxy.freeze();
@@ -40,7 +29,7 @@ describe('Peer: a dead broker connection is noticed', () => {
         const back = collect(alice.state$, 1, state => state === 'registered');
         proxy.thaw();
         await back;
-        expect(await alice.to('bob').controller<EchoApi>(EchoController.path).echo('back')).toBe('back');
+        expect(await alice.to('bob').controller<EchoController>(EchoController.path).echo('back')).toBe('back');
         // A late close of the dead socket (or the broker replacing it) must not tear down the new connection.
         expect(alice.state).toBe('registered');
     });
