@@ -512,7 +512,7 @@ export class Peer implements CallInvoker {
         await Promise.allSettled([...this.background, this.discovery.idle(), this.outbox.idle()]);
         await this.collab.idle();
         this.errors$.complete();
-        this.database.disconnect();
+        await this.database.close();
     }
 
     async [Symbol.asyncDispose](): Promise<void> {

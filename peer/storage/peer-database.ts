@@ -41,6 +41,17 @@ export class PeerDatabase extends Database {
         return run;
     }
 
+    /**
+     * Closes the database once the writes started before and any query in progress are done: a peer closing while
+     * a chat send or a delivery still runs must not fail with Deepkit's "still active connections".
+     */
+    async close(): Promise<void> {
+        await this.lastWrite;
+        const pool = (this.adapter as Partial<SerialSQLiteAdapter>).connectionPool;
+        if (pool && typeof pool.idle === 'function') await pool.idle();
+        this.disconnect();
+    }
+
     async getSetting(key: string): Promise<string | undefined> {
         return (await this.query(PeerSetting).filter({ key }).findOneOrUndefined())?.value;
     }

@@ -16,6 +16,13 @@ export class SerialConnectionPool extends SQLiteConnectionPool {
     protected connection?: SQLiteConnection;
     protected held = false;
     protected turns: ((connection: SQLiteConnection) => void)[] = [];
+    protected idleWaiters: (() => void)[] = [];
+
+    /** Resolves once nobody holds or waits for the connection (Deepkit's disconnect throws while one is held). */
+    idle(): Promise<void> {
+        if (!this.held) return Promise.resolve();
+        return new Promise(resolve => this.idleWaiters.push(resolve));
+    }
 
     override async getConnection(transaction?: SQLiteDatabaseTransaction): Promise<SQLiteConnection> {
         if (transaction?.connection) return transaction.connection;
@@ -50,6 +57,7 @@ export class SerialConnectionPool extends SQLiteConnectionPool {
         this.held = false;
         connection.released = true;
         this.activeConnections = 0;
+        for (const resolve of this.idleWaiters.splice(0)) resolve();
     }
 
     override close(): void {

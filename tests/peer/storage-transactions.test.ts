@@ -3,6 +3,7 @@ import { tmpdir } from 'os';
 import { join } from 'path';
 import { PeerDatabase } from '../../peer/storage/peer-database';
 import { KnownPeer, PeerSetting } from '../../peer/storage/entities';
+import { startSwitchboard } from '../../peer/testing';
 
 /**
  * The peer's storage runs transactions next to ordinary queries on one SQLite connection taken in turn
@@ -37,4 +38,16 @@ describe('peer storage: transactions among concurrent queries', () => {
             expect(() => database.disconnect()).not.toThrow();
         });
     }
+});
+
+describe('closing a peer while its storage is busy', () => {
+    it('waits for the writes and queries in progress instead of failing with "still active connections"', async () => {
+        await using kit = await startSwitchboard({ peers: ['alice', 'bob'] });
+        const bob = kit.peer('bob');
+        // The app sends while bob is closing (as a chat loop does when its user quits): the writes are in progress.
+        const closing = bob.close();
+        const sends = Array.from({ length: 50 }, (_, i) => bob.chat.send('alice', `m${i}`).catch(error => error));
+        await expect(closing).resolves.toBeUndefined();
+        await Promise.all(sends);
+    });
 });
