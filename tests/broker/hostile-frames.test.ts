@@ -92,6 +92,27 @@ describe('hostile frames reach no Deepkit reader unchecked', () => {
         expect(codes).toContain('RATE_LIMITED');
     });
 
+    it('a flood of refused frames becomes a few audit rows, not one per frame', async () => {
+        const broker = await resources.broker({ messagesPerSecond: 5 });
+        const mallory = resources.add(await rawClient(broker.url), c => c.terminate());
+        const refused = new Promise<void>(resolve => {
+            let count = 0;
+            mallory.onFrame(frame => {
+                if (codeOf(frame) === 'RATE_LIMITED' && ++count === 200) resolve();
+            });
+        });
+        for (let i = 0; i < 300; i++) mallory.send(clientFrame(mallory.takeId(), Types.Ping));
+        await refused;
+        mallory.terminate();
+        await mallory.closed;
+        // The connection's last window is written when it closes.
+        await eventually(async () => (await broker.app.get(AuditLog).query({ kind: 'denied' })).some(row => /more in/.test(row.reason ?? '')));
+        const rows = (await broker.app.get(AuditLog).query({ kind: 'denied' })).filter(row => row.reason?.startsWith('RATE_LIMITED'));
+        expect(rows.length).toBeLessThan(10);
+        const counted = rows.reduce((sum, row) => sum + 1 + Number(/\+(\d+) more/.exec(row.reason ?? '')?.[1] ?? 0), 0);
+        expect(counted).toBeGreaterThanOrEqual(200);
+    });
+
     it('a client may not write the broker’s own frame types: a forged CallerIdentity is refused, audited, and fools nobody', async () => {
         const broker = await resources.broker();
         await resources.servingPeer(broker.url, 'bob');
