@@ -126,6 +126,15 @@ export class Outbox {
         await Promise.allSettled(recipients.map(each => this.lanes.get(each)?.done));
     }
 
+    /**
+     * Those of `recipients` that have entries queued or a drain running: whatever is sent to them now must go through
+     * the outbox, behind those entries. Complete from the first write of this process on (it runs the recovery here).
+     */
+    async queuedAmong(recipients: readonly string[]): Promise<string[]> {
+        if (this.nextSequence === undefined) await this.write(async () => undefined);
+        return recipients.filter(recipient => this.queuedFor.has(recipient));
+    }
+
     /** Drops a queued entry (e.g. the recipient pulled the payload itself). */
     async cancel(id: string, kind: string, recipient: string): Promise<void> {
         await this.database.query(OutboxEntry).filter({ id: entryId(id, kind, recipient) }).deleteMany();

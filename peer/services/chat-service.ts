@@ -1,8 +1,10 @@
 import { DatabaseAdapter, DatabaseSession, UniqueConstraintFailure } from '@deepkit/orm';
+import { ControllerDefinition } from '@deepkit/rpc';
 import { Subject } from 'rxjs';
 import { ChatApi, ChatEntry, ChatGroupInfo, ChatMessage, DeliveryStatus, FanOutResult } from '../../shared/chat-api';
 import { AccessDenied, NotFound } from '../../shared/errors';
-import { Outbox, OutboxItem } from '../outbox';
+import { BroadcastOptions, BroadcastResult } from '../broadcast';
+import { Outbox, OutboxItem, Queued } from '../outbox';
 import { RemotePeer } from '../remote-peer';
 import { ChatGroupRecord, ChatRecord } from '../storage/entities';
 import { PeerDatabase } from '../storage/peer-database';
@@ -11,7 +13,12 @@ import { PeerDatabase } from '../storage/peer-database';
 export interface ChatTransport {
     readonly id: string;
     to(peerId: string): RemotePeer;
+    /** One call to many peers in one frame, copied to each by the broker (see Peer.broadcast). */
+    broadcast<R>(targets: readonly string[], controller: ControllerDefinition<any>, action: string, args: unknown[], options: BroadcastOptions): Promise<BroadcastResult<R>>;
 }
+
+/** What became of one member's copy of a group message sent by multicast. */
+type CopyFate = 'delivered' | 'retry' | { refused: string };
 
 /**
  * This peer's chat: direct messages with delivery status and read receipts, groups, history. Messages to offline
@@ -22,6 +29,11 @@ export class ChatService {
     readonly updates$ = new Subject<ChatEntry>();
     /** Groups we were added to, and groups we created. */
     readonly groups$ = new Subject<ChatGroupInfo>();
+    /**
+     * Members a group message is on its way to by multicast, outside the outbox: what is queued for them meanwhile
+     * waits here until the copy's fate is known (and, if it missed, its outbox entry is queued), so it arrives after.
+     */
+    protected inFlight = new Map<string, Promise<unknown>>();
 
     constructor(protected database: PeerDatabase, protected outbox: Outbox, protected transport: ChatTransport) {
         outbox.handle('chat', async (recipient, message: ChatMessage) => {
@@ -46,7 +58,7 @@ export class ChatService {
         const record = new ChatRecord(key('out', to, message.id), message.id, to, 'out', text, message.sentAt);
         record.groupId = groupId;
         // The record and its outbox entry commit together: a crash cannot leave a message that never goes out.
-        const queued = await this.outbox.enqueue({ recipient: to, kind: 'chat', payload: message, id: message.id }, session => session.add(record));
+        const queued = await this.enqueue({ recipient: to, kind: 'chat', payload: message, id: message.id }, session => session.add(record));
         this.updates$.next(toEntry(record));
         try {
             const result = await queued.outcome;
@@ -95,20 +107,62 @@ export class ChatService {
         return (await this.database.query(ChatGroupRecord).find()).map(g => new ChatGroupInfo(g.id, g.name, g.members, g.owner));
     }
 
-    /** Sends to every other member; the result counts who has it, who will get it later, and who cannot. */
+    /**
+     * Sends to every other member; the result counts who has it, who will get it later, and who cannot. The members
+     * the broker can reach now get it from one frame (the broker copies it to each); a member with messages still
+     * queued gets it through the outbox, behind them, and so does one the copy did not reach.
+     */
     async sendToGroup(groupId: string, text: string): Promise<FanOutResult> {
         const group = await this.database.query(ChatGroupRecord).filter({ id: groupId }).findOneOrUndefined();
         if (!group) throw new NotFound(`No group ${groupId} on this peer.`, 'group');
         const recipients = group.members.filter(member => member !== this.transport.id);
-        const settled = await Promise.allSettled(recipients.map(member => this.send(member, text, groupId)));
+        // One id for every copy: a receiver keys what it stores by sender and id.
+        const message = new ChatMessage(crypto.randomUUID(), text, new Date, groupId);
+        const behindQueue = new Set(await this.outbox.queuedAmong(recipients));
+        const direct = recipients.filter(member => !behindQueue.has(member) && !this.inFlight.has(member));
+        const directSet = new Set(direct);
+        let release!: () => void;
+        const copiesSettled = new Promise<void>(resolve => release = resolve);
+        for (const member of direct) this.hold(member, copiesSettled);
+
+        const statuses = new Map<string, Promise<{ status: DeliveryStatus, error?: string }>>();
+        try {
+            const records = recipients.map(member => {
+                const record = new ChatRecord(key('out', member, message.id), message.id, member, 'out', text, message.sentAt);
+                record.groupId = groupId;
+                return record;
+            });
+            // Every record commits before anything goes out: after a crash, the recovery queues those still `sending`.
+            await this.database.write(async session => session.add(...records));
+            for (const record of records) this.updates$.next(toEntry(record));
+            const item = (recipient: string): OutboxItem => ({ recipient, kind: 'chat', payload: message, id: message.id });
+            for (const member of recipients) {
+                if (!directSet.has(member)) statuses.set(member, this.afterFirstAttempt(member, message.id, this.enqueue(item(member))));
+            }
+            const fates = await this.multicast(direct, message);
+            for (const member of direct) {
+                const fate = fates.get(member) ?? 'retry';
+                if (fate === 'delivered') {
+                    statuses.set(member, this.setStatus('out', member, [message.id], 'delivered').then(() => ({ status: 'delivered' as const })));
+                } else if (fate === 'retry') {
+                    // This member's own hold is still on: straight into the outbox, ahead of what waits for the hold.
+                    statuses.set(member, this.afterFirstAttempt(member, message.id, this.outbox.enqueue(item(member))));
+                } else {
+                    statuses.set(member, this.setStatus('out', member, [message.id], 'failed').then(() => ({ status: 'failed' as const, error: fate.refused })));
+                }
+            }
+        } finally {
+            release();
+        }
+
         const result: FanOutResult = { sent: 0, queued: 0, failed: 0, recipients: [] };
-        settled.forEach((outcome, i) => {
-            const status: DeliveryStatus = outcome.status === 'fulfilled' ? outcome.value.status : 'failed';
+        for (const member of recipients) {
+            const { status, error } = await statuses.get(member)!.catch(caught => ({ status: 'failed' as const, error: String(caught?.message ?? caught) }));
             if (status === 'failed') result.failed++;
             else if (status === 'queued') result.queued++;
             else result.sent++;
-            result.recipients.push({ peerId: recipients[i], status, error: outcome.status === 'rejected' ? String(outcome.reason?.message ?? outcome.reason) : undefined });
-        });
+            result.recipients.push({ peerId: member, status, error });
+        }
         return result;
     }
 
@@ -170,6 +224,66 @@ export class ChatService {
         }));
     }
 
+    /**
+     * Queues through the outbox; behind a group message still on its way to the recipient by multicast, if there is
+     * one. Calls for one recipient are queued in the order they were made.
+     */
+    protected async enqueue(item: OutboxItem, alongside?: (session: DatabaseSession<DatabaseAdapter>) => unknown): Promise<Queued> {
+        const hold = this.inFlight.get(item.recipient);
+        if (!hold) return this.outbox.enqueue(item, alongside);
+        const queued = hold.then(() => this.outbox.enqueue(item, alongside));
+        this.hold(item.recipient, queued);
+        return queued;
+    }
+
+    /** Makes what is queued for `recipient` from now on wait for `until`. */
+    protected hold(recipient: string, until: Promise<unknown>): void {
+        const settled = until.then(() => undefined, () => undefined);
+        this.inFlight.set(recipient, settled);
+        void settled.then(() => {  // `settled` never rejects
+            if (this.inFlight.get(recipient) === settled) this.inFlight.delete(recipient);
+        });
+    }
+
+    /** The status of a message whose record exists, once the outbox made its first attempt (see `send`). */
+    protected async afterFirstAttempt(to: string, id: string, queued: Promise<Queued>): Promise<{ status: DeliveryStatus, error?: string }> {
+        try {
+            if (await (await queued).outcome === 'queued') {
+                await this.setStatus('out', to, [id], 'queued');
+                return { status: 'queued' };
+            }
+            return { status: 'delivered' };
+        } catch (error) {
+            await this.setStatus('out', to, [id], 'failed');
+            return { status: 'failed', error: error instanceof Error ? error.message : String(error) };
+        }
+    }
+
+    /**
+     * Hands `message` to `members` in one frame. A member whose chat stored it is `delivered`; one the broker's send
+     * policy refuses is refused for good; any other (offline, unknown, an error, no answer) is for the outbox to retry.
+     */
+    protected async multicast(members: string[], message: ChatMessage): Promise<Map<string, CopyFate>> {
+        const fates = new Map<string, CopyFate>();
+        if (!members.length) return fates;
+        let result: BroadcastResult<{ id: string, status: DeliveryStatus }>;
+        try {
+            result = await this.transport.broadcast(members, ChatApi, 'receive', [message], { collectReplies: true });
+        } catch {
+            // Not sent, or no answer from the broker: each member gets it through the outbox.
+            return fates;
+        }
+        for (const member of members) {
+            const reply = result.replies?.[member];
+            if (result.outcomes[member] === 'denied') {
+                fates.set(member, { refused: `The broker's send policy does not allow messages from this peer to "${member}"; ask its administrator for access.` });
+            } else {
+                fates.set(member, result.outcomes[member] === 'delivered' && reply && 'result' in reply ? 'delivered' : 'retry');
+            }
+        }
+        return fates;
+    }
+
     protected async isMember(groupId: string, peerId: string): Promise<boolean> {
         const group = await this.database.query(ChatGroupRecord).filter({ id: groupId }).findOneOrUndefined();
         return !!group && group.members.includes(peerId);
@@ -184,12 +298,13 @@ export class ChatService {
         return this.database.query(ChatRecord).filter({ key: key(direction, peerId, id) }).findOne();
     }
 
-    /** Moves messages forward only (sending → queued → delivered → read); returns the ids that changed. */
+    /** Moves messages forward only (sending → queued → delivered → read, or to failed); returns the ids that changed. */
     protected async setStatus(direction: 'in' | 'out', peerId: string, ids: string[], status: DeliveryStatus): Promise<string[]> {
         const records = await this.database.query(ChatRecord).filter({ key: { $in: ids.map(id => key(direction, peerId, id)) } }).find();
         const changed: ChatRecord[] = [];
         for (const record of records) {
-            if (rank[status] <= rank[record.status]) continue;
+            // `failed` ends only a message still on its way.
+            if (status === 'failed' ? !['sending', 'queued'].includes(record.status) : rank[status] <= rank[record.status]) continue;
             record.status = status;
             changed.push(record);
         }

@@ -121,9 +121,82 @@ describe('chat', () => {
 
         // carol comes back: first the membership, then the message, in order.
         let arrived!: Promise<unknown>;
-        const carol = await kit.addPeer('carol', peer => arrived = firstValueFrom(peer.chat.updates$.pipe(filter(e => e.text === 'hi team'))));
+        const carol = await kit.addPeer('carol', peer => { arrived = firstValueFrom(peer.chat.updates$.pipe(filter(e => e.text === 'hi team'))); });
         await arrived;
         expect((await carol.chat.groups()).map(g => g.id)).toEqual([group.id]);
+    });
+
+    it('a group send is one multicast frame: online members have it at once, an offline one when back', async () => {
+        const directory = mkdtempSync(join(tmpdir(), 'switchboard-chat-'));
+        // frank keeps what he stored (the group) across his absence.
+        const frankOptions = { id: 'frank', storage: join(directory, 'frank.sqlite') };
+        await using cleanup = { [Symbol.asyncDispose]: async () => rmSync(directory, { recursive: true, force: true }) };
+        await using kit = await startSwitchboard({ peers: ['alice', 'bob', 'carol', 'dave', 'erin', frankOptions] });
+        const alice = kit.peer('alice');
+        const group = await alice.chat.createGroup('team', ['bob', 'carol', 'dave', 'erin', 'frank']);
+        // frank knows the group and has nothing queued at alice: the multicast names him and the broker finds him offline.
+        const gone = wentOffline(alice, 'frank');
+        await kit.peer('frank').close();
+        await gone;
+
+        const multicasts = jest.spyOn(alice.client, 'multicast');
+        const calls = jest.spyOn(alice, 'invoke');
+        const result = await alice.chat.sendToGroup(group.id, 'hi all');
+
+        expect(multicasts).toHaveBeenCalledTimes(1);
+        expect(multicasts.mock.calls[0][0]).toEqual(['bob', 'carol', 'dave', 'erin', 'frank']);
+        // No online member got a call of its own; the outbox tried frank's entry once (he is offline).
+        expect(calls.mock.calls.filter(([, , method]) => method === 'receive').map(([target]) => target)).toEqual(['frank']);
+        expect({ sent: result.sent, queued: result.queued, failed: result.failed }).toEqual({ sent: 4, queued: 1, failed: 0 });
+        expect(result.recipients.map(r => [r.peerId, r.status])).toEqual([['bob', 'delivered'], ['carol', 'delivered'], ['dave', 'delivered'], ['erin', 'delivered'], ['frank', 'queued']]);
+        for (const member of ['bob', 'carol', 'dave', 'erin']) {
+            expect((await kit.peer(member).chat.history('alice')).map(e => [e.peerId, e.text, e.groupId])).toEqual([['alice', 'hi all', group.id]]);
+            expect((await alice.chat.history(member)).map(e => e.status)).toEqual(['delivered']);
+        }
+        expect((await alice.chat.history('frank')).map(e => e.status)).toEqual(['queued']);
+        expect((await alice.outbox.pending('frank')).length).toBe(1);
+
+        const { id } = (await alice.chat.history('frank'))[0];
+        const delivered = statusOf(alice, id, 'delivered');
+        let arrived!: Promise<ChatEntry>;
+        await kit.addPeer(frankOptions, peer => arrived = firstValueFrom(peer.chat.updates$.pipe(filter(e => e.direction === 'in'))));
+        expect(await arrived).toMatchObject({ id, peerId: 'alice', text: 'hi all', groupId: group.id });
+        await delivered;
+        expect(multicasts).toHaveBeenCalledTimes(1);
+    });
+
+    it('a member with an older message still queued gets the group message after it, through the outbox', async () => {
+        await using kit = await startSwitchboard({ peers: ['alice', 'bob', 'carol'] });
+        const alice = kit.peer('alice');
+        const bob = kit.peer('bob');
+        const group = await alice.chat.createGroup('team', ['bob', 'carol']);
+        const arrivals: string[] = [];
+        bob.chat.updates$.pipe(filter(e => e.direction === 'in')).subscribe(e => arrivals.push(e.text));
+
+        // bob takes the older message only when the test says so: until then alice's outbox holds it in bob's queue.
+        const receive = bob.chat.receive.bind(bob.chat);
+        let parked!: () => void;
+        const isParked = new Promise<void>(resolve => parked = resolve);
+        let unpark!: () => void;
+        const unparked = new Promise<void>(resolve => unpark = resolve);
+        jest.spyOn(bob.chat, 'receive').mockImplementationOnce(async (from, message) => {
+            parked();
+            await unparked;
+            return receive(from, message);
+        });
+        const older = alice.chat.send('bob', 'older');
+        await isParked;
+
+        const carolHasIt = firstValueFrom(kit.peer('carol').chat.updates$.pipe(filter(e => e.text === 'to the group')));
+        const fanOut = alice.chat.sendToGroup(group.id, 'to the group');
+        await carolHasIt;
+        expect(arrivals).toEqual([]);
+        unpark();
+
+        expect((await older).status).toBe('delivered');
+        const result = await fanOut;
+        expect(result.recipients.map(r => [r.peerId, r.status])).toEqual([['bob', 'delivered'], ['carol', 'delivered']]);
+        expect(arrivals).toEqual(['older', 'to the group']);
     });
 
     it('a group message from a non-member is refused', async () => {
