@@ -36,7 +36,7 @@ export class PeerSecurity extends RpcKernelSecurity {
 }
 
 export class PeerKernelConnection extends RpcKernelConnection {
-    protected actionHandler = new ValidatingServerAction(this.stats, this.cache, this, this.controllers, this.injector, this.eventDispatcher, this.security, this.sessionState, this.logger);
+    protected override actionHandler = new ValidatingServerAction(this.stats, this.cache, this, this.controllers, this.injector, this.eventDispatcher, this.security, this.sessionState, this.logger);
 }
 
 /**
@@ -44,7 +44,7 @@ export class PeerKernelConnection extends RpcKernelConnection {
  * validation errors, local-only actions refused, and `CallerContext` injectable in controllers.
  */
 export class PeerKernel extends RpcKernel {
-    protected RpcKernelConnection = PeerKernelConnection;
+    protected override RpcKernelConnection = PeerKernelConnection;
 
     constructor(providers: NormalizedProvider[] = []) {
         super([
@@ -59,7 +59,7 @@ export class PeerKernel extends RpcKernel {
      * may expose controllers at any time, so a late one gets a module of its own under the root module, which
      * still sees CallerContext and the peer's services.
      */
-    registerController(controller: ClassType, id?: string | ControllerDefinition<any>, module?: InjectorModule): void {
+    override registerController(controller: ClassType, id?: string | ControllerDefinition<any>, module?: InjectorModule): void {
         if (module || !this.injector.rootModule.injector) return super.registerController(controller, id, module);
         const path = typeof id === 'string' ? id : id?.path ?? rpcClass._fetch(controller)?.getPath();
         if (!path) throw new Error(`Controller ${controller.name} has no @rpc.controller() path and none was given.`);

@@ -91,7 +91,7 @@ export class PeerClient extends RpcClient {
         return new PeerKernel();
     }
 
-    protected onMessage(message: RpcMessage): void {
+    protected override onMessage(message: RpcMessage): void {
         try {
             this.dispatch(message);
         } catch (error) {
@@ -176,7 +176,7 @@ export class PeerClient extends RpcClient {
         caller.connection?.close();
     }
 
-    onClose(): void {
+    override onClose(): void {
         for (const subject of this.replies.values()) subject.disconnect(new Disconnected());
         this.replies.clear();
         for (const source of [...this.callers.keys()]) this.dropCaller(source);
@@ -239,7 +239,7 @@ export class PeerClient extends RpcClient {
         return { answer, cancel: () => done({ error: new Disconnected('The broadcast ended before this target answered.') }) };
     }
 
-    public sendMessage<T>(type: number, body?: T, schema?: ReceiveType<T>, options: SendOptions = {}): RpcMessageSubject {
+    public override sendMessage<T>(type: number, body?: T, schema?: ReceiveType<T>, options: SendOptions = {}): RpcMessageSubject {
         const resolvedSchema = schema ? resolveReceiveType(schema) : undefined;
         if (body && !schema) throw new RpcError('Body given, but not type');
         const id = this.messageId++;

@@ -22,7 +22,7 @@ import { BrokerStats } from './stats';
 import { BrokerWebSocketServer } from './websocket-server';
 import { TokenRevocationWatcher } from './token-revocation-watcher';
 import { BrokerHttpServer, BrokerRuntime, TokenDatabaseHandle } from './runtime';
-import { AuditCommand, PeersCommand, StartCommand, TokenCreateCommand, TokenListCommand, TokenRevokeCommand } from './commands';
+import { brokerCommands } from './commands';
 
 /**
  * The broker as a Deepkit App: DI wiring, the typed config (`SWITCHBOARD_*` environment variables when started
@@ -34,7 +34,7 @@ export function createBrokerApp(config: Partial<BrokerConfig> = {}) {
         config: BrokerConfig,
         controllers: [
             BrokerController, HealthController, DashboardController,
-            StartCommand, PeersCommand, TokenCreateCommand, TokenRevokeCommand, TokenListCommand, AuditCommand,
+            ...brokerCommands,
         ],
         providers: [
             { provide: BrokerHttpServer, useValue: http },

@@ -1,12 +1,15 @@
-import { cli, Flag } from '@deepkit/app';
-import { Logger } from '@deepkit/logger';
+import { App, cli, Flag, parseCliArgs } from '@deepkit/app';
+import { ClassType } from '@deepkit/core';
+import { ConsoleTransport, Logger } from '@deepkit/logger';
+import { ReflectionClass } from '@deepkit/type';
 import { InjectorContext } from '@deepkit/injector';
 import { assertValidConfig, BrokerConfig } from './config';
 import { AuditLog } from './registry/audit-log';
 import { AuditEvent, AuditKind } from './registry/entities';
 import { PeerRegistry } from './registry/peer-registry';
 import { TokenStore } from './registry/token-store';
-import { BrokerRuntime, TokenDatabaseHandle } from './runtime';
+import { DatabaseInUse } from './registry/database-lock';
+import { BrokerRuntime, PortInUse, TokenDatabaseHandle } from './runtime';
 
 @cli.controller('start', { description: 'Start the broker (HTTP + WebSocket RPC on one port). Settings also come from SWITCHBOARD_* variables.' })
 export class StartCommand {
@@ -66,7 +69,16 @@ export class StartCommand {
             return 1;
         }
         const runtime = this.injector.get(BrokerRuntime);
-        await runtime.start();
+        try {
+            await runtime.start();
+        } catch (error) {
+            // Conditions the operator fixes: one line saying how, not a stack.
+            if (error instanceof DatabaseInUse || error instanceof PortInUse) {
+                this.logger.error(error.message);
+                return 1;
+            }
+            throw error;
+        }
         await new Promise<void>(resolve => {
             const stop = (signal: string) => {
                 this.logger.log(`${signal}: stopping, peers are told and pending writes are flushed …`);
@@ -211,4 +223,36 @@ export class AuditCommand {
         }
         return 0;
     }
+}
+
+/** The commands `server/main.ts` offers; its `--help` lists these and no others. */
+export const brokerCommands: ClassType[] = [StartCommand, PeersCommand, TokenCreateCommand, TokenRevokeCommand, TokenListCommand, AuditCommand];
+
+/**
+ * Makes the App's command line ours alone. FrameworkModule brings `server:start` (a server without our start-up
+ * checks), `migration:*` (we migrate on start) and `debug:*`; Deepkit has no option to leave them out, so they are
+ * taken out of its CLI registry once the App is built. Also makes the log plain when stdout is not a terminal
+ * (Deepkit's console transport writes colour codes always). tests/cli.test.ts fails if Deepkit changes this.
+ */
+export function restrictToBrokerCommands(app: App<any>): void {
+    app.serviceContainer.process();  // fills the registry; a no-op when the App is built already
+    const registry = app.serviceContainer.cliControllerRegistry.controllers;
+    const ours = registry.filter(config => config.controller && brokerCommands.includes(config.controller));
+    registry.splice(0, registry.length, ...ours);
+    const colours = process.stdout.isTTY === true && !('NO_COLOR' in process.env);
+    app.get(Logger).setTransport([new ConsoleTransport(colours)]);
+}
+
+/**
+ * The first flag `argv` gives its command that the command does not have, as a line to print. Deepkit ignores
+ * unknown flags, so a typo (`--prot 80`) would start a broker on the default port.
+ */
+export function unknownFlag(argv: string[]): string | undefined {
+    const [name, ...rest] = argv;
+    const command = brokerCommands.find(candidate => cli._fetch(candidate)?.name === name);
+    if (!command || rest.includes('--help')) return undefined;
+    const known = new Set(ReflectionClass.from(command).getMethod('execute').getParameters().map(parameter => parameter.name));
+    // Parsed as Deepkit parses them, so `--port=80` (which Deepkit reads as a flag named "port=80") is unknown too.
+    const unknown = Object.keys(parseCliArgs(rest)).find(flag => flag !== '@' && !known.has(flag));
+    return unknown === undefined ? undefined : `Unknown flag "--${unknown}" for ${name}. See: ${name} --help`;
 }

@@ -94,6 +94,9 @@ interface CallerRequests {
  * One client connection to the broker, and the security gate for everything it sends.
  *
  * Deepkit's stock connection forwards peer frames unchecked and forgets peers on disconnect. This one:
+ * - checks every frame whole before any Deepkit reader sees it (shared/frame-check.ts), reassembles chunked messages
+ *   within bounds, rate-limits every frame, refuses the frame types only the broker writes, and closes a connection
+ *   after `maxProtocolViolations`;
  * - refuses peer frames whose source is not this connection, and overwrites the source of replies with the truth;
  * - asks the security class before routing, and answers undeliverable requests at once (PeerNotFound/PeerOffline);
  * - introduces each caller to the receiver (CallerIdentity) before the caller's first frame, so the receiver knows
@@ -103,7 +106,7 @@ interface CallerRequests {
  */
 export class BrokerConnection extends RpcKernelConnection implements ExchangeEndpoint {
     readonly connectionId = connectionKey(this.id);
-    protected actionHandler = new ValidatingServerAction(this.stats, this.cache, this, this.controllers, this.injector, this.eventDispatcher, this.security, this.sessionState, this.logger);
+    protected override actionHandler = new ValidatingServerAction(this.stats, this.cache, this, this.controllers, this.injector, this.eventDispatcher, this.security, this.sessionState, this.logger);
     protected services!: BrokerServices;
     protected gate!: SwitchboardSecurity;
     protected bucket!: TokenBucket;
@@ -422,7 +425,7 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
     }
 
     /** Deepkit's own `registerAsPeer(id)` message, so stock clients get the same rules. */
-    protected async registerAsPeer(message: RpcMessage, response: RpcMessageBuilder): Promise<void> {
+    protected override async registerAsPeer(message: RpcMessage, response: RpcMessageBuilder): Promise<void> {
         try {
             await this.registerPeer(message.parseBody<rpcPeerRegister>().id);
             response.ack();
@@ -431,7 +434,7 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
         }
     }
 
-    protected async deregisterAsPeer(message: RpcMessage, response: RpcMessageBuilder): Promise<void> {
+    protected override async deregisterAsPeer(message: RpcMessage, response: RpcMessageBuilder): Promise<void> {
         try {
             await this.deregisterPeer();
             response.ack();
@@ -440,7 +443,7 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
         }
     }
 
-    protected async authenticate(message: RpcMessage, response: RpcMessageBuilder): Promise<void> {
+    protected override async authenticate(message: RpcMessage, response: RpcMessageBuilder): Promise<void> {
         try {
             const session = await this.gate.authenticate(message.parseBody<rpcAuthenticate>().token);
             this.sessionState.setSession(session);
@@ -468,7 +471,7 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
         this.close();
     }
 
-    close(): void {
+    override close(): void {
         if (this.closed) return;
         const peerId = this.myPeerId;
         super.close();

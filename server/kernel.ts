@@ -20,10 +20,10 @@ import { SwitchboardSecurity } from './security';
  * instead, so this one is never asked anything.
  */
 class UnusedStockExchange extends RpcPeerExchange {
-    register(): void {
+    override register(): void {
     }
 
-    async deregister(): Promise<void> {
+    override async deregister(): Promise<void> {
     }
 }
 
@@ -35,7 +35,7 @@ export class BrokerKernel extends RpcKernel {
         super(injector, logger);
     }
 
-    createConnection(transport: TransportConnection, injector?: InjectorContext): RpcKernelBaseConnection {
+    override createConnection(transport: TransportConnection, injector?: InjectorContext): RpcKernelBaseConnection {
         if (!injector) injector = this.injector.createChildScope('rpc');
         const security = injector.get(RpcKernelSecurity);
         if (!(security instanceof SwitchboardSecurity)) throw new Error('The broker needs SwitchboardSecurity (or a subclass) as RpcKernelSecurity.');

@@ -1,6 +1,7 @@
 import { ValidationError } from '@deepkit/type';
 import { createBrokerApp } from './app';
 import { checkEnvironment, ConfigError } from './config';
+import { restrictToBrokerCommands, unknownFlag } from './commands';
 
 /**
  * The broker's command line: `start`, `peers`, `token:create`, `token:revoke`, `token:list`, `audit`.
@@ -22,10 +23,17 @@ if (environmentProblems.length) {
     process.exit(1);
 }
 
-createBrokerApp()
-    .loadConfigFromEnv({ prefix: 'SWITCHBOARD_' })
-    .run()
-    .catch(error => {
-        console.error(explain(error));
-        process.exit(1);
-    });
+const mistake = unknownFlag(process.argv.slice(2));
+if (mistake) {
+    console.error(mistake);
+    process.exit(2);
+}
+
+const app = createBrokerApp().loadConfigFromEnv({ prefix: 'SWITCHBOARD_' });
+(async () => {
+    restrictToBrokerCommands(app);
+    await app.run();
+})().catch(error => {
+    console.error(explain(error));
+    process.exit(1);
+});

@@ -7,6 +7,7 @@ import { PeerExchange } from './exchange/peer-exchange';
 import { RegistryDatabase, TokenDatabase } from './registry/database';
 import { PeerRegistry } from './registry/peer-registry';
 import { AuditLog } from './registry/audit-log';
+import { DatabaseLock } from './registry/database-lock';
 import { BrokerStats } from './stats';
 
 /** The http server the framework serves HTTP and WebSocket RPC on; the runtime decides when it listens. */
@@ -28,10 +29,20 @@ export class BrokerHttpServer {
     }
 }
 
+/** The port the broker should listen on is taken. */
+export class PortInUse extends Error {
+    readonly code = 'PORT_IN_USE';
+
+    constructor(readonly host: string, readonly port: number) {
+        super(`Port ${port} on ${host} is in use (another broker or program listens there). Stop it, or start with another --port (SWITCHBOARD_PORT; 0 picks a free one).`);
+    }
+}
+
 /** Starts and stops everything in order, for the `start` command and for embedding (tests, the test kit). */
 export class BrokerRuntime {
     protected started = false;
     protected stopped = false;
+    protected databaseLock?: DatabaseLock;
 
     constructor(
         public readonly config: BrokerConfig,
@@ -64,20 +75,33 @@ export class BrokerRuntime {
         this.started = true;
         assertValidConfig(this.config);
         this.logger.level = LoggerLevel[this.config.logLevel];
+        // Before any write: two brokers on one registry would overwrite each other's peers.
+        this.databaseLock = new DatabaseLock(this.config.database);
+        this.databaseLock.acquire();
+        try {
+            await this.startServices();
+        } catch (error) {
+            this.databaseLock.release();
+            throw error;
+        }
+        this.logger.log(`Switchboard broker listening on ${this.url} (auth: ${this.config.auth}, database: ${this.config.database}); dashboard on ${this.httpUrl}/`);
+    }
+
+    protected async startServices(): Promise<void> {
         await this.tokenDatabase.migrate();
         await this.registry.open();
         this.stats.onlinePeers = () => this.registry.countOnline();
         await this.exchange.start();
         this.http.applyTimeouts(this.config);
         await new Promise<void>((resolve, reject) => {
-            this.http.server.once('error', reject);
+            const failed = (error: NodeJS.ErrnoException) => reject(error.code === 'EADDRINUSE' ? new PortInUse(this.config.host, this.config.port) : error);
+            this.http.server.once('error', failed);
             this.http.server.listen(this.config.port, this.config.host, () => {
-                this.http.server.off('error', reject);
+                this.http.server.off('error', failed);
                 resolve();
             });
         });
         await this.applicationServer.start({ listenOnSignals: false });
-        this.logger.log(`Switchboard broker listening on ${this.url} (auth: ${this.config.auth}, database: ${this.config.database}); dashboard on ${this.httpUrl}/`);
     }
 
     /** Closes every connection, marks all peers offline, writes pending registry and audit rows. Safe to call twice. */
@@ -95,6 +119,7 @@ export class BrokerRuntime {
         });
         this.tokenDatabase.disconnect();
         this.registryDatabase.disconnect();
+        this.databaseLock?.release();
     }
 }
 

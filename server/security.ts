@@ -51,7 +51,7 @@ export class SwitchboardSecurity extends RpcKernelSecurity {
         this.refusals = new RefusalAudit((kind, entry) => audit.record(kind, entry));
     }
 
-    async authenticate(token: unknown): Promise<PeerSession> {
+    override async authenticate(token: unknown): Promise<PeerSession> {
         if (typeof token !== 'string' || token.length > 200) throw new AuthenticationFailed('The token must be a string as printed by `token:create`.');
         const grant = await this.tokens.verify(token);
         if (!grant) throw new AuthenticationFailed();
@@ -91,11 +91,11 @@ export class SwitchboardSecurity extends RpcKernelSecurity {
         return this.config.auth === 'open' || !!grantOf(session)?.admin;
     }
 
-    async isAllowedToRegisterAsPeer(session: Session, peerId: string): Promise<boolean> {
+    override async isAllowedToRegisterAsPeer(session: Session, peerId: string): Promise<boolean> {
         return permits(() => this.assertMayRegister(session, peerId));
     }
 
-    async isAllowedToSendToPeer(session: Session, peerId: string): Promise<boolean> {
+    override async isAllowedToSendToPeer(session: Session, peerId: string): Promise<boolean> {
         return permits(() => this.assertMaySend(session, peerId));
     }
 
@@ -103,7 +103,7 @@ export class SwitchboardSecurity extends RpcKernelSecurity {
      * Refusals are thrown rather than returned (Deepkit would turn `false` into an untyped "Access denied" error) and
      * audited, at most one row a second per reason for a connection.
      */
-    async hasControllerAccess(session: Session, access: RpcControllerAccess, connection: RpcKernelBaseConnection): Promise<boolean> {
+    override async hasControllerAccess(session: Session, access: RpcControllerAccess, connection: RpcKernelBaseConnection): Promise<boolean> {
         if (this.config.auth === 'open') return true;
         const brokerApi = access.controllerName === BrokerApi.path;
         if (brokerApi && PUBLIC_ACTIONS.has(access.actionName)) return true;

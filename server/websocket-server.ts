@@ -40,7 +40,7 @@ export class BrokerWebSocketServer extends RpcServer {
         super();
     }
 
-    start(options: RpcServerOptions, createRpcConnection: RpcServerCreateConnection): RpcServerListener {
+    override start(options: RpcServerOptions, createRpcConnection: RpcServerCreateConnection): RpcServerListener {
         const { config } = this;
         const maxPayload = Math.max(config.maxPayloadBytes * 2, config.maxPayloadBytes + 1024 * 1024);
         // @types/ws does not know `closeTimeout` yet; a ws without it waits its default 30 s.

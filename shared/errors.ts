@@ -25,7 +25,7 @@ export type SwitchboardErrorCode =
 export class PeerNotFound extends SwitchboardError {
     readonly code = 'PEER_NOT_FOUND';
 
-    constructor(public message: string, public peerId: string = '') {
+    constructor(public override message: string, public peerId: string = '') {
         super(message);
     }
 
@@ -39,7 +39,7 @@ export class PeerNotFound extends SwitchboardError {
 export class PeerOffline extends SwitchboardError {
     readonly code = 'PEER_OFFLINE';
 
-    constructor(public message: string, public peerId: string = '', public lastSeen?: Date) {
+    constructor(public override message: string, public peerId: string = '', public lastSeen?: Date) {
         super(message);
     }
 
@@ -54,7 +54,7 @@ export class PeerOffline extends SwitchboardError {
 export class PeerIdTaken extends SwitchboardError {
     readonly code = 'PEER_ID_TAKEN';
 
-    constructor(public message: string, public peerId: string = '') {
+    constructor(public override message: string, public peerId: string = '') {
         super(message);
     }
 
@@ -67,7 +67,7 @@ export class PeerIdTaken extends SwitchboardError {
 export class InvalidPeerId extends SwitchboardError {
     readonly code = 'INVALID_PEER_ID';
 
-    constructor(public message: string, public peerId: string = '') {
+    constructor(public override message: string, public peerId: string = '') {
         super(message);
     }
 }
@@ -77,7 +77,7 @@ export class InvalidPeerId extends SwitchboardError {
 export class NotRegistered extends SwitchboardError {
     readonly code = 'NOT_REGISTERED';
 
-    constructor(public message: string = 'This connection is not registered as a peer. Register an ID first.') {
+    constructor(public override message: string = 'This connection is not registered as a peer. Register an ID first.') {
         super(message);
     }
 }
@@ -86,7 +86,7 @@ export class NotRegistered extends SwitchboardError {
 export class AccessDenied extends SwitchboardError {
     readonly code = 'ACCESS_DENIED';
 
-    constructor(public message: string, public reason: string = '') {
+    constructor(public override message: string, public reason: string = '') {
         super(message);
     }
 }
@@ -95,7 +95,7 @@ export class AccessDenied extends SwitchboardError {
 export class AuthenticationFailed extends SwitchboardError {
     readonly code = 'AUTHENTICATION_FAILED';
 
-    constructor(public message: string = 'The token is unknown or revoked. Ask the broker operator for a valid token.') {
+    constructor(public override message: string = 'The token is unknown or revoked. Ask the broker operator for a valid token.') {
         super(message);
     }
 }
@@ -104,7 +104,7 @@ export class AuthenticationFailed extends SwitchboardError {
 export class PayloadTooLarge extends SwitchboardError {
     readonly code = 'PAYLOAD_TOO_LARGE';
 
-    constructor(public message: string, public size: number = 0, public limit: number = 0) {
+    constructor(public override message: string, public size: number = 0, public limit: number = 0) {
         super(message);
     }
 
@@ -117,7 +117,7 @@ export class PayloadTooLarge extends SwitchboardError {
 export class RateLimited extends SwitchboardError {
     readonly code = 'RATE_LIMITED';
 
-    constructor(public message: string, public limitPerSecond: number = 0) {
+    constructor(public override message: string, public limitPerSecond: number = 0) {
         super(message);
     }
 
@@ -130,7 +130,7 @@ export class RateLimited extends SwitchboardError {
 export class MalformedMessage extends SwitchboardError {
     readonly code = 'MALFORMED_MESSAGE';
 
-    constructor(public message: string) {
+    constructor(public override message: string) {
         super(message);
     }
 }
@@ -144,7 +144,7 @@ export class MalformedMessage extends SwitchboardError {
 export class Timeout extends SwitchboardError {
     readonly code = 'TIMEOUT';
 
-    constructor(public message: string, public timeoutMs: number = 0, public stage: string = '') {
+    constructor(public override message: string, public timeoutMs: number = 0, public stage: string = '') {
         super(message);
     }
 }
@@ -154,7 +154,7 @@ export class Timeout extends SwitchboardError {
 export class CircuitOpen extends SwitchboardError {
     readonly code = 'CIRCUIT_OPEN';
 
-    constructor(public message: string, public peerId: string = '', public retryAt?: Date) {
+    constructor(public override message: string, public peerId: string = '', public retryAt?: Date) {
         super(message);
     }
 }
@@ -164,7 +164,7 @@ export class CircuitOpen extends SwitchboardError {
 export class Disconnected extends SwitchboardError {
     readonly code = 'DISCONNECTED';
 
-    constructor(public message: string = 'The connection to the broker closed before the call ended. It is safe to retry idempotent calls.') {
+    constructor(public override message: string = 'The connection to the broker closed before the call ended. It is safe to retry idempotent calls.') {
         super(message);
     }
 }
@@ -180,7 +180,7 @@ export const PEER_REPLACED_CLOSE_CODE = 4409;
 export class PeerReplaced extends SwitchboardError {
     readonly code = 'PEER_REPLACED';
 
-    constructor(public message: string, public peerId: string = '') {
+    constructor(public override message: string, public peerId: string = '') {
         super(message);
     }
 
@@ -198,7 +198,7 @@ export class PeerReplaced extends SwitchboardError {
 export class QuotaExceeded extends SwitchboardError {
     readonly code = 'QUOTA_EXCEEDED';
 
-    constructor(public message: string, public limit: number = 0) {
+    constructor(public override message: string, public limit: number = 0) {
         super(message);
     }
 }
@@ -208,7 +208,7 @@ export class QuotaExceeded extends SwitchboardError {
 export class NotFound extends SwitchboardError {
     readonly code = 'NOT_FOUND';
 
-    constructor(public message: string, public what: string = '') {
+    constructor(public override message: string, public what: string = '') {
         super(message);
     }
 }
@@ -218,7 +218,7 @@ export class NotFound extends SwitchboardError {
 export class ChecksumMismatch extends SwitchboardError {
     readonly code = 'CHECKSUM_MISMATCH';
 
-    constructor(public message: string) {
+    constructor(public override message: string) {
         super(message);
     }
 }

@@ -54,7 +54,7 @@ function withoutStack<E extends Error>(error: E): E {
  * recover the structured errors Deepkit flattened into text.
  */
 export class ValidatingServerAction extends RpcServerAction {
-    async handleAction(message: RpcMessage, response: RpcMessageBuilder): Promise<void> {
+    override async handleAction(message: RpcMessage, response: RpcMessageBuilder): Promise<void> {
         // An own property on the builder (same shape every call), not a prototype-chained copy of it: Deepkit's
         // handler reads the builder on every call and a per-call prototype made those reads slow.
         const error = response.error;
@@ -75,7 +75,7 @@ export class ValidatingServerAction extends RpcServerAction {
         }
     }
 
-    async handleActionTypes(message: RpcMessage, response: RpcMessageBuilder): Promise<void> {
+    override async handleActionTypes(message: RpcMessage, response: RpcMessageBuilder): Promise<void> {
         try {
             return await super.handleActionTypes(message, response);
         } catch (error) {

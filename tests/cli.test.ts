@@ -7,6 +7,9 @@ import { runProgram } from './processes';
 /** The broker's CLI exactly as `npm run broker -- …` runs it. */
 const cli = (args: string[], env: Record<string, string>) => runProgram('server/main.ts', args, env);
 
+/** What the program printed, less Deepkit's type-compiler timing warning (it appears when the machine is busy). */
+const lines = (output: string) => output.split('\n').filter(line => line && !line.startsWith('Type computation took very long'));
+
 describe('the broker command line', () => {
     const resources = new Resources();
     afterEach(() => resources.closeAll());
@@ -45,11 +48,50 @@ describe('the broker command line', () => {
         expect(run.output()).toContain('Invalid setting "auth" (SWITCHBOARD_AUTH or --auth)');
     });
 
-    it('--help lists the commands', async () => {
+    it('--help lists our commands only (not Deepkit\'s server:start, migration:*, debug:*), without colour codes when piped', async () => {
         const run = cli(['--help'], {});
         expect(await run.exit).toBe(0);
         for (const command of ['start', 'peers', 'token:create', 'token:revoke', 'token:list', 'audit']) {
             expect(run.output()).toContain(command);
         }
+        expect(run.output()).not.toMatch(/server:start|migration|debug/);
+        expect(run.output()).not.toContain('\x1b[');
+    });
+
+    it('a second broker on the database of a running one refuses to start, in one line; after a kill -9 of the first, a new one starts', async () => {
+        const directory = mkdtempSync(join(tmpdir(), 'switchboard-cli-'));
+        resources.add(directory, d => rmSync(d, { recursive: true, force: true }));
+        const database = join(directory, 'broker.sqlite');
+        const env = { SWITCHBOARD_DATABASE: database, SWITCHBOARD_PORT: '0' };
+
+        const first = cli(['start'], env);
+        resources.add(first.child, child => child.exitCode === null && child.kill('SIGKILL'));
+        await first.waitFor(/listening on/);
+
+        const second = cli(['start'], env);
+        expect(await second.exit).toBe(1);
+        expect(lines(second.output())).toEqual([`Another broker is running on ${database}. Stop it first, or start this one with another --database (SWITCHBOARD_DATABASE).`]);
+
+        // The kernel drops the lock with the process: no stale lock to clean up by hand.
+        first.child.kill('SIGKILL');
+        await first.exit;
+        const third = cli(['start'], env);
+        resources.add(third.child, child => child.exitCode === null && child.kill('SIGKILL'));
+        await third.waitFor(/listening on/);
+    });
+
+    it('a port in use is one line and exit code 1', async () => {
+        const running = await resources.broker();
+        const run = cli(['start', '--port', String(running.port)], { SWITCHBOARD_DATABASE: ':memory:' });
+        expect(await run.exit).toBe(1);
+        expect(lines(run.output())).toEqual([
+            `Port ${running.port} on 127.0.0.1 is in use (another broker or program listens there). Stop it, or start with another --port (SWITCHBOARD_PORT; 0 picks a free one).`,
+        ]);
+    });
+
+    it('an unknown flag to start is an error: exit code 2, one line, nothing started', async () => {
+        const run = cli(['start', '--prot', '4100'], { SWITCHBOARD_DATABASE: ':memory:', SWITCHBOARD_PORT: '0' });
+        expect(await run.exit).toBe(2);
+        expect(lines(run.output())).toEqual(['Unknown flag "--prot" for start. See: start --help']);
     });
 });

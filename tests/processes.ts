@@ -45,7 +45,7 @@ export function runProgram(script: string, args: string[], env: Record<string, s
         if (check()) return;
         child.stdout!.on('data', check);
         child.stderr!.on('data', check);
-        exit.then(() => {
+        void exit.then(() => {  // `exit` never rejects
             if (check()) return;
             cleanup();
             reject(new Error(`${script} exited without ${pattern}:\n${output}`));

@@ -113,7 +113,8 @@ export class ChildProgram {
 /** Runs a program to its end (CLI commands such as `audit`); killed after `timeoutMs`. */
 export async function runToEnd(script: string, args: string[], env: Record<string, string>, timeoutMs: number): Promise<{ code: number | string, output: string }> {
     const program = new ChildProgram(script, args, env, KEPT_COMMAND_OUTPUT);
-    const timer = setTimeout(() => program.kill(), timeoutMs);
+    // kill() resolves when the program has exited, which the `await program.exited` below waits for anyway.
+    const timer = setTimeout(() => void program.kill(), timeoutMs);
     const code = await program.exited;
     clearTimeout(timer);
     return { code, output: program.output() };

@@ -90,11 +90,12 @@ async function main(): Promise<void> {
             if (command === 'report') process.stdout.write(JSON.stringify({ report: report() }) + '\n');
         }
     });
-    process.stdin.on('end', async () => {
+    // An EventEmitter ignores a listener's promise: a failed close surfaces as an unhandled rejection (exit 1).
+    process.stdin.on('end', () => void (async () => {
         stopping = true;
         await Promise.race([Promise.all([...loops, alice.close(), bob.close()]), new Promise(resolve => setTimeout(resolve, 2000))]);
         process.exit(0);
-    });
+    })());
 }
 
 main().catch(error => {

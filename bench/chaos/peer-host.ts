@@ -275,9 +275,10 @@ process.stdin.on('data', chunk => {
         );
     }
 });
-process.stdin.on('end', async () => {
+// allSettled and a deadline: this cannot reject, so nothing is lost by the EventEmitter ignoring the promise.
+process.stdin.on('end', () => void (async () => {
     stopping = true;
     await Promise.race([Promise.allSettled([...peers.values()].map(p => p.close())), sleep(3000)]);
     process.exit(0);
-});
+})());
 print({ event: 'ready' });

@@ -4,11 +4,11 @@ import { serveBenchmark } from './process-protocol';
 
 /** Stock Deepkit 1.0.19: a plain RpcKernel, its default peer exchange, and a security class that allows P2P. */
 class Permissive extends RpcKernelSecurity {
-    async isAllowedToRegisterAsPeer(session: Session, peerId: string): Promise<boolean> {
+    override async isAllowedToRegisterAsPeer(session: Session, peerId: string): Promise<boolean> {
         return true;
     }
 
-    async isAllowedToSendToPeer(session: Session, peerId: string): Promise<boolean> {
+    override async isAllowedToSendToPeer(session: Session, peerId: string): Promise<boolean> {
         return true;
     }
 }

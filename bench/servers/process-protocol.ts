@@ -26,11 +26,12 @@ export function serveBenchmark(port: number, close: () => Promise<unknown> | unk
             }
         }
     });
-    process.stdin.on('end', async () => {
+    // An EventEmitter ignores a listener's promise: a failed close surfaces as an unhandled rejection (exit 1).
+    process.stdin.on('end', () => void (async () => {
         if (profile) await writeProfile(profile.session, profile.path);
         await close();
         process.exit(0);
-    });
+    })());
 }
 
 function writeProfile(session: Session, path: string): Promise<void> {

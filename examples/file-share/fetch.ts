@@ -36,15 +36,12 @@ async function main(): Promise<void> {
                     (progress.refetched ? `, ${progress.refetched} corrupt chunk(s) fetched again` : ''));
             }
         },
-        error: async error => {
+        // An observer's return value is ignored: exit in finally, so a failing close cannot keep the program alive.
+        error: error => {
             bar.stop();
-            await peer.close();
-            exit(1, `Download failed: ${explain(error, args)} Run the same command again to resume.`);
+            void peer.close().finally(() => exit(1, `Download failed: ${explain(error, args)} Run the same command again to resume.`));
         },
-        complete: async () => {
-            await peer.close();
-            process.exit(0);
-        },
+        complete: () => void peer.close().finally(() => process.exit(0)),
     });
     process.removeAllListeners('SIGINT');
     process.once('SIGINT', () => {

@@ -73,7 +73,7 @@ function onPresence(event: PresenceEvent): void {
 
 function onChat(entry: ChatEntry): void {
     messages.set(entry.id, entry);
-    if (entry.direction === 'in' && !selected) select(entry.peerId);
+    if (entry.direction === 'in' && !selected) void select(entry.peerId);  // as a click on the member does
     else if (entry.peerId === selected) renderMessages();
     if (entry.direction === 'in' && entry.peerId === selected && entry.status === 'delivered') void markRead([entry]);
 }

@@ -31,7 +31,7 @@ export class WebStorageAdapter extends MemoryDatabaseAdapter implements ChangeLi
         globalThis.addEventListener?.('visibilitychange', flush);
     }
 
-    getStore<T>(schema: ReflectionClass<T>) {
+    override getStore<T>(schema: ReflectionClass<T>) {
         const loaded = this.store.has(schema);
         const store = super.getStore(schema);
         if (!loaded) {
@@ -57,7 +57,7 @@ export class WebStorageAdapter extends MemoryDatabaseAdapter implements ChangeLi
         }
     }
 
-    disconnect(force?: boolean): void {
+    override disconnect(force?: boolean): void {
         this.save();
         super.disconnect(force);
     }

@@ -10,7 +10,7 @@ import { AuditLog } from '../../server';
 class ForgingClient extends PeerClient {
     forgedSource?: Uint8Array;
 
-    getId(): Uint8Array {
+    override getId(): Uint8Array {
         return this.forgedSource ?? super.getId();
     }
 }

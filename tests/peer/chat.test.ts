@@ -159,7 +159,7 @@ describe('chat', () => {
         const { id } = (await alice.chat.history('frank'))[0];
         const delivered = statusOf(alice, id, 'delivered');
         let arrived!: Promise<ChatEntry>;
-        await kit.addPeer(frankOptions, peer => arrived = firstValueFrom(peer.chat.updates$.pipe(filter(e => e.direction === 'in'))));
+        await kit.addPeer(frankOptions, peer => { arrived = firstValueFrom(peer.chat.updates$.pipe(filter(e => e.direction === 'in'))); });
         expect(await arrived).toMatchObject({ id, peerId: 'alice', text: 'hi all', groupId: group.id });
         await delivered;
         expect(multicasts).toHaveBeenCalledTimes(1);

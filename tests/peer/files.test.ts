@@ -20,7 +20,7 @@ class CorruptOnceController extends FileSharingController {
     static corrupted = 0;
 
     @rpc.action()
-    chunks(fileId: string & MaxLength<64>, from: integer & Minimum<0>, count: integer & Positive & Maximum<16>): Observable<FileChunk> {
+    override chunks(fileId: string & MaxLength<64>, from: integer & Minimum<0>, count: integer & Positive & Maximum<16>): Observable<FileChunk> {
         return super.chunks(fileId, from, count).pipe(map(chunk => {
             if (chunk.index !== 3 || CorruptOnceController.corrupted) return chunk;
             CorruptOnceController.corrupted++;
@@ -37,7 +37,7 @@ class CountingController extends FileSharingController {
     static requests = 0;
 
     @rpc.action()
-    chunks(fileId: string & MaxLength<64>, from: integer & Minimum<0>, count: integer & Positive & Maximum<16>): Observable<FileChunk> {
+    override chunks(fileId: string & MaxLength<64>, from: integer & Minimum<0>, count: integer & Positive & Maximum<16>): Observable<FileChunk> {
         CountingController.requests++;
         return super.chunks(fileId, from, count);
     }
@@ -49,7 +49,7 @@ class SilentController extends FileSharingController {
     static requests = 0;
 
     @rpc.action()
-    chunks(fileId: string & MaxLength<64>, from: integer & Minimum<0>, count: integer & Positive & Maximum<16>): Observable<FileChunk> {
+    override chunks(fileId: string & MaxLength<64>, from: integer & Minimum<0>, count: integer & Positive & Maximum<16>): Observable<FileChunk> {
         SilentController.requests++;
         return EMPTY;
     }
@@ -59,7 +59,7 @@ class SilentController extends FileSharingController {
 @rpc.controller(FilesApi)
 class LyingController extends FileSharingController {
     @rpc.action()
-    async info(fileId: string & MaxLength<64>): Promise<FileInfo> {
+    override async info(fileId: string & MaxLength<64>): Promise<FileInfo> {
         const info = await super.info(fileId);
         return new FileInfo(info.id, info.name, info.size, '0'.repeat(64), info.chunkSize, info.chunkCount);
     }

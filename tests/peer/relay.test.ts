@@ -46,7 +46,7 @@ describe('relay and store-and-forward', () => {
         // The receipt waits at the relay until alice is back.
         await eventually(async () => (await relay.outbox.pending('alice')).length === 1);
         let receipt!: Promise<unknown>;
-        await kit.addPeer(usingRelay('alice'), peer => receipt = firstValueFrom(peer.relay.receipts$));
+        await kit.addPeer(usingRelay('alice'), peer => { receipt = firstValueFrom(peer.relay.receipts$); });
         expect(await receipt).toMatchObject({ payloadId: 'p-3', recipient: 'bob', via: 'relay' });
     });
 

@@ -21,7 +21,7 @@ describe('stock Deepkit clients calling SDK peers', () => {
             expect(unknown.constructor.name).toBe('RpcError');
             expect(unknown.message).toMatch(/^NOT_FOUND: /);
         } finally {
-            stock.disconnect();
+            await stock.disconnect();
         }
 
         const alice = kit.peer('alice');
