@@ -1,5 +1,9 @@
 import { getBSONDeserializer, getBSONSerializer, Writer } from '@deepkit/bson';
 import { blockCopyWriteArrayBuffer, stockWriteArrayBuffer } from '../shared/deepkit-internals';
+import { specificSQLiteError } from '../shared/deepkit-sqlite-internals';
+import { UniqueConstraintFailure } from '@deepkit/orm';
+import { SQLitePersistence, SQLiteQueryResolver } from '@deepkit/sqlite';
+import { runInNewContext } from 'vm';
 
 /** Fails loudly when a Deepkit upgrade moves what shared/deepkit-internals.ts patches. */
 describe('reaches into Deepkit internals', () => {
@@ -27,5 +31,19 @@ describe('reaches into Deepkit internals', () => {
         spy.mockRestore();
         expect(decoded.index).toBe(3);
         expect(Buffer.from(decoded.data).equals(Buffer.from(data))).toBe(true);
+    });
+});
+
+describe('reaches into @deepkit/sqlite', () => {
+    it('a failed query with an error from another realm is mapped, not looped on', () => {
+        const foreign = runInNewContext('new Error("The database connection is not open")') as Error;
+        expect(foreign instanceof Error).toBe(false);
+        expect(SQLiteQueryResolver.prototype.handleSpecificError).toBe(specificSQLiteError);
+        expect(SQLitePersistence.prototype.handleSpecificError).toBe(specificSQLiteError);
+        expect(specificSQLiteError(foreign)).toBe(foreign);
+        const unique = runInNewContext('new Error("UNIQUE constraint failed: peers.id")') as Error;
+        expect(specificSQLiteError(unique)).toBeInstanceOf(UniqueConstraintFailure);
+        const wrapped = new Error('insert failed', { cause: unique });
+        expect(specificSQLiteError(wrapped)).toBeInstanceOf(UniqueConstraintFailure);
     });
 });
