@@ -1,4 +1,5 @@
 import { Writer } from '@deepkit/bson';
+import { Processor } from '@deepkit/type';
 
 /**
  * The one place Switchboard changes Deepkit's internals at run time; tests/deepkit-internals.test.ts fails loudly when
@@ -24,3 +25,18 @@ export { stockWriteArrayBuffer };
 
 if (typeof stockWriteArrayBuffer !== 'function') throw new Error('@deepkit/bson changed: Writer.prototype.writeArrayBuffer is gone; review shared/deepkit-internals.ts.');
 Writer.prototype.writeArrayBuffer = blockCopyWriteArrayBuffer;
+
+/**
+ * Deepkit's type processor prints "Type computation took very long Nms for …" to the console whenever reflecting a
+ * type takes over 100 ms — on a busy machine that is most cold starts of the broker (its DI container reflects
+ * Deepkit's own migration commands). Users see it in their terminal, browser console and test output, and can do
+ * nothing about it. The same computation, without the warning.
+ */
+const stockReflect = Processor.prototype.reflect;
+if (typeof stockReflect !== 'function' || typeof Processor.prototype._reflect !== 'function') {
+    throw new Error('@deepkit/type changed: Processor.reflect/_reflect are gone; review shared/deepkit-internals.ts.');
+}
+export function quietReflect(this: Processor, ...args: Parameters<Processor['reflect']>): ReturnType<Processor['reflect']> {
+    return this._reflect(...args);
+}
+Processor.prototype.reflect = quietReflect;

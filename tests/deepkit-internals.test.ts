@@ -1,9 +1,10 @@
 import { getBSONDeserializer, getBSONSerializer, Writer } from '@deepkit/bson';
-import { blockCopyWriteArrayBuffer, stockWriteArrayBuffer } from '../shared/deepkit-internals';
+import { blockCopyWriteArrayBuffer, quietReflect, stockWriteArrayBuffer } from '../shared/deepkit-internals';
 import { specificSQLiteError } from '../shared/deepkit-sqlite-internals';
 import { UniqueConstraintFailure } from '@deepkit/orm';
 import { SQLitePersistence, SQLiteQueryResolver } from '@deepkit/sqlite';
 import { runInNewContext } from 'vm';
+import { Processor, stringifyType } from '@deepkit/type';
 
 /** Fails loudly when a Deepkit upgrade moves what shared/deepkit-internals.ts patches. */
 describe('reaches into Deepkit internals', () => {
@@ -45,5 +46,17 @@ describe('reaches into @deepkit/sqlite', () => {
         expect(specificSQLiteError(unique)).toBeInstanceOf(UniqueConstraintFailure);
         const wrapped = new Error('insert failed', { cause: unique });
         expect(specificSQLiteError(wrapped)).toBeInstanceOf(UniqueConstraintFailure);
+    });
+});
+
+describe('reaches into @deepkit/type', () => {
+    it('the type processor is the quiet one and still computes types', () => {
+        // Deepkit's own reflect() only adds a console.warn when a computation took over 100 ms.
+        expect(Processor.prototype.reflect).toBe(quietReflect);
+        class Reflected {
+            a: string = '';
+            c?: { d: Date };
+        }
+        expect(stringifyType(Processor.get().reflect(Reflected))).toContain('Reflected');
     });
 });
