@@ -35,15 +35,17 @@ export class WebSocketTransport implements ClientTransportAdapter {
     messagesReceived = 0;
     protected current?: { socket: SocketLike, connection: TransportClientConnection, detach(): void };
 
-    constructor(readonly url: string, protected webSocket: new (url: string) => unknown) {
+    /** @param url the broker the next `connect()` goes to; a peer with several brokers moves it along its list. */
+    constructor(public url: string, protected webSocket: new (url: string) => unknown) {
     }
 
     connect(connection: TransportClientConnection): void {
+        const url = this.url;
         let socket: SocketLike;
         try {
-            socket = new this.webSocket(this.url) as SocketLike;
+            socket = new this.webSocket(url) as SocketLike;
         } catch (error) {
-            throw new RpcError(`Could not connect to ${this.url}. ${error instanceof Error ? error.message : error}`);
+            throw new RpcError(`Could not connect to ${url}. ${error instanceof Error ? error.message : error}`);
         }
         this.lastClose = undefined;
         socket.binaryType = 'arraybuffer';
@@ -72,14 +74,14 @@ export class WebSocketTransport implements ClientTransportAdapter {
             if (errored || !opened) connection.onError(new RpcError(opened ? `abnormal error: ${reason}` : `Could not connect: ${reason}`));
             else connection.onClose(reason);
         };
-        // Calls made in the same tick (64 in flight, a chat burst) leave as one message; the broker splits them.
+        // Calls made in the same turn of the event loop (64 in flight, a chat burst) leave as one message; the broker splits them.
         const outgoing = new OutgoingFrames(message => {
             if (this.current?.socket === socket) socket.send(message);
         });
         socket.onopen = () => {
             opened = true;
             connection.onConnected({
-                clientAddress: () => this.url,
+                clientAddress: () => url,
                 bufferedAmount: () => socket.bufferedAmount + outgoing.pendingBytes,
                 close: () => {
                     outgoing.flush();

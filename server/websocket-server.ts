@@ -29,7 +29,7 @@ const MAX_CLOSE_REASON_BYTES = 123;
  * - a socket must send its first message within `handshakeTimeoutMs`, and one address may hold only
  *   `maxConnectionsPerAddress` sockets (`maxConnections` in total);
  * - every socket is pinged each `pingIntervalMs`; one that stops answering is closed and its peer ID released;
- * - frames written in the same tick leave as one WebSocket message (OutgoingFrames);
+ * - frames written in the same turn of the event loop leave as one WebSocket message (OutgoingFrames);
  * - close() ends every open socket, which an embedded broker in a test needs.
  * Each close tells the client why (WebSocket close code and reason) and leaves one 'closed' row in the audit trail.
  */

@@ -2,9 +2,15 @@
 const SEND_ALONE_BYTES = 64 * 1024;
 /** A batch is sent once it holds this many bytes, without waiting for the end of the tick. */
 const MAX_BATCH_BYTES = 1024 * 1024;
+/**
+ * When a batch leaves: after the I/O callbacks of this turn of the event loop (Node's `setImmediate`), so the frames
+ * of every message read in one poll phase — each answered after a few promise hops — share one write. A microtask
+ * would flush after the first hop and send most frames alone. Browsers have no setImmediate: a microtask there.
+ */
+const schedule: (flush: () => void) => void = typeof setImmediate === 'function' ? flush => { setImmediate(flush); } : queueMicrotask;
 
 /**
- * The frames written to one socket in the same tick leave as one WebSocket message: one write, one WebSocket frame
+ * The frames written to one socket in the same turn of the event loop leave as one WebSocket message: one write, one WebSocket frame
  * and (mostly) one TCP segment instead of one each. Receivers split them again: Deepkit's stream reader reads
  * concatenated frames, and the broker and the SDK check each frame of a message on its own. Order is kept.
  * Used on both ends: the broker's sockets and the SDK's connection to the broker (no Node-only calls).
@@ -32,7 +38,7 @@ export class OutgoingFrames {
         if (this.queuedBytes >= MAX_BATCH_BYTES) return this.flush();
         if (!this.scheduled) {
             this.scheduled = true;
-            queueMicrotask(this.flush);
+            schedule(this.flush);
         }
     }
 
