@@ -25,6 +25,8 @@ export interface Discovery {
 /** How long each live question of discovery may take before the next step is tried. */
 const ASK_TIMEOUT_MS = 2000;
 const PEERS_TO_ASK = 5;
+/** Rows looked up in one query (SQLite bounds the parameters of one statement). */
+const WRITE_BATCH = 500;
 
 /**
  * What this peer knows about others, and how it finds out, in the order of the discovery guide: ask the peer
@@ -34,13 +36,17 @@ const PEERS_TO_ASK = 5;
 export class DiscoveryService {
     protected readonly startedAt = Date.now();
     protected online = new Set<string>();
-    /** Presence writes go one after another, so the cache ends in the order events came. */
-    protected writes: Promise<unknown> = Promise.resolve();
+    /**
+     * Presence sightings not yet in the cache, latest per peer, in arrival order. Every peer hears of every other
+     * one, so n peers joining make n² sightings across an app: written one query pair each, joining 100 SDK peers in
+     * one process took 20,000 statements. They go in batches instead, one transaction each, while the events keep
+     * coming during the previous batch's write.
+     */
+    protected unwritten = new Map<string, PeerSighting>();
+    protected writing?: Promise<void>;
 
     constructor(protected database: PeerDatabase, protected host: DiscoveryHost) {
-        host.presence$.subscribe(event => {
-            this.writes = this.writes.then(() => this.learnFromPresence(event));
-        });
+        host.presence$.subscribe(event => this.learnFromPresence(event));
     }
 
     describe(): PeerDescription {
@@ -53,8 +59,8 @@ export class DiscoveryService {
     }
 
     /** Resolves when the cache has taken in every presence event so far. */
-    idle(): Promise<unknown> {
-        return this.writes;
+    async idle(): Promise<void> {
+        while (this.writing) await this.writing;
     }
 
     isOnline(peerId: string): boolean {
@@ -100,20 +106,46 @@ export class DiscoveryService {
         return this.host.to(peerId).controller<DiscoveryApi>(DiscoveryApi, { timeout: ASK_TIMEOUT_MS, idempotent: discoveryIdempotent });
     }
 
-    protected async learnFromPresence(event: PresenceEvent): Promise<void> {
+    protected learnFromPresence(event: PresenceEvent): void {
         if (event.kind === 'online') this.online.add(event.peerId);
         if (event.kind === 'offline') this.online.delete(event.peerId);
-        await this.remember(new PeerSighting(event.peerId, event.kind !== 'offline', event.capabilities, event.at, 'presence'))
-            .catch(() => undefined); // a cache: a lost write is relearned from the next event or the broker
+        // Re-inserted, so the map's order stays the order of the peers' latest events.
+        this.unwritten.delete(event.peerId);
+        this.unwritten.set(event.peerId, new PeerSighting(event.peerId, event.kind !== 'offline', event.capabilities, event.at, 'presence'));
+        this.writing ??= this.writeUnwritten();
     }
 
-    protected async remember(sighting: PeerSighting): Promise<void> {
-        const known = await this.database.query(KnownPeer).filter({ id: sighting.id }).findOneOrUndefined() ?? new KnownPeer(sighting.id);
-        known.online = sighting.online;
-        known.capabilities = sighting.capabilities;
-        known.lastSeen = sighting.lastSeen;
-        known.learnedFrom = sighting.learnedFrom;
-        await this.database.persist(known);
+    protected async writeUnwritten(): Promise<void> {
+        while (this.unwritten.size) {
+            const batch = [...this.unwritten.values()];
+            this.unwritten.clear();
+            // A cache: a lost write is relearned from the next event or the broker.
+            await this.rememberAll(batch).catch(() => undefined);
+        }
+        this.writing = undefined;
+    }
+
+    protected remember(sighting: PeerSighting): Promise<void> {
+        return this.rememberAll([sighting]);
+    }
+
+    /** One transaction for all of them: one query for the rows there are, one insert for the rows there are not. */
+    protected rememberAll(sightings: PeerSighting[]): Promise<void> {
+        return this.database.write(async session => {
+            for (let start = 0; start < sightings.length; start += WRITE_BATCH) {
+                const slice = sightings.slice(start, start + WRITE_BATCH);
+                const known = new Map<string, KnownPeer>();
+                for (const row of await session.query(KnownPeer).filter({ id: { $in: slice.map(each => each.id) } }).find()) known.set(row.id, row);
+                for (const sighting of slice) {
+                    const row = known.get(sighting.id) ?? new KnownPeer(sighting.id);
+                    row.online = sighting.online;
+                    row.capabilities = sighting.capabilities;
+                    row.lastSeen = sighting.lastSeen;
+                    row.learnedFrom = sighting.learnedFrom;
+                    session.add(row);
+                }
+            }
+        });
     }
 }
 
