@@ -6,9 +6,9 @@ import { fileURLToPath } from 'node:url';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-    { ignores: ['node_modules/', 'dist/', 'packages/*/dist/', '**/*.js', '**/*.mjs', '**/*.cjs'] },
+    { ignores: ['node_modules/', '**/dist/', '**/*.js', '**/*.mjs', '**/*.cjs'] },
     {
-        files: ['server/**/*.ts', 'peer/**/*.ts', 'shared/**/*.ts', 'examples/**/*.ts', 'tests/**/*.ts', 'bench/**/*.ts'],
+        files: ['server/**/*.ts', 'peer/**/*.ts', 'shared/**/*.ts', 'testing/**/*.ts', 'examples/**/*.ts', 'tests/**/*.ts', 'bench/**/*.ts', 'scripts/**/*.ts'],
         languageOptions: {
             parser: tseslint.parser,
             parserOptions: { projectService: true, tsconfigRootDir: dirname(fileURLToPath(import.meta.url)) },

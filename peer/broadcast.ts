@@ -1,4 +1,4 @@
-import { MulticastOutcome } from '../shared/wire';
+import { MulticastOutcome } from '@switchboard/protocol/wire';
 
 export interface BroadcastOptions {
     /** Milliseconds for the whole broadcast (the broker's answer, and the replies when collected); default: the peer's `callTimeoutMs`. */

@@ -1,4 +1,4 @@
-import { CircuitOpen } from '../shared/errors';
+import { CircuitOpen } from '@switchboard/protocol/errors';
 
 export interface CircuitBreakerOptions {
     /** Consecutive failures that open the circuit. */

@@ -1,10 +1,10 @@
 import { ClassType } from '@deepkit/core';
 import { ControllerDefinition, rpcClass, RpcControllerAccess, RpcKernel, RpcKernelBaseConnection, RpcKernelConnection, RpcKernelSecurity, Session } from '@deepkit/rpc';
 import { InjectorModule, NormalizedProvider } from '@deepkit/injector';
-import { AccessDenied, plainError, SwitchboardError } from '../shared/errors';
-import { boundedValidationError, ValidatingServerAction } from '../shared/validation';
+import { AccessDenied, plainError, SwitchboardError } from '@switchboard/protocol/errors';
+import { boundedValidationError, ValidatingServerAction } from '@switchboard/protocol/validation';
 import { ValidationError } from '@deepkit/type';
-import { LOCAL_ONLY } from '../shared/action-groups';
+import { LOCAL_ONLY } from '@switchboard/protocol/action-groups';
 import { CallerContext } from './caller-context';
 
 /** What a peer tells remote callers: actions of the `local-only` group are the app's own. */

@@ -1,5 +1,5 @@
 // Deepkit's BSON writer copies binaries byte by byte; this installs a block copy (see the module).
-import '../shared/deepkit-internals';
+import '@switchboard/protocol/deepkit-internals';
 import {
     ClientTransportAdapter,
     createRpcMessage,
@@ -16,8 +16,8 @@ import {
 import { ReceiveType, resolveReceiveType, typeOf } from '@deepkit/type';
 import { deserializeBSONWithoutOptimiser, serializeBSONWithoutOptimiser } from '@deepkit/bson';
 import { BroadcastReply, BroadcastResult, summarize } from './broadcast';
-import { Disconnected, MalformedMessage, Timeout } from '../shared/errors';
-import { connectionKey, decodeCallerIdentity, MulticastRequest, MulticastResultBody, Route, SwitchboardFrame } from '../shared/wire';
+import { Disconnected, MalformedMessage, Timeout } from '@switchboard/protocol/errors';
+import { connectionKey, decodeCallerIdentity, MulticastRequest, MulticastResultBody, Route, SwitchboardFrame } from '@switchboard/protocol/wire';
 import { CallerContext } from './caller-context';
 import { InboundFrameGuard } from './inbound-frames';
 import { PeerKernel } from './kernel';

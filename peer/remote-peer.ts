@@ -1,9 +1,9 @@
 import { ControllerDefinition, RemoteController, RpcControllerState } from '@deepkit/rpc';
-import { ChatApi, chatIdempotent } from '../shared/chat-api';
-import { DiscoveryApi, discoveryIdempotent } from '../shared/discovery-api';
-import { RelayApi, relayIdempotent } from '../shared/relay-api';
-import { FilesApi, filesIdempotent } from '../shared/files-api';
-import { CollabApi, collabIdempotent } from '../shared/collab-api';
+import { ChatApi, chatIdempotent } from '@switchboard/protocol/chat-api';
+import { DiscoveryApi, discoveryIdempotent } from '@switchboard/protocol/discovery-api';
+import { RelayApi, relayIdempotent } from '@switchboard/protocol/relay-api';
+import { FilesApi, filesIdempotent } from '@switchboard/protocol/files-api';
+import { CollabApi, collabIdempotent } from '@switchboard/protocol/collab-api';
 
 export interface CallOptions {
     /** Milliseconds until the call fails with Timeout; default: the peer's `callTimeoutMs`. */

@@ -1,5 +1,5 @@
 // Deepkit's BSON writer copies binaries byte by byte; this installs a block copy (see the module).
-import '../shared/deepkit-internals';
+import '@switchboard/protocol/deepkit-internals';
 import {
     ForwardedRpcStats,
     onRpcConnection,

@@ -1,11 +1,13 @@
+#!/usr/bin/env node
 import { ValidationError } from '@deepkit/type';
 import { createBrokerApp } from './app';
 import { checkEnvironment, ConfigError } from './config';
 import { restrictToBrokerCommands, unknownFlag } from './commands';
 
 /**
- * The broker's command line: `start`, `peers`, `token:create`, `token:revoke`, `token:list`, `audit`.
- * Settings come from SWITCHBOARD_* environment variables (see server/config.ts) and the flags of `start`.
+ * The broker's command line, the `switchboard` binary of @switchboard/broker: `start`, `peers`, `token:create`,
+ * `token:revoke`, `token:list`, `audit`. Settings come from SWITCHBOARD_* environment variables (see server/config.ts)
+ * and the flags of `start`.
  */
 function explain(error: unknown): string {
     if (error instanceof ValidationError) {
@@ -32,7 +34,8 @@ if (mistake) {
 const app = createBrokerApp().loadConfigFromEnv({ prefix: 'SWITCHBOARD_' });
 (async () => {
     restrictToBrokerCommands(app);
-    await app.run();
+    // The exit code is set, not forced: a broker that still holds a handle after stopping shows up as one that hangs.
+    process.exitCode = await app.execute(process.argv.slice(2), 'switchboard');
 })().catch(error => {
     console.error(explain(error));
     process.exit(1);

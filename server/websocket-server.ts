@@ -8,7 +8,7 @@ import { BrokerStats } from './stats';
 import { ConnectionLimits } from './transport/connection-limits';
 import { Heartbeat } from './transport/heartbeat';
 import { fitsOutgoingBuffer, outgoingBufferLimit } from './transport/outgoing-buffer';
-import { OutgoingFrames } from '../shared/outgoing-frames';
+import { OutgoingFrames } from '@switchboard/protocol/outgoing-frames';
 
 /**
  * How long a socket the broker closes may take to answer the close frame. ws waits 30 s by default; a client that

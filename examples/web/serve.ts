@@ -3,11 +3,12 @@ import { AddressInfo } from 'net';
 import { readFile } from 'fs/promises';
 import { join } from 'path';
 import { parseArgs } from 'util';
-import { bundleForBrowser } from '../../server/web/bundler';
+import { browserScript } from '../../server/web/browser-script';
 
 const usage = `Usage: npm run web -- [--broker ws://127.0.0.1:8080] [--port 8090] [--host 127.0.0.1]
 
-Serves the browser peer example. Open http://<host>:<port>/ in two tabs (or ?id=alice and ?id=bob).`;
+Serves the browser peer example. Open http://<host>:<port>/ in two tabs (or ?id=alice and ?id=bob).
+--broker (or SWITCHBOARD_URL) may name several brokers of one cluster, comma-separated.`;
 
 export interface WebExampleOptions {
     /** The broker the page's peers connect to. */
@@ -21,10 +22,10 @@ export interface WebExample {
     close(): Promise<void>;
 }
 
-/** Bundles the page's script (esbuild, with Deepkit's runtime types) and serves it with the page. */
+/** Serves the page with its script (bundled by `npm run build`, or here when that bundle is missing or stale). */
 export async function startWebExample(options: WebExampleOptions): Promise<WebExample> {
-    const [{ code }, template] = await Promise.all([
-        bundleForBrowser(join(__dirname, 'app.ts')),
+    const [code, template] = await Promise.all([
+        browserScript(join(__dirname, 'app.ts'), join(__dirname, 'dist', 'app.js')),
         readFile(join(__dirname, 'index.html'), 'utf8'),
     ]);
     const html = template.replace('{{BROKER_URL}}', escapeAttribute(options.brokerUrl));

@@ -1,6 +1,6 @@
 import { rpc } from '@deepkit/rpc';
-import { ChatApi, ChatEntry, ChatGroupInfo, ChatMessage, DeliveryStatus, MessageId } from '../../shared/chat-api';
-import { localOnly } from '../../shared/action-groups';
+import { ChatApi, ChatEntry, ChatGroupInfo, ChatMessage, DeliveryStatus, MessageId } from '@switchboard/protocol/chat-api';
+import { localOnly } from '@switchboard/protocol/action-groups';
 import { CallerContext } from '../caller-context';
 import { ChatService } from '../services/chat-service';
 

@@ -1,8 +1,8 @@
 import { rpc } from '@deepkit/rpc';
 import { integer, Maximum, MaxLength, Minimum, Positive } from '@deepkit/type';
 import { Observable } from 'rxjs';
-import { localOnly } from '../../shared/action-groups';
-import { FileChunk, FileInfo, FilesApi } from '../../shared/files-api';
+import { localOnly } from '@switchboard/protocol/action-groups';
+import { FileChunk, FileInfo, FilesApi } from '@switchboard/protocol/files-api';
 import { FileService } from '../services/file-service';
 
 /** Serves the files this peer shares. Sharing itself is local-only. */

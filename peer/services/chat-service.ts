@@ -1,8 +1,8 @@
 import { DatabaseAdapter, DatabaseSession, UniqueConstraintFailure } from '@deepkit/orm';
 import { ControllerDefinition } from '@deepkit/rpc';
 import { Subject } from 'rxjs';
-import { ChatApi, ChatEntry, ChatGroupInfo, ChatMessage, DeliveryStatus, FanOutResult } from '../../shared/chat-api';
-import { AccessDenied, NotFound } from '../../shared/errors';
+import { ChatApi, ChatEntry, ChatGroupInfo, ChatMessage, DeliveryStatus, FanOutResult } from '@switchboard/protocol/chat-api';
+import { AccessDenied, NotFound } from '@switchboard/protocol/errors';
 import { BroadcastOptions, BroadcastResult } from '../broadcast';
 import { Outbox, OutboxItem, Queued } from '../outbox';
 import { RemotePeer } from '../remote-peer';

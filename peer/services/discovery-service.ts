@@ -1,8 +1,8 @@
 import { RemoteController } from '@deepkit/rpc';
 import { Observable } from 'rxjs';
-import { BrokerApi, PresenceEvent } from '../../shared/broker-api';
-import { DiscoveryApi, discoveryIdempotent, DiscoveryStep, PeerDescription, PeerSighting } from '../../shared/discovery-api';
-import { PeerNotFound } from '../../shared/errors';
+import { BrokerApi, PresenceEvent } from '@switchboard/protocol/broker-api';
+import { DiscoveryApi, discoveryIdempotent, DiscoveryStep, PeerDescription, PeerSighting } from '@switchboard/protocol/discovery-api';
+import { PeerNotFound } from '@switchboard/protocol/errors';
 import { RemotePeer } from '../remote-peer';
 import { KnownPeer } from '../storage/entities';
 import { PeerDatabase } from '../storage/peer-database';

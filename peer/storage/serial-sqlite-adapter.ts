@@ -1,5 +1,5 @@
 // Deepkit's SQLite error mapping can loop for ever (see the module).
-import '../../shared/deepkit-sqlite-internals';
+import '@switchboard/protocol/deepkit-sqlite-internals';
 import { SQLiteConnection, SQLiteConnectionPool, SQLiteDatabaseAdapter, SQLiteDatabaseTransaction } from '@deepkit/sqlite';
 
 /**

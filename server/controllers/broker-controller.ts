@@ -1,9 +1,9 @@
 import { rpc, RpcKernelConnection } from '@deepkit/rpc';
 import { Observable, Subscription } from 'rxjs';
-import { BrokerApi, Capability, PeerFilter, PeerInfo, PresenceEvent, Registration, WhoAmI } from '../../shared/broker-api';
-import { DashboardEvent } from '../../shared/dashboard';
-import { AccessDenied, NotRegistered, PeerNotFound, QuotaExceeded } from '../../shared/errors';
-import { PeerId } from '../../shared/peer-id';
+import { BrokerApi, Capability, PeerFilter, PeerInfo, PresenceEvent, Registration, WhoAmI } from '@switchboard/protocol/broker-api';
+import { DashboardEvent } from '@switchboard/protocol/dashboard';
+import { AccessDenied, NotRegistered, PeerNotFound, QuotaExceeded } from '@switchboard/protocol/errors';
+import { PeerId } from '@switchboard/protocol/peer-id';
 import { BrokerConfig } from '../config';
 import { BrokerConnection } from '../connection';
 import { DashboardFeed } from '../dashboard/dashboard-feed';

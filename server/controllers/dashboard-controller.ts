@@ -1,7 +1,7 @@
 import { http, HtmlResponse, Response } from '@deepkit/http';
 import { readFile } from 'fs/promises';
 import { join } from 'path';
-import { bundleForBrowser } from '../web/bundler';
+import { browserScript } from '../web/browser-script';
 
 const SOURCES = join(__dirname, '..', 'dashboard');
 /**
@@ -23,7 +23,7 @@ export class DashboardController {
 
     @http.GET('/dashboard.js')
     async script() {
-        script ??= bundleForBrowser(join(SOURCES, 'dashboard-client.ts')).then(bundle => bundle.code);
+        script ??= browserScript(join(SOURCES, 'dashboard-client.ts'), join(SOURCES, 'dashboard-client.js'));
         try {
             return new Response(await script, 'application/javascript; charset=utf-8');
         } catch (error) {

@@ -1,6 +1,7 @@
 import { DeepkitLoader } from '@deepkit/type-compiler';
 import { build, Plugin } from 'esbuild';
 import { readFile } from 'fs/promises';
+import { resolve } from 'path';
 
 /**
  * Modules the browser does not have. Code that reaches them in a browser build gets one clear error at the point of
@@ -42,6 +43,8 @@ function nodeOnlyStubs(): Plugin {
 export interface BrowserBundle {
     /** The JavaScript of the whole page, one file. */
     code: string;
+    /** The project's source files in it (absolute paths; not those in node_modules): a bundle older than one is stale. */
+    inputs: string[];
 }
 
 /** Bundles a browser entry point (TypeScript, importing the SDK and Deepkit) into one script. */
@@ -56,8 +59,13 @@ export async function bundleForBrowser(entryPoint: string, options: { minify?: b
         minify: options.minify ?? true,
         sourcemap: false,
         logLevel: 'silent',
+        metafile: true,
         define: { 'process.env.NODE_ENV': '"production"', global: 'globalThis' },
         plugins: [nodeOnlyStubs(), deepkitReflection()],
     });
-    return { code: result.outputFiles[0].text };
+    // Inputs from a plugin's namespace are keyed "namespace:path"; files are keyed relative to the working directory.
+    const inputs = Object.keys(result.metafile.inputs)
+        .filter(input => !/^[\w-]+:/.test(input) && !input.includes('node_modules'))
+        .map(input => resolve(input));
+    return { code: result.outputFiles[0].text, inputs };
 }

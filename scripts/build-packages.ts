@@ -1,0 +1,83 @@
+/**
+ * The part of `npm run build` after tsc: bundles the browser scripts ahead of time (the compiled broker serves its
+ * dashboard without TypeScript or esbuild) and writes each package's published manifest, `<package>/dist/package.json`.
+ *
+ * Each package is published from its dist/ folder, so `@switchboard/protocol/errors` is `errors.js` there, while in
+ * this repository the same name reaches `shared/errors.ts` (the workspace link, without a build). A bundle gets
+ * `<bundle>.inputs.json`, the sources it was made from, so code running from source knows when a bundle is stale
+ * (server/web/browser-script.ts).
+ */
+import { copyFile, mkdir, readFile, rm, symlink, writeFile } from 'fs/promises';
+import { basename, dirname, join, relative } from 'path';
+import { isCurrent } from '../server/web/browser-script';
+import { bundleForBrowser } from '../server/web/bundler';
+
+const root = join(__dirname, '..');
+
+const bundles = [
+    { entryPoint: 'server/dashboard/dashboard-client.ts', output: 'server/dist/dashboard/dashboard-client.js', page: 'server/dashboard/dashboard.html' },
+    { entryPoint: 'examples/web/app.ts', output: 'examples/web/dist/app.js' },
+];
+
+/** The folders of the published packages, by package name. */
+const packageFolders: Record<string, string> = {
+    '@switchboard/protocol': 'shared',
+    '@switchboard/peer': 'peer',
+    '@switchboard/broker': 'server',
+    '@switchboard/testing': 'testing',
+};
+
+async function bundle(): Promise<void> {
+    for (const { entryPoint, output, page } of bundles) {
+        const target = join(root, output);
+        await mkdir(dirname(target), { recursive: true });
+        if (page) await copyFile(join(root, page), join(dirname(target), basename(page)));
+        if (await isCurrent(target)) continue;
+        const { code, inputs } = await bundleForBrowser(join(root, entryPoint));
+        await writeFile(target + '.inputs.json', JSON.stringify(inputs.map(input => relative(dirname(target), input))) + '\n');
+        await writeFile(target, code);
+    }
+}
+
+/** The manifest of the published package: the workspace's, with the paths as they are inside dist/. */
+async function writeManifest(folder: string): Promise<void> {
+    const { private: _private, bin, ...manifest } = JSON.parse(await readFile(join(root, folder, 'package.json'), 'utf8'));
+    const inDist = (path: string) => path.replace(/^(\.\/)?dist\//, '');
+    const published = {
+        ...manifest,
+        main: 'index.js',
+        types: 'index.d.ts',
+        ...(bin ? { bin: Object.fromEntries(Object.entries(bin as Record<string, string>).map(([name, path]) => [name, inDist(path)])) } : {}),
+        // Not the build records (tsbuildinfo) nor the bundles' input lists.
+        files: ['**/*.js', '**/*.d.ts', '**/*.html', '!**/*.inputs.json'],
+    };
+    await writeFile(join(root, folder, 'dist', 'package.json'), JSON.stringify(published, null, 2) + '\n');
+    await linkCompiledDependencies(folder, Object.keys(manifest.dependencies ?? {}));
+}
+
+/**
+ * The compiled code run in this repository (`npm start`) finds the compiled packages it depends on, as it would once
+ * installed: `server/dist/node_modules/@switchboard/protocol` → `shared/dist`. The workspace links in the root
+ * node_modules lead to the sources instead, for ts-node, jest and tsc. `npm pack` leaves node_modules out.
+ */
+async function linkCompiledDependencies(folder: string, dependencies: string[]): Promise<void> {
+    const modules = join(root, folder, 'dist', 'node_modules');
+    await rm(modules, { recursive: true, force: true });
+    for (const name of dependencies.filter(dependency => dependency in packageFolders)) {
+        const link = join(modules, name);
+        await mkdir(dirname(link), { recursive: true });
+        await symlink(relative(dirname(link), join(root, packageFolders[name], 'dist')), link, 'dir');
+    }
+}
+
+async function main(): Promise<void> {
+    await bundle();
+    for (const folder of Object.values(packageFolders)) await writeManifest(folder);
+}
+
+if (require.main === module) {
+    main().catch(error => {
+        console.error(`Building the packages failed: ${(error as Error).message}`);
+        process.exit(1);
+    });
+}
