@@ -1,6 +1,6 @@
 import { RemoteController, rpc, RpcClient, RpcWebSocketClientAdapter } from '@deepkit/rpc';
 import { MinLength } from '@deepkit/type';
-import { firstValueFrom, Observable } from 'rxjs';
+import { firstValueFrom, Observable, Subject } from 'rxjs';
 import { filter, take, toArray } from 'rxjs/operators';
 import WebSocket from 'ws';
 import { BrokerConfig, RunningBroker, startBroker } from '../server';
@@ -69,26 +69,33 @@ export function collect<T>(source: Observable<T>, count: number, predicate: (val
     return firstValueFrom(source.pipe(filter(predicate), take(count), toArray()));
 }
 
-/** Resolves when `condition` holds, checking after each event loop turn; fails after `timeoutMs`. */
-export async function eventually(condition: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
+/**
+ * Resolves when `condition` holds: for state that announces no change (rows in a database, a counter). Where an event
+ * exists, wait for the event instead. Checks every few milliseconds, not on every turn of the event loop: a check per
+ * turn (often a query) starves the very work it waits for when the machine is busy. Fails after `timeoutMs`.
+ */
+export async function eventually(condition: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!await condition()) {
         if (Date.now() > deadline) throw new Error('condition not met in time');
-        await new Promise(resolve => setImmediate(resolve));
+        await new Promise(resolve => setTimeout(resolve, 10));
     }
 }
 
 /** Resolves once `count` calls of EchoController.hold are parked on the serving side. */
-export function heldCalls(count: number): Promise<void> {
-    return eventually(() => EchoController.held.length >= count);
+export async function heldCalls(count: number): Promise<void> {
+    if (EchoController.held.length >= count) return;
+    await firstValueFrom(EchoController.parked$.pipe(filter(parked => parked >= count)));
 }
 
 /** The controller every test peer serves. */
 @rpc.controller('test/echo')
 export class EchoController {
     static path = 'test/echo';
-    /** Calls parked by `hold`, released by `release` (or never). */
+    /** Calls parked by `hold`, released by calling them (or never). */
     static held: (() => void)[] = [];
+    /** How many calls are parked, after each call of `hold`. */
+    static readonly parked$ = new Subject<number>();
 
     constructor(protected caller: CallerContext) {
     }
@@ -106,7 +113,9 @@ export class EchoController {
     /** Never answers on its own: for calls a disconnect must end. */
     @rpc.action()
     async hold(): Promise<string> {
-        return new Promise(resolve => EchoController.held.push(() => resolve('released')));
+        const released = new Promise<string>(resolve => EchoController.held.push(() => resolve('released')));
+        EchoController.parked$.next(EchoController.held.length);
+        return released;
     }
 
     @rpc.action()

@@ -13,9 +13,12 @@ export interface Run {
     waitFor(pattern: RegExp, timeoutMs?: number, fromOffset?: number): Promise<RegExpMatchArray>;
 }
 
-/** Runs one of the project's TypeScript programs as `npm run …` does (ts-node, transpile-only). */
+/**
+ * Runs one of the project's TypeScript programs as `npm run …` does (ts-node, transpile-only), with the compiled
+ * output cached across processes (tests/ts-node-cached.js).
+ */
 export function runProgram(script: string, args: string[], env: Record<string, string> = {}): Run {
-    const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', script, ...args], {
+    const child = spawn(process.execPath, ['--enable-source-maps', '-r', join(__dirname, 'ts-node-cached.js'), script, ...args], {
         cwd: root,
         env: { ...process.env, FORCE_COLOR: '0', ...env },
         stdio: ['pipe', 'pipe', 'pipe'],

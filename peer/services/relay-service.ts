@@ -1,8 +1,8 @@
 import { DatabaseAdapter, DatabaseSession, UniqueConstraintFailure } from '@deepkit/orm';
 import { Subject } from 'rxjs';
-import { DeliveryReceipt, RelayApi, RelayEnvelope, RelayPayload } from '../../shared/relay-api';
-import { AccessDenied, QuotaExceeded } from '../../shared/errors';
-import { matchesPeerPattern } from '../../shared/peer-id';
+import { DeliveryReceipt, RelayApi, RelayEnvelope, RelayPayload } from '@switchboard/protocol/relay-api';
+import { AccessDenied, QuotaExceeded } from '@switchboard/protocol/errors';
+import { matchesPeerPattern } from '@switchboard/protocol/peer-id';
 import { Outbox, OutboxItem } from '../outbox';
 import { RemotePeer } from '../remote-peer';
 import { HeldPayload, ReceiptRecord, ReceivedPayload } from '../storage/entities';
@@ -45,6 +45,8 @@ export class RelayService {
         protected outbox: Outbox,
         protected host: RelayHost,
         protected options: RelayOptions = defaultRelayOptions,
+        /** Milliseconds since the epoch: stamps payloads and decides their expiry (tests move it instead of waiting). */
+        protected now: () => number = Date.now,
     ) {
         outbox.handle('relay-deliver', async (recipient, key: string) => this.deliverHeld(key));
         outbox.handle('relay-receipt', async (sender, receipt: DeliveryReceipt) => {
@@ -57,7 +59,7 @@ export class RelayService {
 
     async forward(sender: string, recipient: string, payload: RelayPayload): Promise<DeliveryReceipt> {
         await this.remote(recipient).deliver(new RelayEnvelope(payload, sender, recipient, this.host.id));
-        return new DeliveryReceipt(payload.id, recipient, new Date, this.host.id);
+        return new DeliveryReceipt(payload.id, recipient, new Date(this.now()), this.host.id);
     }
 
     /**
@@ -67,7 +69,7 @@ export class RelayService {
      */
     async store(sender: string, recipient: string, payload: RelayPayload, ttlSeconds?: number): Promise<{ payloadId: string, expiresAt: Date }> {
         const key = sender + ':' + payload.id;
-        const now = new Date;
+        const now = new Date(this.now());
         const expiresAt = new Date(now.getTime() + (ttlSeconds ?? this.options.defaultTtlSeconds) * 1000);
         try {
             // The checks run in the transaction too, so concurrent stores cannot pass the quota or store twice.
@@ -178,7 +180,7 @@ export class RelayService {
      * @returns false when it was no longer held (pushed and pulled at once: the other one reports it).
      */
     protected async delivered(payload: HeldPayload): Promise<boolean> {
-        const deliveredAt = new Date;
+        const deliveredAt = new Date(this.now());
         const receipt = new DeliveryReceipt(payload.payloadId, payload.recipient, deliveredAt, this.host.id);
         try {
             // The receipt's delivery is not awaited: this runs inside the recipient's drain, which must not wait for
@@ -205,7 +207,7 @@ export class RelayService {
 
     /** @returns true when the payload's TTL is over; it is then dropped, not delivered. */
     protected async expire(payload: HeldPayload): Promise<boolean> {
-        if (payload.expiresAt.getTime() > Date.now()) return false;
+        if (payload.expiresAt.getTime() > this.now()) return false;
         payload.state = 'expired';
         await this.database.persist(payload);
         return true;

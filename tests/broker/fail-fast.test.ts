@@ -1,4 +1,4 @@
-import { api, collect, echoOf, EchoController, eventually, Resources } from '../helpers';
+import { api, collect, echoOf, EchoController, heldCalls, Resources } from '../helpers';
 import { PeerNotFound, PeerOffline } from '../../shared';
 
 /** On stock Deepkit each of these calls waits forever: the broker drops the message with a console line. */
@@ -39,7 +39,7 @@ describe('calls that cannot be delivered end at once with a typed error', () => 
         EchoController.held = [];
 
         const pending = echoOf(caller, 'bob').hold();
-        await eventually(() => EchoController.held.length === 1);
+        await heldCalls(1);
         await bob.client.disconnect();
 
         await expect(pending).rejects.toBeInstanceOf(PeerOffline);

@@ -1,7 +1,7 @@
 import { createRpcMessageSourceDest, readBinaryRpcMessage, RpcTypes, RpcWebSocketClientAdapter } from '@deepkit/rpc';
 import { typeOf } from '@deepkit/type';
 import WebSocket from 'ws';
-import { api, echoOf, EchoController, eventually, Resources } from '../helpers';
+import { api, echoOf, EchoController, eventually, heldCalls, Resources } from '../helpers';
 import { AccessDenied, PayloadTooLarge, RateLimited } from '../../shared';
 import { PeerClient } from '../../peer';
 import { AuditLog } from '../../server';
@@ -62,7 +62,7 @@ describe('the security gate on routed frames', () => {
         const aliceConnection = Buffer.from((await api(alice).whoami()).connectionId, 'hex');
         EchoController.held = [];
         const pending = echoOf(alice, 'carol').hold();
-        await eventually(() => EchoController.held.length === 1);
+        await heldCalls(1);
 
         const mallory = await resources.servingPeer(broker.url, 'mallory');
         // Message ids are small sequential numbers: try them all with a forged "result".

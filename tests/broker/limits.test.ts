@@ -208,7 +208,9 @@ describe('broker limits', () => {
         seed.disconnect();
 
         const env = { SWITCHBOARD_DATABASE: database };
+        // Two readers of one file: they run side by side.
         const audit = runProgram('server/main.ts', ['audit'], env);
+        const peers = runProgram('server/main.ts', ['peers'], env);
         expect(await audit.exit).toBe(0);
         const rows = audit.output().split('\n').filter(line => line.includes('mallory'));
         expect(rows).toHaveLength(1);
@@ -218,7 +220,6 @@ describe('broker limits', () => {
         expect(rows[0]).toContain('\\u003cred>fake\\u003c/red>\\u202e');
         expect(rows[0]).toContain('anon\\u2028ymous');
 
-        const peers = runProgram('server/main.ts', ['peers'], env);
         expect(await peers.exit).toBe(0);
         expect(peers.output()).not.toMatch(/^online\s+root/m);
         expect(peers.output()).toContain('eve\\nonline   root');
@@ -232,12 +233,15 @@ function countOf(row: AuditEvent): number {
     return match ? Number(match[1]) : 1;
 }
 
-/** Polls `read` until it returns `expected`, on each turn of the event loop; fails after a few seconds. */
-async function waitFor<T>(read: () => Promise<T>, expected: T, timeoutMs = 5000): Promise<boolean> {
+/**
+ * Polls `read` (rows on disk: no event tells of them) every few milliseconds until it returns `expected`; fails after
+ * `timeoutMs`. Not on every turn of the event loop: that would starve the writes it waits for.
+ */
+async function waitFor<T>(read: () => Promise<T>, expected: T, timeoutMs = 15_000): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
     while (await read() !== expected) {
         if (Date.now() > deadline) throw new Error(`still ${JSON.stringify(await read())}, not ${JSON.stringify(expected)}`);
-        await new Promise(resolve => setImmediate(resolve));
+        await new Promise(resolve => setTimeout(resolve, 10));
     }
     return true;
 }

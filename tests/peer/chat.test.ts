@@ -6,7 +6,7 @@ import { filter } from 'rxjs/operators';
 import { AccessDenied, ChatEntry, ChatMessage, NotRegistered } from '../../shared';
 import { Peer } from '../../peer';
 import { startSwitchboard } from '../../peer/testing';
-import { collect, eventually, wentOffline } from '../helpers';
+import { collect, wentOffline } from '../helpers';
 
 function statusOf(peer: Peer, id: string, status: string): Promise<ChatEntry> {
     return firstValueFrom(peer.chat.updates$.pipe(filter(entry => entry.id === id && entry.status === status)));
@@ -94,10 +94,14 @@ describe('chat', () => {
 
             const bob = await kit.addPeer('bob');
             const arrived = firstValueFrom(bob.chat.updates$.pipe(filter(e => e.direction === 'in')));
-            const restarted = await kit.addPeer({ id: 'alice', storage });
+            let delivered!: Promise<unknown>;
+            const restarted = await kit.addPeer({ id: 'alice', storage }, peer => {
+                delivered = collect(peer.chat.updates$, 1, entry => entry.direction === 'out' && entry.status === 'delivered');
+            });
             expect(await arrived).toMatchObject({ peerId: 'alice', text: 'sent before my restart' });
             // The status changes right after bob answers; wait for it on the restarted peer.
-            await eventually(async () => (await restarted.chat.history('bob'))[0]?.status === 'delivered');
+            await delivered;
+            expect((await restarted.chat.history('bob'))[0]?.status).toBe('delivered');
         } finally {
             rmSync(directory, { recursive: true, force: true });
         }

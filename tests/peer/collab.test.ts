@@ -3,7 +3,9 @@ import { tmpdir } from 'os';
 import { join } from 'path';
 import { CollabDocument } from '../../peer/services/collab-service';
 import { startSwitchboard } from '../../peer/testing';
-import { eventually, wentOffline } from '../helpers';
+import { firstValueFrom, merge } from 'rxjs';
+import { filter } from 'rxjs/operators';
+import { wentOffline } from '../helpers';
 
 /** A small deterministic generator, so a failing run can be replayed from its seed. */
 function random(seed: number): () => number {
@@ -21,6 +23,11 @@ function randomEdit(document: CollabDocument, next: () => number, author: string
     } else {
         document.text.insert(Math.floor(next() * (length + 1)), `${author}${Math.floor(next() * 100)} `);
     }
+}
+
+/** Resolves once `condition` holds, checked after every change of any of `documents`. */
+async function whenDocuments(documents: CollabDocument[], condition: () => boolean): Promise<void> {
+    if (!condition()) await firstValueFrom(merge(...documents.map(document => document.changes$)).pipe(filter(condition)));
 }
 
 describe('collaborative documents (Yjs)', () => {
@@ -46,7 +53,7 @@ describe('collaborative documents (Yjs)', () => {
             await kit.peer('carol').resume();
             for (let i = 0; i < 30; i++) randomEdit(documents[i % 3], next, ids[i % 3]);
 
-            await eventually(() => new Set(texts()).size === 1, 10000);
+            await whenDocuments(documents, () => new Set(texts()).size === 1);
             const [converged] = texts();
             expect(converged.length).toBeGreaterThan(0);
             for (const author of ids) expect(converged).toContain(author);
@@ -70,6 +77,6 @@ describe('collaborative documents (Yjs)', () => {
         expect(await kit.peer('dave').to('alice').collab.collaborators('plan')).toEqual(['dave']);
 
         dave.text.insert(dave.text.length, 'step three\n');
-        await eventually(() => alice.toString() === 'step one\nstep two\nstep three\n');
+        await whenDocuments([alice], () => alice.toString() === 'step one\nstep two\nstep three\n');
     });
 });

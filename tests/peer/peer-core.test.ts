@@ -1,18 +1,25 @@
 import { rpc } from '@deepkit/rpc';
 import { MinLength } from '@deepkit/type';
-import { Observable } from 'rxjs';
-import { take, toArray } from 'rxjs/operators';
+import { Observable, Subject } from 'rxjs';
+import { filter, take, toArray } from 'rxjs/operators';
 import { firstValueFrom } from 'rxjs';
 import { AccessDenied, CircuitOpen, Disconnected, localOnly, NotFound, PeerOffline, PeerNotFound, Timeout, ValidationError } from '../../shared';
 import { CallerContext, Peer } from '../../peer';
 import { startSwitchboard } from '../../peer/testing';
-import { collect, eventually } from '../helpers';
+import { collect, wentOffline } from '../helpers';
 
 /** A user controller, as an app would expose it. */
 @rpc.controller('app/clock')
 class ClockController {
     static parked: (() => void)[] = [];
     static calls = 0;
+    /** Fires after `parked` or `unsubscribed` changed. */
+    static readonly changed$ = new Subject<void>();
+
+    /** Resolves once `condition` (on the static lists) holds. */
+    static async until(condition: () => boolean): Promise<void> {
+        if (!condition()) await firstValueFrom(ClockController.changed$.pipe(filter(condition)));
+    }
 
     constructor(private caller: CallerContext) {
     }
@@ -25,7 +32,9 @@ class ClockController {
 
     @rpc.action()
     async never(): Promise<string> {
-        return new Promise(resolve => ClockController.parked.push(() => resolve('late')));
+        const late = new Promise<string>(resolve => ClockController.parked.push(() => resolve('late')));
+        ClockController.changed$.next();
+        return late;
     }
 
     /** Counts from `from` on, one value per tick, for as long as the caller stays subscribed. */
@@ -38,6 +47,7 @@ class ClockController {
             return () => {
                 clearInterval(timer);
                 ClockController.unsubscribed.push(caller ?? '');
+                ClockController.changed$.next();
             };
         });
     }
@@ -123,14 +133,17 @@ describe('Peer: calls always end', () => {
         kit.peer('bob').expose(ClockController, 'app/clock');
         ClockController.parked = [];
         const pending = kit.peer('alice').to('bob').controller<ClockApi>('app/clock').never();
-        await eventually(() => ClockController.parked.length === 1);
+        await ClockController.until(() => ClockController.parked.length === 1);
         await kit.broker.close();
         await expect(pending).rejects.toBeInstanceOf(Disconnected);
         await kit.close();
     });
 
     it('the circuit opens after consecutive failures and recovers after the cool-down', async () => {
-        await using kit = await startSwitchboard({ peers: [{ id: 'alice', circuitBreaker: { failureThreshold: 3, coolDownMs: 100 } }, 'bob'] });
+        // The cool-down runs on alice's clock, which the test moves instead of waiting a minute.
+        let now = Date.now();
+        await using kit = await startSwitchboard({ peers: [{ id: 'alice', circuitBreaker: { failureThreshold: 3, coolDownMs: 60_000 }, clock: () => now }, 'bob'] });
+        kit.peer('bob').expose(ClockController, 'app/clock');
         const alice = kit.peer('alice');
         const clock = alice.to('carol').controller<ClockApi>('app/clock');
         for (let i = 0; i < 3; i++) await expect(clock.greet('Carol')).rejects.toBeInstanceOf(PeerNotFound);
@@ -139,12 +152,24 @@ describe('Peer: calls always end', () => {
         expect(alice.circuit('carol').state).toBe('open');
         expect(await alice.to('bob').controller<ClockApi>('app/clock').greet('Bob').catch(e => e.constructor.name)).not.toBe('CircuitOpen');
 
-        const carol = await kit.addPeer('carol');
-        carol.expose(ClockController, 'app/clock');
-        // The cool-down is a span of time by design: wait until the breaker's own retry time has passed.
-        await eventually(() => Date.now() >= (open.retryAt as Date).getTime());
-        expect(await clock.greet('Carol')).toBe('hello Carol, from alice');
-        expect(alice.circuit('carol').state).toBe('closed');
+        expect((open.retryAt as Date).getTime()).toBe(now + 60_000);
+        now += 59_999;
+        expect(await clock.greet('Carol').catch(e => e)).toBeInstanceOf(CircuitOpen);
+        // Cooled down: one trial reaches the broker; it fails, so the circuit opens for another cool-down.
+        now += 1;
+        expect(await clock.greet('Carol').catch(e => e)).toBeInstanceOf(PeerNotFound);
+        expect(await clock.greet('Carol').catch(e => e)).toBeInstanceOf(CircuitOpen);
+
+        // bob is online but does not answer in time: its circuit opens too. (A peer coming online would reset it.)
+        ClockController.parked = [];
+        const slow = alice.to('bob').controller<ClockApi>('app/clock', { timeout: 100 });
+        for (let i = 0; i < 3; i++) await expect(slow.never()).rejects.toBeInstanceOf(Timeout);
+        await expect(slow.never()).rejects.toBeInstanceOf(CircuitOpen);
+        now += 60_000;
+        // The trial succeeds and closes the circuit.
+        expect(await alice.to('bob').controller<ClockApi>('app/clock').greet('Bob')).toBe('hello Bob, from alice');
+        expect(alice.circuit('bob').state).toBe('closed');
+        for (const release of ClockController.parked.splice(0)) release();
     });
 });
 
@@ -164,7 +189,7 @@ describe('Peer: streams across peers', () => {
         ]);
         expect(aliceItems).toEqual(['a:alice:0', 'a:alice:1', 'a:alice:2', 'a:alice:3', 'a:alice:4']);
         expect(bobItems).toEqual(['b:bob:0', 'b:bob:1', 'b:bob:2', 'b:bob:3', 'b:bob:4']);
-        await eventually(() => ClockController.unsubscribed.includes('alice') && ClockController.unsubscribed.includes('bob'));
+        await ClockController.until(() => ClockController.unsubscribed.includes('alice') && ClockController.unsubscribed.includes('bob'));
     });
 });
 
@@ -176,13 +201,14 @@ describe('Peer: resilience', () => {
         const bob = kit.peer('bob');
         const port = kit.broker.port;
         const database = kit.broker.runtime.config.database;
+        const disconnected = Promise.all([alice, bob].map(peer => collect(peer.state$, 1, state => state === 'disconnected')));
         await kit.broker.close();
-        await eventually(() => alice.state === 'disconnected' && bob.state === 'disconnected');
+        await disconnected;
 
         const { startBroker } = await import('../../server');
         const restarted = await startBroker({ port, database, logLevel: 'error' });
         try {
-            await eventually(() => alice.state === 'registered' && bob.state === 'registered', 10000);
+            await Promise.all([alice, bob].map(peer => collect(peer.state$, 1, state => state === 'registered')));
             expect(await alice.to('bob').controller<ClockApi>('app/clock').greet('again')).toBe('hello again, from alice');
             expect((await alice.broker.getPeer('bob')).capabilities).toEqual(['clock']);
         } finally {
@@ -193,20 +219,24 @@ describe('Peer: resilience', () => {
     });
 
     it('idempotent actions are retried; others are not', async () => {
-        await using kit = await startSwitchboard({ peers: [{ id: 'alice', retry: { attempts: 3, initialDelayMs: 10 } }] });
+        // Retries every few milliseconds until bob is back, however long that takes on a busy machine: the call's
+        // deadline is the bound, not a count of attempts (nor the circuit, which each PeerOffline would open).
+        const retry = { attempts: 1_000_000, initialDelayMs: 10, maxDelayMs: 50 };
+        await using kit = await startSwitchboard({ peers: [{ id: 'alice', retry, circuitBreaker: { failureThreshold: 1_000_000 } }] });
         const alice = kit.peer('alice');
         const offline = async () => {
             const bob = await kit.addPeer('bob');
             bob.expose(ClockController, 'app/clock');
+            const gone = wentOffline(alice, 'bob');
             await bob.close();
-            await eventually(async () => !(await alice.broker.getPeer('bob')).online);
+            await gone;
         };
         await offline();
         const plain = alice.to('bob').controller<ClockApi>('app/clock');
         await expect(plain.greet('Bob')).rejects.toBeInstanceOf(PeerOffline);
 
         // bob comes back while alice is retrying: the idempotent call succeeds.
-        const retried = alice.to('bob').controller<ClockApi>('app/clock', { idempotent: ['greet'], timeout: 2000 }).greet('Bob');
+        const retried = alice.to('bob').controller<ClockApi>('app/clock', { idempotent: ['greet'], timeout: 20_000 }).greet('Bob');
         await kit.addPeer({ id: 'bob', expose: [[ClockController, 'app/clock']] });
         await expect(retried).resolves.toBe('hello Bob, from alice');
     });

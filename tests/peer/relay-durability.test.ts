@@ -46,10 +46,14 @@ describe('nothing accepted is stranded by a crash', () => {
 
         await using kit = await startSwitchboard({ peers: ['bob'] });
         const arrived = firstValueFrom(kit.peer('bob').chat.updates$.pipe(filter(entry => entry.direction === 'in')));
-        const alice = await kit.addPeer({ id: 'alice', storage });
+        let delivered!: Promise<unknown>;
+        const alice = await kit.addPeer({ id: 'alice', storage }, peer => {
+            delivered = collect(peer.chat.updates$, 1, entry => entry.direction === 'out' && entry.status === 'delivered');
+        });
 
         expect(await arrived).toMatchObject({ id: 'm-1', peerId: 'alice', text: 'written, then killed' });
-        await eventually(async () => (await alice.chat.history('bob'))[0]?.status === 'delivered');
+        await delivered;
+        expect((await alice.chat.history('bob'))[0]?.status).toBe('delivered');
         expect(await alice.outbox.pending()).toEqual([]);
     });
 });

@@ -1,7 +1,6 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'fs';
-import { tmpdir } from 'os';
+import { existsSync, mkdirSync } from 'fs';
 import { join } from 'path';
-import { BrowserContext, chromium, Page } from 'playwright-core';
+import { Browser, BrowserContext, chromium, Page } from 'playwright-core';
 import { Resources } from '../helpers';
 
 /** Debian's Chromium, installed by `.ci/run` (`apt-get install chromium chromium-driver`). */
@@ -15,7 +14,12 @@ const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-backgro
  * a missing Chromium fails the run, so CI cannot pass without having run them.
  */
 export function describeInBrowser(name: string, tests: () => void): void {
-    if (existsSync(CHROMIUM)) return describe(name, tests);
+    if (existsSync(CHROMIUM)) {
+        return describe(name, () => {
+            afterAll(closeBrowser);
+            tests();
+        });
+    }
     const message = `Chromium not found at ${CHROMIUM}: the browser tests need Debian's chromium (apt-get install chromium chromium-driver) or CHROMIUM_PATH.`;
     if (process.env.CI) {
         describe(name, () => it('needs Chromium', () => {
@@ -35,11 +39,23 @@ export interface TestBrowser {
     pageErrors: string[];
 }
 
-/** Headless Chromium with a fresh profile, closed (and the profile removed) with `resources`. */
+/** One Chromium per test file: each test gets a context of its own instead of paying for another browser start. */
+let browser: Promise<Browser> | undefined;
+
+async function closeBrowser(): Promise<void> {
+    const launched = browser;
+    browser = undefined;
+    // A launch that failed failed its test already.
+    await (await launched?.catch(() => undefined))?.close();
+}
+
+/**
+ * A fresh browser context in headless Chromium (its own storage, cookies and cache, as a new profile has), closed
+ * with `resources`.
+ */
 export async function launchBrowser(resources: Resources): Promise<TestBrowser> {
-    const profile = mkdtempSync(join(tmpdir(), 'switchboard-chromium-'));
-    resources.add(profile, dir => rmSync(dir, { recursive: true, force: true }));
-    const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: FLAGS, timeout: 30_000 });
+    browser ??= chromium.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS, timeout: 30_000 });
+    const context = await (await browser).newContext();
     resources.add(context, c => c.close());
     context.setDefaultTimeout(15_000);
     const pageErrors: string[] = [];
