@@ -10,12 +10,16 @@ import { HealthController } from './controllers/health-controller';
 import { DashboardController } from './controllers/dashboard-controller';
 import { DashboardFeed } from './dashboard/dashboard-feed';
 import { InProcessPeerExchange } from './exchange/in-process-exchange';
+import { NatsPeerExchange, natsExchangeOptions } from './cluster/nats-exchange';
 import { PeerExchange } from './exchange/peer-exchange';
 import { BrokerKernel } from './kernel';
 import { AuditLog } from './registry/audit-log';
 import { RegistryDatabase } from './registry/database';
 import { PeerRegistry } from './registry/peer-registry';
-import { TokenStore } from './registry/token-store';
+import { PeerTokenStore, TokenStore } from './registry/token-store';
+import { ClusterState } from './cluster/cluster-state';
+import { ClusterTokenStore } from './cluster/cluster-token-store';
+import { ClusterPeerRecords } from './cluster/cluster-peer-records';
 import { WriteBehind } from './registry/write-behind';
 import { SwitchboardSecurity } from './security';
 import { BrokerStats } from './stats';
@@ -40,13 +44,21 @@ export function createBrokerApp(config: Partial<BrokerConfig> = {}) {
             { provide: BrokerHttpServer, useValue: http },
             BrokerRuntime,
             BrokerStats,
-            provide<PeerExchange>(InProcessPeerExchange),
+            // With a NATS URL the broker joins a cluster; without, it is exactly the single process it always was.
+            provide<PeerExchange>({ useFactory: (config: BrokerConfig, logger: Logger) => config.natsUrl ? new NatsPeerExchange(natsExchangeOptions(config), logger.scoped('cluster')) : new InProcessPeerExchange(config.brokerId || undefined) }),
             { provide: RegistryDatabase, useFactory: (config: BrokerConfig) => new RegistryDatabase(config.database) },
             TokenDatabaseHandle,
             { provide: TokenStore, useFactory: (handle: TokenDatabaseHandle) => new TokenStore(handle.database) },
+            // In a cluster, tokens and the registry's history are the cluster's (JetStream KV), not one broker's.
+            { provide: ClusterState, useFactory: (config: BrokerConfig) => new ClusterState(config.natsUrl, config.cluster, 'state') },
+            provide<PeerTokenStore>({ useFactory: (config: BrokerConfig, tokens: TokenStore, state: ClusterState) => config.natsUrl ? new ClusterTokenStore(state) : tokens }),
             { provide: WriteBehind, useFactory: (database: RegistryDatabase, logger: Logger) => new WriteBehind(database, logger) },
             AuditLog,
-            PeerRegistry,
+            {
+                provide: PeerRegistry,
+                useFactory: (database: RegistryDatabase, exchange: PeerExchange, writer: WriteBehind, config: BrokerConfig, logger: Logger, state: ClusterState) =>
+                    new PeerRegistry(database, exchange, writer, config, logger, config.natsUrl ? new ClusterPeerRecords(state, exchange.brokerId, logger.scoped('cluster')) : undefined),
+            },
             DashboardFeed,
             TokenRevocationWatcher,
             BrokerServices,

@@ -7,9 +7,11 @@ import { assertValidConfig, BrokerConfig } from './config';
 import { AuditLog } from './registry/audit-log';
 import { AuditEvent, AuditKind } from './registry/entities';
 import { PeerRegistry } from './registry/peer-registry';
-import { TokenStore } from './registry/token-store';
+import { PeerTokenStore } from './registry/token-store';
+import { ClusterState } from './cluster/cluster-state';
 import { DatabaseInUse } from './registry/database-lock';
 import { BrokerRuntime, PortInUse, TokenDatabaseHandle } from './runtime';
+import { NatsUnreachable } from './cluster/nats-link';
 
 @cli.controller('start', { description: 'Start the broker (HTTP + WebSocket RPC on one port). Settings also come from SWITCHBOARD_* variables.' })
 export class StartCommand {
@@ -53,11 +55,21 @@ export class StartCommand {
         registryMaxOfflinePeers?: number & Flag,
         /** @description ms between checks for revoked tokens of live connections */
         tokenRevocationCheckMs?: number & Flag,
+        /** @description NATS URLs, comma-separated: join a cluster of brokers (empty: a single broker) */
+        natsUrl?: string & Flag,
+        /** @description cluster name: brokers with the same name on one NATS share one peer namespace */
+        cluster?: string & Flag,
+        /** @description this broker's ID in the cluster (default: generated) */
+        brokerId?: string & Flag,
+        /** @description ms between cluster heartbeats */
+        clusterHeartbeatMs?: number & Flag,
+        /** @description ms without heartbeats after which a cluster broker counts as dead */
+        clusterDeathTimeoutMs?: number & Flag,
     ): Promise<number> {
         const flags = {
             host, port, database, auth, tokenDatabase, maxPayloadBytes, messagesPerSecond, callTimeoutMs, maxProtocolViolations, auditCalls,
             maxBufferedBytes, handshakeTimeoutMs, maxConnectionsPerAddress, maxConnections, pingIntervalMs, registryRetentionDays,
-            registryMaxOfflinePeers, tokenRevocationCheckMs,
+            registryMaxOfflinePeers, tokenRevocationCheckMs, natsUrl, cluster, brokerId, clusterHeartbeatMs, clusterDeathTimeoutMs,
         };
         for (const [name, value] of Object.entries(flags)) {
             if (value !== undefined) (this.config as any)[name] = value;
@@ -68,32 +80,70 @@ export class StartCommand {
             this.logger.error((error as Error).message);
             return 1;
         }
-        const runtime = this.injector.get(BrokerRuntime);
+        // Signals are taken before start-up: one that comes while it runs, or just after the "listening" line, stops
+        // the broker once started instead of killing it. Every signal, not once: Ctrl-C under `npm start` delivers
+        // SIGINT twice (from the terminal and forwarded by npm), and one without a listener would kill it mid-flush.
+        let signalled: NodeJS.Signals | undefined;
+        let onSignal = () => {};
+        const takeSignal = (signal: NodeJS.Signals) => {
+            signalled ??= signal;
+            onSignal();
+        };
+        process.on('SIGINT', takeSignal);
+        process.on('SIGTERM', takeSignal);
         try {
-            await runtime.start();
-        } catch (error) {
-            // Conditions the operator fixes: one line saying how, not a stack.
-            if (error instanceof DatabaseInUse || error instanceof PortInUse) {
-                this.logger.error(error.message);
-                return 1;
+            const runtime = this.injector.get(BrokerRuntime);
+            try {
+                await runtime.start();
+            } catch (error) {
+                // Conditions the operator fixes: one line saying how, not a stack.
+                if (error instanceof DatabaseInUse || error instanceof PortInUse || error instanceof NatsUnreachable) {
+                    this.logger.error(error.message);
+                    return 1;
+                }
+                throw error;
             }
-            throw error;
+            await new Promise<void>(resolve => {
+                onSignal = resolve;
+                if (signalled) resolve();
+            });
+            this.logger.log(`${signalled}: stopping, peers are told and pending writes are flushed …`);
+            return await runtime.stop().then(() => 0, error => {
+                this.logger.error(`Stopping failed: ${(error as Error).message}`);
+                return 1;
+            });
+        } finally {
+            process.off('SIGINT', takeSignal);
+            process.off('SIGTERM', takeSignal);
         }
-        await new Promise<void>(resolve => {
-            const stop = (signal: string) => {
-                this.logger.log(`${signal}: stopping, peers are told and pending writes are flushed …`);
-                runtime.stop().then(resolve, resolve);
-            };
-            process.once('SIGINT', () => stop('SIGINT'));
-            process.once('SIGTERM', () => stop('SIGTERM'));
-        });
-        return 0;
     }
 }
 
-async function openTokens(injector: InjectorContext): Promise<TokenStore> {
-    await injector.get(TokenDatabaseHandle).migrate();
-    return injector.get(TokenStore);
+/** Where a token command finds the tokens: flags first, then SWITCHBOARD_NATS_URL / SWITCHBOARD_CLUSTER. */
+interface TokenStoreFlags {
+    natsUrl?: string;
+    cluster?: string;
+}
+
+/**
+ * Runs `work` on the token store: the cluster's (JetStream KV) when a NATS URL is set, else the broker's SQLite.
+ * Prints the reason and returns 1 when the store is out of reach.
+ */
+async function withTokens(injector: InjectorContext, logger: Logger, flags: TokenStoreFlags, work: (tokens: PeerTokenStore) => Promise<number>): Promise<number> {
+    const config = injector.get(BrokerConfig);
+    if (flags.natsUrl !== undefined) config.natsUrl = flags.natsUrl;
+    if (flags.cluster !== undefined) config.cluster = flags.cluster;
+    try {
+        assertValidConfig(config);
+        if (!config.natsUrl) await injector.get(TokenDatabaseHandle).migrate();
+        return await work(injector.get<PeerTokenStore>());
+    } catch (error) {
+        logger.error((error as Error).message);
+        return 1;
+    } finally {
+        // An open NATS connection would keep the command from exiting.
+        await injector.get(ClusterState).close();
+    }
 }
 
 /** Read-only: a broker may be running on the same database, and it owns the rows. */
@@ -123,7 +173,8 @@ export function formatAuditEvent(event: AuditEvent): string {
         event.controller && `${printable(event.controller)}.${printable(event.action)}`,
         event.reason && printable(event.reason),
     ].filter(Boolean).join('  ');
-    return `${event.at.toISOString()}  ${printable(event.kind).padEnd(11)} ${event.peerId === undefined ? '-' : printable(event.peerId)}  ${what}  (session ${printable(event.session)})`;
+    const broker = event.brokerId ? `, broker ${printable(event.brokerId)}` : '';
+    return `${event.at.toISOString()}  ${printable(event.kind).padEnd(11)} ${event.peerId === undefined ? '-' : printable(event.peerId)}  ${what}  (session ${printable(event.session)}${broker})`;
 }
 
 @cli.controller('peers', { description: 'List the peers in the registry (from the database; works while the broker runs).' })
@@ -161,16 +212,17 @@ export class TokenCreateCommand {
         deny: string[] & Flag = [],
         /** @description may watch the whole broker */
         admin: boolean & Flag = false,
+        /** @description NATS URLs of a cluster: its tokens are made there (default: SWITCHBOARD_NATS_URL; empty: the broker's SQLite) */
+        natsUrl?: string & Flag,
+        /** @description cluster name (default: SWITCHBOARD_CLUSTER, else switchboard) */
+        cluster?: string & Flag,
     ): Promise<number> {
-        try {
-            const token = await (await openTokens(this.injector)).create(name, { peerIds: peer, allowTargets: allow, denyTargets: deny, admin });
+        return withTokens(this.injector, this.logger, { natsUrl, cluster }, async tokens => {
+            const token = await tokens.create(name, { peerIds: peer, allowTargets: allow, denyTargets: deny, admin });
             this.logger.log(`Token "${name}" (peers: ${peer.join(', ') || 'none'}). Keep it; it is not shown again:`);
             process.stdout.write(token + '\n');
             return 0;
-        } catch (error) {
-            this.logger.error((error as Error).message);
-            return 1;
-        }
+        });
     }
 }
 
@@ -179,13 +231,21 @@ export class TokenRevokeCommand {
     constructor(protected injector: InjectorContext, protected logger: Logger) {
     }
 
-    async execute(name: string): Promise<number> {
-        if (await (await openTokens(this.injector)).revoke(name)) {
-            this.logger.log(`Token "${name}" revoked.`);
-            return 0;
-        }
-        this.logger.error(`No live token named "${name}". See token:list.`);
-        return 1;
+    async execute(
+        name: string,
+        /** @description NATS URLs of a cluster: revoke it there, on every broker (default: SWITCHBOARD_NATS_URL) */
+        natsUrl?: string & Flag,
+        /** @description cluster name (default: SWITCHBOARD_CLUSTER, else switchboard) */
+        cluster?: string & Flag,
+    ): Promise<number> {
+        return withTokens(this.injector, this.logger, { natsUrl, cluster }, async tokens => {
+            if (await tokens.revoke(name)) {
+                this.logger.log(`Token "${name}" revoked.`);
+                return 0;
+            }
+            this.logger.error(`No live token named "${name}". See token:list.`);
+            return 1;
+        });
     }
 }
 
@@ -194,13 +254,20 @@ export class TokenListCommand {
     constructor(protected injector: InjectorContext, protected logger: Logger) {
     }
 
-    async execute(): Promise<number> {
-        for (const token of await (await openTokens(this.injector)).list()) {
-            const state = token.revokedAt ? `revoked ${token.revokedAt.toISOString()}` : 'active';
-            const list = (patterns: string[]) => patterns.map(printable).join(', ');
-            this.logger.log(`${printable(token.name)}  ${state}  peers: ${list(token.peerIds)}  allow: ${list(token.allowTargets) || '*'}  deny: ${list(token.denyTargets) || '-'}${token.admin ? '  admin' : ''}`);
-        }
-        return 0;
+    async execute(
+        /** @description NATS URLs of a cluster: list its tokens (default: SWITCHBOARD_NATS_URL) */
+        natsUrl?: string & Flag,
+        /** @description cluster name (default: SWITCHBOARD_CLUSTER, else switchboard) */
+        cluster?: string & Flag,
+    ): Promise<number> {
+        return withTokens(this.injector, this.logger, { natsUrl, cluster }, async tokens => {
+            for (const token of await tokens.list()) {
+                const state = token.revokedAt ? `revoked ${token.revokedAt.toISOString()}` : 'active';
+                const list = (patterns: string[]) => patterns.map(printable).join(', ');
+                this.logger.log(`${printable(token.name)}  ${state}  peers: ${list(token.peerIds)}  allow: ${list(token.allowTargets) || '*'}  deny: ${list(token.denyTargets) || '-'}${token.admin ? '  admin' : ''}`);
+            }
+            return 0;
+        });
     }
 }
 

@@ -1,4 +1,5 @@
-import { deserialize, integer, Maximum, Minimum, MinLength, Positive, ReflectionClass, validate } from '@deepkit/type';
+import { deserialize, integer, Maximum, Minimum, MinLength, Pattern, Positive, ReflectionClass, validate } from '@deepkit/type';
+import { BROKER_ID_PATTERN, CLUSTER_NAME_PATTERN } from './cluster/cluster-names';
 
 /**
  * The broker's settings. Each can be set in the environment as `SWITCHBOARD_` + the name in upper snake case
@@ -83,6 +84,27 @@ export class BrokerConfig {
      * no message) is closed as unresponsive and its peer ID released.
      */
     pingIntervalMs: integer & Positive = 15_000;
+
+    /**
+     * NATS server URLs, comma-separated (`nats://10.0.0.5:4222,nats://10.0.0.6:4222`), with JetStream enabled. Set, the
+     * broker joins the cluster named `cluster` on it: one peer namespace across brokers. Empty: a single broker.
+     */
+    natsUrl: string = '';
+
+    /** Brokers with the same cluster name on one NATS serve one peer namespace; other clusters never see them. */
+    cluster: string & Pattern<typeof CLUSTER_NAME_PATTERN> = 'switchboard';
+
+    /** This broker's ID in its cluster (letters, digits, `_-`); empty: generated at start and logged. */
+    brokerId: string & Pattern<typeof BROKER_ID_PATTERN> = '';
+
+    /** Milliseconds between a cluster broker's heartbeats. */
+    clusterHeartbeatMs: integer & Positive = 500;
+
+    /**
+     * Milliseconds without a heartbeat after which a cluster broker counts as dead: calls to its peers fail and its
+     * peers go offline. A broker cut off from NATS for this long closes its peers' connections so they move on.
+     */
+    clusterDeathTimeoutMs: integer & Positive = 2_000;
 }
 
 /** How each setting is spelled in the environment, for messages that name it. */
@@ -128,4 +150,7 @@ export class ConfigError extends Error {
 export function assertValidConfig(config: BrokerConfig): void {
     const [first] = validate<BrokerConfig>(config);
     if (first) throw new ConfigError(first.path, `${first.message} (got ${JSON.stringify(first.value)})`);
+    if (config.clusterDeathTimeoutMs < config.clusterHeartbeatMs * 2) {
+        throw new ConfigError('clusterDeathTimeoutMs', `must be at least twice clusterHeartbeatMs (${config.clusterHeartbeatMs}), or one late heartbeat kills a broker (got ${config.clusterDeathTimeoutMs})`);
+    }
 }

@@ -9,13 +9,13 @@ import {
     RpcTypes,
     TransportConnection,
 } from '@deepkit/rpc';
-import { AccessDenied, MalformedMessage, NotRegistered, PayloadTooLarge, PEER_REPLACED_CLOSE_CODE, PeerNotFound, PeerOffline, RateLimited, SwitchboardError } from '../shared/errors';
-import { declaredFrameSize, FrameHeader, inspectFrame, MIN_FRAME_SIZE } from '../shared/frame-check';
-import { assertValidPeerId } from '../shared/peer-id';
-import { ValidatingServerAction } from '../shared/validation';
-import { Registration } from '../shared/broker-api';
-import { FilesApi } from '../shared/files-api';
-import { BROKER_ONLY_FRAMES, connectionKey, encodeCallerGone, encodeCallerIdentity, MulticastOutcome, Route, SwitchboardFrame } from '../shared/wire';
+import { AccessDenied, MalformedMessage, NotRegistered, PayloadTooLarge, PEER_REPLACED_CLOSE_CODE, PeerNotFound, PeerOffline, RateLimited, SwitchboardError } from '@switchboard/protocol/errors';
+import { declaredFrameSize, FrameHeader, inspectFrame, MIN_FRAME_SIZE } from '@switchboard/protocol/frame-check';
+import { assertValidPeerId } from '@switchboard/protocol/peer-id';
+import { ValidatingServerAction } from '@switchboard/protocol/validation';
+import { Registration } from '@switchboard/protocol/broker-api';
+import { FilesApi } from '@switchboard/protocol/files-api';
+import { BROKER_ONLY_FRAMES, connectionKey, encodeCallerGone, encodeCallerIdentity, MulticastOutcome, Route, SwitchboardFrame } from '@switchboard/protocol/wire';
 import { BrokerConfig } from './config';
 import { ExchangeEndpoint, FrameOrigin, PeerExchange } from './exchange/peer-exchange';
 import { ChunkAssembler } from './chunk-assembler';
@@ -63,6 +63,8 @@ export const CloseCode = {
     tokenRevoked: 4401,
     /** Missed its pongs: frozen or half-open. */
     unresponsive: 4411,
+    /** The broker lost its cluster (NATS) for longer than the death timeout: reconnect to another broker. */
+    clusterLost: 4503,
     /** Its peer ID was taken over by its owner (same reclaim secret or token): the client must not take it back. */
     replaced: PEER_REPLACED_CLOSE_CODE,
 } as const;
@@ -368,6 +370,10 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
         this.writeFrame(frame);
     }
 
+    disconnect(reason: string): void {
+        this.closeFor(CloseCode.clusterLost, reason);
+    }
+
     replaced(peerId: string): void {
         if (this.myPeerId !== peerId) return;
         this.record('takeover', { reason: 'replaced-by-owner' });
@@ -396,13 +402,17 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
             this.gate.assertMayRegister(session, peerId);
             const record = registry.get(peerId);
             const live = exchange.lookup(peerId);
+            // A live ID's owner is kept by the exchange, where every broker of a cluster sees it (its broker may have
+            // died); an offline ID's last owner by the registry.
+            const claimed = exchange.ownerOf(peerId) ?? (record && { session: record.owner, reclaimSecretHash: record.reclaimSecretHash });
             const owner = config.auth === 'token'
-                ? record?.owner === this.sessionName
-                : !!reclaimSecret && !!record?.reclaimSecretHash && sameSecret(hashSecret(reclaimSecret), record.reclaimSecretHash);
-            await exchange.register(peerId, this.connectionId, { takeover: owner });
-            this.myPeerId = peerId;
+                ? claimed?.session === this.sessionName
+                : !!reclaimSecret && !!claimed?.reclaimSecretHash && sameSecret(hashSecret(reclaimSecret), claimed.reclaimSecretHash);
             const secret = config.auth === 'open' ? (owner && reclaimSecret ? reclaimSecret : createSecret('sbr_')) : undefined;
-            registry.setOwner(peerId, this.sessionName, secret && hashSecret(secret));
+            const reclaimSecretHash = secret && hashSecret(secret);
+            await exchange.register(peerId, this.connectionId, { takeover: owner, owner: { session: this.sessionName, reclaimSecretHash } });
+            this.myPeerId = peerId;
+            registry.setOwner(peerId, this.sessionName, reclaimSecretHash);
             const tookOver = !!live && owner;
             this.services.stats.registrations++;
             this.record(tookOver ? 'takeover' : 'register', {});

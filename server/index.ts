@@ -1,10 +1,13 @@
 export { startBroker, createBrokerApp } from './app';
 export type { RunningBroker } from './app';
 export { BrokerConfig, ConfigError } from './config';
-export type { PeerExchange, ExchangeEndpoint, FrameOrigin, PeerLocation, ExchangePresence } from './exchange/peer-exchange';
+export type { PeerExchange, ExchangeEndpoint, FrameOrigin, PeerLocation, ExchangePresence, BrokerSummary, PeerOwner, RegisterOptions } from './exchange/peer-exchange';
 export { InProcessPeerExchange } from './exchange/in-process-exchange';
+export { NatsPeerExchange } from './cluster/nats-exchange';
+export type { NatsExchangeOptions } from './cluster/nats-exchange';
 export { SwitchboardSecurity, PeerSession } from './security';
 export { AuditLog } from './registry/audit-log';
 export { PeerRegistry } from './registry/peer-registry';
 export { TokenStore } from './registry/token-store';
+export type { PeerTokenStore, TokenGrant } from './registry/token-store';
 export type { AuditKind } from './registry/entities';

@@ -9,6 +9,7 @@ import { PeerRegistry } from './registry/peer-registry';
 import { AuditLog } from './registry/audit-log';
 import { DatabaseLock } from './registry/database-lock';
 import { BrokerStats } from './stats';
+import { ClusterState } from './cluster/cluster-state';
 
 /** The http server the framework serves HTTP and WebSocket RPC on; the runtime decides when it listens. */
 export class BrokerHttpServer {
@@ -55,6 +56,7 @@ export class BrokerRuntime {
         protected logger: Logger,
         protected stats: BrokerStats,
         protected audit: AuditLog,
+        protected clusterState: ClusterState,
     ) {
     }
 
@@ -82,6 +84,7 @@ export class BrokerRuntime {
             await this.startServices();
         } catch (error) {
             this.databaseLock.release();
+            await this.clusterState.close();
             throw error;
         }
         this.logger.log(`Switchboard broker listening on ${this.url} (auth: ${this.config.auth}, database: ${this.config.database}); dashboard on ${this.httpUrl}/`);
@@ -91,6 +94,7 @@ export class BrokerRuntime {
         await this.tokenDatabase.migrate();
         await this.registry.open();
         this.stats.onlinePeers = () => this.registry.countOnline();
+        this.stats.brokers = () => this.exchange.brokers();
         await this.exchange.start();
         this.http.applyTimeouts(this.config);
         await new Promise<void>((resolve, reject) => {
@@ -112,6 +116,7 @@ export class BrokerRuntime {
         this.audit.flushCalls();
         await this.registry.close();
         await this.exchange.stop();
+        await this.clusterState.close();
         await new Promise<void>(resolve => {
             this.http.server.close(() => resolve());
             // A browser keeps its HTTP connection (dashboard page) open; close() alone would wait for it to time out.

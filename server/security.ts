@@ -1,12 +1,12 @@
 import { RpcControllerAccess, RpcKernelBaseConnection, RpcKernelSecurity, Session } from '@deepkit/rpc';
 import { ValidationError } from '@deepkit/type';
 import { LoggerInterface } from '@deepkit/logger';
-import { AccessDenied, AuthenticationFailed, SwitchboardError } from '../shared/errors';
-import { matchesPeerPattern } from '../shared/peer-id';
-import { boundedValidationError } from '../shared/validation';
-import { BrokerApi } from '../shared/broker-api';
+import { AccessDenied, AuthenticationFailed, SwitchboardError, Timeout } from '@switchboard/protocol/errors';
+import { matchesPeerPattern } from '@switchboard/protocol/peer-id';
+import { boundedValidationError } from '@switchboard/protocol/validation';
+import { BrokerApi } from '@switchboard/protocol/broker-api';
 import { BrokerConfig } from './config';
-import { TokenStore } from './registry/token-store';
+import { PeerTokenStore } from './registry/token-store';
 import { errorForClient, withoutStack } from './frames';
 import { PeerToken } from './registry/entities';
 import { AuditLog } from './registry/audit-log';
@@ -41,7 +41,7 @@ export class SwitchboardSecurity extends RpcKernelSecurity {
 
     constructor(
         protected config: BrokerConfig,
-        protected tokens: TokenStore,
+        protected tokens: PeerTokenStore,
         protected logger: LoggerInterface,
         audit: AuditLog,
         protected stats: BrokerStats,
@@ -53,7 +53,14 @@ export class SwitchboardSecurity extends RpcKernelSecurity {
 
     override async authenticate(token: unknown): Promise<PeerSession> {
         if (typeof token !== 'string' || token.length > 200) throw new AuthenticationFailed('The token must be a string as printed by `token:create`.');
-        const grant = await this.tokens.verify(token);
+        let grant: PeerToken | undefined;
+        try {
+            grant = await this.tokens.verify(token);
+        } catch (error) {
+            // A cluster's tokens live on NATS: while it is away nobody can be checked, which is not a bad token.
+            this.logger.warn('Could not check a token', (error as Error).message);
+            throw new Timeout('The broker cannot reach its token store right now (in a cluster: NATS). Retry, or connect to another broker.', 0, 'authentication');
+        }
         if (!grant) throw new AuthenticationFailed();
         return new PeerSession(grant.name, token, grant);
     }

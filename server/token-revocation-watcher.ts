@@ -4,30 +4,33 @@ import { LoggerInterface } from '@deepkit/logger';
 import { RpcKernel, RpcKernelBaseConnection } from '@deepkit/rpc';
 import { BrokerConfig } from './config';
 import { BrokerConnection, CloseCode } from './connection';
-import { TokenStore } from './registry/token-store';
+import { PeerTokenStore } from './registry/token-store';
 import { PeerSession } from './security';
 
 /**
  * Ends the live connections whose token was revoked. `token:revoke` runs in another process and only writes the
- * token table, so the broker looks: every `tokenRevocationCheckMs`, one query for the tokens its live connections
- * authenticated with; a connection whose token is revoked (or gone) is closed with a reason the client sees.
+ * token store, so the broker looks: every `tokenRevocationCheckMs`, one query for the tokens its live connections
+ * authenticated with; a connection whose token is revoked (or gone) is closed with a reason the client sees. A store
+ * that can tell (the cluster's KV bucket, through a watch) reports revocations as they happen, on every broker; the
+ * poll stays as the net for what happened while NATS was away.
  */
 export class TokenRevocationWatcher {
     protected connections = new Set<BrokerConnection>();
     protected timer?: ReturnType<typeof setInterval>;
     protected stopFollowing?: () => void;
     protected checking = false;
+    protected stopRevocations?: () => void;
 
     constructor(
         protected config: BrokerConfig,
         protected kernel: RpcKernel,
-        protected tokens: TokenStore,
+        protected tokens: PeerTokenStore,
         protected logger: LoggerInterface,
     ) {
     }
 
     @eventDispatcher.listen(onServerMainBootstrap)
-    start(): void {
+    async start(): Promise<void> {
         if (this.timer) return;
         this.stopFollowing = this.kernel.onConnection((connection: RpcKernelBaseConnection) => {
             if (!(connection instanceof BrokerConnection)) return;
@@ -36,6 +39,15 @@ export class TokenRevocationWatcher {
         });
         this.timer = setInterval(() => void this.check(), this.config.tokenRevocationCheckMs);
         this.timer.unref?.();
+        if (this.config.auth !== 'token' || !this.tokens.followRevocations) return;
+        // Awaited: once the broker listens, a revocation anywhere closes its connections at once.
+        try {
+            const stop = await this.tokens.followRevocations(hash => this.closeRevoked(new Set([hash])));
+            if (this.timer) this.stopRevocations = stop;
+            else stop();
+        } catch (error) {
+            this.logger.warn('Cannot follow token revocations yet; checking every tokenRevocationCheckMs instead', (error as Error).message);
+        }
     }
 
     @eventDispatcher.listen(onServerMainShutdown)
@@ -43,6 +55,8 @@ export class TokenRevocationWatcher {
         clearInterval(this.timer);
         this.timer = undefined;
         this.stopFollowing?.();
+        this.stopRevocations?.();
+        this.stopRevocations = undefined;
         this.connections.clear();
     }
 
@@ -51,24 +65,32 @@ export class TokenRevocationWatcher {
         if (this.checking) return;
         this.checking = true;
         try {
-            const byToken = new Map<number, BrokerConnection[]>();
+            const hashes = new Set<string>();
             for (const connection of this.connections) {
-                const session = connection.sessionState.getSession();
-                if (!(session instanceof PeerSession) || !session.grant) continue;
-                const sharing = byToken.get(session.grant.id);
-                if (sharing) sharing.push(connection);
-                else byToken.set(session.grant.id, [connection]);
+                const hash = tokenHashOf(connection);
+                if (hash) hashes.add(hash);
             }
-            if (!byToken.size) return;
-            const live = await this.tokens.liveIds([...byToken.keys()]);
-            for (const [id, connections] of byToken) {
-                if (live.has(id)) continue;
-                for (const connection of connections) connection.closeFor(CloseCode.tokenRevoked, 'token revoked');
-            }
+            if (!hashes.size) return;
+            const live = await this.tokens.liveHashes([...hashes]);
+            for (const hash of live) hashes.delete(hash);
+            this.closeRevoked(hashes);
         } catch (error) {
             this.logger.error('Could not check for revoked tokens', error);
         } finally {
             this.checking = false;
         }
     }
+
+    protected closeRevoked(hashes: Set<string>): void {
+        if (!hashes.size) return;
+        for (const connection of [...this.connections]) {
+            const hash = tokenHashOf(connection);
+            if (hash && hashes.has(hash)) connection.closeFor(CloseCode.tokenRevoked, 'token revoked');
+        }
+    }
+}
+
+function tokenHashOf(connection: BrokerConnection): string | undefined {
+    const session = connection.sessionState.getSession();
+    return session instanceof PeerSession ? session.grant?.hash : undefined;
 }

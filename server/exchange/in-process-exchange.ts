@@ -1,14 +1,14 @@
 import { Subject } from 'rxjs';
 import { randomUUID } from 'crypto';
-import { PeerIdTaken } from '../../shared/errors';
-import { ExchangeEndpoint, ExchangePresence, FrameOrigin, PeerExchange, PeerLocation, RegisterOptions } from './peer-exchange';
+import { PeerIdTaken } from '@switchboard/protocol/errors';
+import { BrokerSummary, ExchangeEndpoint, ExchangePresence, FrameOrigin, PeerExchange, PeerLocation, PeerOwner, RegisterOptions } from './peer-exchange';
 
 /**
  * The exchange for a single broker process: every peer's connection is in this process. A real implementation,
  * not a stand-in: it is what `npm start` runs.
  */
 export class InProcessPeerExchange implements PeerExchange {
-    readonly brokerId: string = randomUUID();
+    readonly brokerId: string;
     protected readonly presenceSubject = new Subject<ExchangePresence>();
     readonly presence = this.presenceSubject.asObservable();
 
@@ -18,7 +18,13 @@ export class InProcessPeerExchange implements PeerExchange {
     protected peerOfConnection = new Map<string, string>();
     /** Of online IDs only: the registry keeps the last-known capabilities of offline peers. */
     protected capabilities = new Map<string, string[]>();
+    /** Of online IDs only, like capabilities. */
+    protected owners = new Map<string, PeerOwner>();
     protected stopped = false;
+
+    constructor(brokerId?: string) {
+        this.brokerId = brokerId || randomUUID();
+    }
 
     async start(): Promise<void> {
         this.stopped = false;
@@ -51,6 +57,7 @@ export class InProcessPeerExchange implements PeerExchange {
         }
         this.locations.set(peerId, { peerId, connectionId, brokerId: this.brokerId, since: new Date });
         this.peerOfConnection.set(connectionId, peerId);
+        if (options.owner) this.owners.set(peerId, options.owner);
         this.emit('online', peerId);
     }
 
@@ -60,6 +67,10 @@ export class InProcessPeerExchange implements PeerExchange {
 
     lookup(peerId: string): PeerLocation | undefined {
         return this.locations.get(peerId);
+    }
+
+    ownerOf(peerId: string): PeerOwner | undefined {
+        return this.owners.get(peerId);
     }
 
     route(peerId: string, frame: Uint8Array, origin: FrameOrigin): boolean {
@@ -85,6 +96,10 @@ export class InProcessPeerExchange implements PeerExchange {
         this.emit('capabilities', peerId);
     }
 
+    brokers(): BrokerSummary[] {
+        return [{ brokerId: this.brokerId, alive: true, peers: this.locations.size, lastSeen: new Date }];
+    }
+
     protected release(peerId: string, connectionId: string): void {
         const current = this.locations.get(peerId);
         if (!current || current.connectionId !== connectionId) return;
@@ -92,6 +107,7 @@ export class InProcessPeerExchange implements PeerExchange {
         this.peerOfConnection.delete(connectionId);
         this.emit('offline', peerId);
         this.capabilities.delete(peerId);
+        this.owners.delete(peerId);
     }
 
     protected emit(kind: ExchangePresence['kind'], peerId: string): void {

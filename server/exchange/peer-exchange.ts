@@ -24,6 +24,12 @@ export interface ExchangeEndpoint {
 
     /** Another connection of the same owner took this endpoint's peer ID over. */
     replaced(peerId: string): void;
+
+    /**
+     * The exchange can no longer make this connection reachable (a cluster broker cut off from NATS past the death
+     * timeout): close it with `reason`, so its client moves to another broker.
+     */
+    disconnect?(reason: string): void;
 }
 
 export interface PeerLocation {
@@ -34,6 +40,17 @@ export interface PeerLocation {
     since: Date;
 }
 
+/** One broker of the cluster as this exchange sees it (status, metrics, dashboard). */
+export interface BrokerSummary {
+    brokerId: string;
+    /** Heard from within the death timeout; this broker itself is always alive. */
+    alive: boolean;
+    /** Peers registered on it. */
+    peers: number;
+    /** When it was last heard from; now, for this broker itself. */
+    lastSeen: Date;
+}
+
 export interface ExchangePresence {
     kind: 'online' | 'offline' | 'capabilities';
     peerId: string;
@@ -41,10 +58,21 @@ export interface ExchangePresence {
     at: Date;
 }
 
+/** Who may take a live peer ID over: the same token (token mode) or the holder of the reclaim secret (open mode). */
+export interface PeerOwner {
+    /** Session name of the registering connection (token name, or `anonymous`). */
+    session: string;
+    /** Hash of the reclaim secret handed out with the registration (open mode). */
+    reclaimSecretHash?: string;
+}
+
 export interface RegisterOptions {
     /** Replace a live registration of the same ID (the owner proved ownership; the old connection is stale). */
     takeover?: boolean;
+    /** Stored with the registration, where every broker of a cluster reads it (ownerOf). */
+    owner?: PeerOwner;
 }
+
 
 /**
  * Where peer IDs live and how frames reach them. The broker's connections attach to it, register IDs, and hand it
@@ -77,6 +105,9 @@ export interface PeerExchange {
 
     lookup(peerId: string): PeerLocation | undefined;
 
+    /** The owner of a live registration of `peerId`, wherever it is; undefined when the ID is not online. */
+    ownerOf(peerId: string): PeerOwner | undefined;
+
     /** Writes a peer-routed frame to the peer's connection. False when no live connection holds the ID. */
     route(peerId: string, frame: Uint8Array, origin: FrameOrigin): boolean;
 
@@ -84,4 +115,7 @@ export interface PeerExchange {
     reply(connectionId: string, frame: Uint8Array): boolean;
 
     announce(peerId: string, capabilities: string[]): void;
+
+    /** The brokers this exchange knows, this one first; a single broker lists only itself. */
+    brokers(): BrokerSummary[];
 }

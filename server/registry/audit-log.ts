@@ -3,6 +3,7 @@ import { AuditEvent, AuditKind } from './entities';
 import { RegistryDatabase } from './database';
 import { WriteBehind } from './write-behind';
 import { BrokerConfig } from '../config';
+import { PeerExchange } from '../exchange/peer-exchange';
 
 export interface AuditEntry {
     peerId?: string;
@@ -48,6 +49,7 @@ export class AuditLog {
         protected database: RegistryDatabase,
         protected writer: WriteBehind,
         protected config: BrokerConfig,
+        protected exchange: PeerExchange,
     ) {
     }
 
@@ -97,6 +99,7 @@ export class AuditLog {
     protected event(kind: AuditKind, entry: AuditEntry): AuditEvent {
         const event = new AuditEvent(kind);
         Object.assign(event, entry);
+        event.brokerId = this.exchange.brokerId;
         return event;
     }
 

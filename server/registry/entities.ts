@@ -38,6 +38,8 @@ export class AuditEvent {
     count: number = 1;
     /** The last of `count` decisions (`at` is the first); unset for a single decision. */
     lastAt?: Date;
+    /** The broker that decided: in a cluster each broker keeps its own trail, and a peer's rows may come from several. */
+    brokerId: string = '';
 
     constructor(public kind: AuditKind & Index) {
     }

@@ -1,11 +1,37 @@
 import { LoggerInterface } from '@deepkit/logger';
 import { Subject, Subscription } from 'rxjs';
-import { PeerFilter, PeerInfo, PresenceEvent } from '../../shared/broker-api';
+import { PeerFilter, PeerInfo, PresenceEvent } from '@switchboard/protocol/broker-api';
 import { BrokerConfig } from '../config';
 import { ExchangePresence, PeerExchange } from '../exchange/peer-exchange';
 import { RegistryDatabase } from './database';
 import { PeerRecord } from './entities';
 import { WriteBehind } from './write-behind';
+
+/** A peer's registry record as the brokers of a cluster share it. */
+export interface SharedPeerRecord {
+    capabilities: string[];
+    firstSeen: Date;
+    lastSeen: Date;
+    online: boolean;
+    owner: string;
+    reclaimSecretHash?: string;
+    /** The broker that wrote it: the one that held the peer (or noted its holder's death). */
+    brokerId: string;
+}
+
+/**
+ * The registry a cluster shares (server/cluster/cluster-peer-records.ts): what each broker writes of the peers it
+ * holds, so a broker that starts later knows the peers it never saw. Without a cluster there is none.
+ */
+export interface SharedRegistry {
+    /** Calls `apply` for every record (this broker's own writes included), and for each write from then on. */
+    open(apply: (peerId: string, record: SharedPeerRecord) => void): Promise<void>;
+    /** Rate-bounded: the latest record of a peer ID wins. */
+    write(peerId: string, record: SharedPeerRecord): void;
+    remove(peerIds: string[]): void;
+    /** Writes what is pending first. */
+    close(): Promise<void>;
+}
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 /** How often peers past the retention period are dropped while the broker runs. */
@@ -20,6 +46,10 @@ const DELETE_BATCH = 500;
  *
  * Bounded: a peer offline for longer than `registryRetentionDays` is dropped (on start and hourly), and so are the
  * longest-offline peers past `registryMaxOfflinePeers`. Online peers are bounded by the connections, so they stay.
+ *
+ * In a cluster the history is shared (`shared`): each broker writes the records of the peers it holds, and loads and
+ * follows everyone's, so it knows offline peers it never saw with their first seen and capabilities. SQLite stays
+ * the local copy.
  */
 export class PeerRegistry {
     protected records = new Map<string, PeerRecord>();
@@ -34,6 +64,10 @@ export class PeerRegistry {
     protected readonly presenceSubject = new Subject<PresenceEvent>();
     /** Presence changes, numbered in the order this broker saw them. */
     readonly presence = this.presenceSubject.asObservable();
+    /** Cluster: the peer IDs this broker holds, whose shared records it writes. */
+    protected held = new Set<string>();
+    /** Cluster: which broker last wrote each peer's shared record. */
+    protected writers = new Map<string, string>();
 
     constructor(
         protected database: RegistryDatabase,
@@ -41,6 +75,7 @@ export class PeerRegistry {
         protected writer: WriteBehind,
         protected config: BrokerConfig,
         protected logger: LoggerInterface,
+        protected shared?: SharedRegistry,
     ) {
     }
 
@@ -62,6 +97,8 @@ export class PeerRegistry {
             if (!record.online) this.offline.add(record.id);
         }
         if (options.readOnly) return;
+        // Before the exchange starts: its first presence events then find the shared history in place.
+        await this.shared?.open((peerId, record) => this.merge(peerId, record));
         this.subscription = this.exchange.presence.subscribe(event => this.apply(event));
         this.sweepTimer = setInterval(() => this.dropExpired(), RETENTION_SWEEP_MS);
         this.sweepTimer.unref?.();
@@ -77,7 +114,10 @@ export class PeerRegistry {
             record.connectedSince = undefined;
             record.lastSeen = new Date;
             this.writer.schedule(record);
+            if (this.held.delete(record.id)) this.share(record);
         }
+        // First: it stops following, so nothing is merged (and scheduled for SQLite) after the flush below.
+        await this.shared?.close();
         await this.writer.flush();
         await this.deleting;
         this.presenceSubject.complete();
@@ -113,11 +153,76 @@ export class PeerRegistry {
     }
 
     setOwner(peerId: string, owner: string, reclaimSecretHash?: string): void {
-        const record = this.records.get(peerId);
+        let record = this.records.get(peerId);
+        if (!record && this.shared) {
+            // A cluster's presence comes from the directory watch, which may not have shown this registration yet.
+            record = this.dropping.get(peerId) ?? new PeerRecord(peerId);
+            this.dropping.delete(peerId);
+            this.records.set(peerId, record);
+            this.offline.add(peerId);
+        }
         if (!record) return;
         record.owner = owner;
         record.reclaimSecretHash = reclaimSecretHash;
         this.writer.schedule(record);
+        if (this.shared && this.holdsHere(peerId)) {
+            this.held.add(peerId);
+            this.share(record);
+        }
+    }
+
+    /** A record from the shared registry: its history joins this broker's; presence stays the exchange's. */
+    protected merge(peerId: string, shared: SharedPeerRecord): void {
+        this.writers.set(peerId, shared.brokerId);
+        let record = this.records.get(peerId);
+        if (!record) {
+            if (this.config.registryRetentionDays && shared.lastSeen.getTime() < Date.now() - this.config.registryRetentionDays * DAY_MS) return;
+            record = this.dropping.get(peerId) ?? new PeerRecord(peerId);
+            this.dropping.delete(peerId);
+            record.firstSeen = shared.firstSeen;
+            record.lastSeen = shared.lastSeen;
+            this.records.set(peerId, record);
+            this.offline.add(peerId);
+        } else {
+            if (shared.firstSeen < record.firstSeen) record.firstSeen = shared.firstSeen;
+            if (shared.lastSeen >= record.lastSeen) record.lastSeen = shared.lastSeen;
+        }
+        if (shared.lastSeen >= record.lastSeen) {
+            record.capabilities = shared.capabilities;
+            record.owner = shared.owner;
+            record.reclaimSecretHash = shared.reclaimSecretHash;
+        }
+        this.writer.schedule(record);
+        while (this.offline.size > this.config.registryMaxOfflinePeers) this.drop(this.offline.values().next().value!);
+    }
+
+    protected holdsHere(peerId: string): boolean {
+        return this.exchange.lookup(peerId)?.brokerId === this.exchange.brokerId;
+    }
+
+    /**
+     * Whether this broker writes the shared record of a presence change: the broker holding the peer does; when a
+     * peer's broker died, the first live broker by ID notes the peer's going (nobody else would).
+     */
+    protected writesFor(event: ExchangePresence): boolean {
+        if (event.kind === 'online') {
+            if (!this.holdsHere(event.peerId)) return false;
+            this.held.add(event.peerId);
+            return true;
+        }
+        if (event.kind === 'capabilities') return this.held.has(event.peerId);
+        if (this.held.delete(event.peerId)) return true;
+        const writer = this.writers.get(event.peerId);
+        const alive = this.exchange.brokers().filter(broker => broker.alive).map(broker => broker.brokerId).sort();
+        return writer !== undefined && !alive.includes(writer) && alive[0] === this.exchange.brokerId;
+    }
+
+    protected share(record: PeerRecord): void {
+        this.writers.set(record.id, this.exchange.brokerId);
+        this.shared!.write(record.id, {
+            capabilities: record.capabilities, firstSeen: record.firstSeen, lastSeen: record.lastSeen, online: record.online,
+            owner: record.owner, reclaimSecretHash: record.reclaimSecretHash, brokerId: this.exchange.brokerId,
+        });
     }
 
     protected apply(event: ExchangePresence): void {
@@ -142,6 +247,7 @@ export class PeerRegistry {
             record.capabilities = event.capabilities;
         }
         this.writer.schedule(record);
+        if (this.shared && this.writesFor(event)) this.share(record);
         this.offline.delete(record.id);
         if (!record.online) {
             this.offline.add(record.id);
@@ -178,7 +284,11 @@ export class PeerRegistry {
                     ids.push(id);
                     if (ids.length === DELETE_BATCH) break;
                 }
-                for (const id of ids) this.dropping.delete(id);
+                for (const id of ids) {
+                    this.dropping.delete(id);
+                    this.writers.delete(id);
+                }
+                this.shared?.remove(ids);
                 await this.database.query(PeerRecord).filter({ id: { $in: ids }, online: false }).deleteMany();
             }
         } catch (error) {

@@ -1,0 +1,71 @@
+import { JetStreamApiError } from '@nats-io/jetstream';
+import { PeerOwner } from '../exchange/peer-exchange';
+
+/** Where a peer ID is live in the cluster: one KV entry per ID, deleted (with its revision) when it goes offline. */
+export interface DirectoryEntry {
+    peerId: string;
+    brokerId: string;
+    connectionId: string;
+    /** Milliseconds since the epoch. */
+    since: number;
+    owner: PeerOwner;
+    capabilities: string[];
+    /** KV revision of the entry; -1 while a rebuilt watch has not confirmed it yet. */
+    revision: number;
+    /** `connectionId` as bytes (error replies name it as their source), made when first needed. */
+    connectionBytes?: Uint8Array;
+}
+
+/** The stored form: short keys, JSON (entries change on register/announce/offline only, never per frame). */
+interface StoredEntry {
+    b: string;
+    c: string;
+    s: number;
+    o: string;
+    h?: string;
+    k: string[];
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export function encodeEntry(entry: DirectoryEntry): Uint8Array {
+    const stored: StoredEntry = { b: entry.brokerId, c: entry.connectionId, s: entry.since, o: entry.owner.session, h: entry.owner.reclaimSecretHash, k: entry.capabilities };
+    return encoder.encode(JSON.stringify(stored));
+}
+
+/** Undefined when the value is not an entry (the bucket is shared by the brokers of a cluster only, but be safe). */
+export function decodeEntry(peerId: string, value: Uint8Array, revision: number): DirectoryEntry | undefined {
+    try {
+        const stored = JSON.parse(decoder.decode(value)) as Partial<StoredEntry>;
+        if (typeof stored.b !== 'string' || typeof stored.c !== 'string' || typeof stored.o !== 'string') return undefined;
+        const capabilities = Array.isArray(stored.k) ? stored.k.filter((item): item is string => typeof item === 'string') : [];
+        return {
+            peerId,
+            brokerId: stored.b,
+            connectionId: stored.c,
+            since: typeof stored.s === 'number' ? stored.s : Date.now(),
+            owner: { session: stored.o, reclaimSecretHash: typeof stored.h === 'string' ? stored.h : undefined },
+            capabilities,
+            revision,
+        };
+    } catch {
+        return undefined;
+    }
+}
+
+export function connectionBytesOf(entry: DirectoryEntry): Uint8Array {
+    return entry.connectionBytes ??= Buffer.from(entry.connectionId, 'hex');
+}
+
+/** A compare-and-set that lost: the key is not at the revision the writer read. */
+export function isConflict(error: unknown): boolean {
+    if (error instanceof JetStreamApiError) return error.code === 10071 || error.code === 10164;
+    return error instanceof Error && /wrong last sequence/i.test(error.message);
+}
+
+/** The owner test of BrokerConnection.registerPeer: the reclaim secret (open mode), else the token's session. */
+export function sameOwner(a: PeerOwner, b: PeerOwner | undefined): boolean {
+    if (!b) return false;
+    return a.reclaimSecretHash ? a.reclaimSecretHash === b.reclaimSecretHash : a.session === b.session;
+}

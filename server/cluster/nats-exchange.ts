@@ -1,0 +1,636 @@
+import { randomUUID } from 'crypto';
+import { LoggerInterface } from '@deepkit/logger';
+import { RpcTypes } from '@deepkit/rpc';
+import type { Subscription as NatsSubscription } from '@nats-io/nats-core';
+import { Subject, Subscription } from 'rxjs';
+import { PeerIdTaken, PeerOffline, Timeout } from '@switchboard/protocol/errors';
+import { MIN_FRAME_SIZE, readUint32 } from '@switchboard/protocol/frame-check';
+import { connectionKey, Route, SwitchboardFrame } from '@switchboard/protocol/wire';
+import { BrokerConfig } from '../config';
+import { BrokerSummary, ExchangeEndpoint, ExchangePresence, FrameOrigin, PeerExchange, PeerLocation, PeerOwner, RegisterOptions } from '../exchange/peer-exchange';
+import { errorForClient, FINAL_REPLY_TYPES, frameId, frameType, replyErrorFrame, replyErrorFrames, ROUTE_OFFSET, sameBytes, SOURCE_OFFSET } from '../frames';
+import { BrokerLiveness } from './broker-liveness';
+import { ClusterNames, reaperLockKey } from './cluster-names';
+import { Directory, DirectoryUnavailable } from './directory';
+import { connectionBytesOf, DirectoryEntry, isConflict, sameOwner } from './directory-entry';
+import { BatchReader, BatchWriter, decodeOrigin, EnvelopeHandler, splitBatch } from './envelope';
+import { CallerCalls, InFlightCalls } from './in-flight-calls';
+import { NatsLink, NatsUnreachable } from './nats-link';
+
+export interface NatsExchangeOptions {
+    /** NATS server URLs, comma-separated. */
+    natsUrl: string;
+    /** Brokers with the same cluster name on one NATS form one peer namespace; other names never meet them. */
+    cluster: string;
+    /** Empty: generated. */
+    brokerId?: string;
+    /** Milliseconds between heartbeats (and directory probes). */
+    heartbeatMs: number;
+    /** A broker silent for this long is dead; a broker cut off from NATS for this long drops its peers. */
+    deathTimeoutMs: number;
+    /** The broker's maxPayloadBytes: bounds the batches a broker reassembles from parts. */
+    maxPayloadBytes: number;
+}
+
+export function natsExchangeOptions(config: BrokerConfig): NatsExchangeOptions {
+    return {
+        natsUrl: config.natsUrl,
+        cluster: config.cluster,
+        brokerId: config.brokerId,
+        heartbeatMs: config.clusterHeartbeatMs,
+        deathTimeoutMs: config.clusterDeathTimeoutMs,
+        maxPayloadBytes: config.maxPayloadBytes,
+    };
+}
+
+/** Callers on other brokers this broker remembers (to send their replies back), at most. */
+const MAX_REMOTE_CALLERS = 100_000;
+const NO_CONNECTION = new Uint8Array(16);
+const quietLogger: LoggerInterface = { log() {}, warn() {}, error() {}, info() {}, debug() {}, alert() {} } as unknown as LoggerInterface;
+
+/**
+ * The exchange of a broker in a cluster on NATS: every broker of the cluster serves one peer namespace.
+ *
+ * - Directory: a JetStream KV bucket per cluster (server/cluster/directory.ts). Register = KV create (one winner),
+ *   takeover = update at the revision read, release = delete at the revision written (never a newer owner's).
+ * - Frames: core NATS, routed per broker, not per peer. Each broker listens on its inbox subject; frames for peers on
+ *   another broker are enveloped (server/cluster/envelope.ts) and published to that broker's inbox, batched per
+ *   microtask. `route()` stays synchronous: the local directory view says at once whether and where a peer is.
+ * - Liveness: heartbeats on the cluster's control subject. Calls in flight to a broker that dies, or while this broker
+ *   has lost NATS, end with PeerOffline at once; one broker (KV create on a lock key) reaps a dead broker's entries.
+ *   During a NATS outage remote routes fail fast (nothing is buffered to arrive late); local routes go on.
+ */
+export class NatsPeerExchange implements PeerExchange {
+    readonly brokerId: string;
+    protected readonly presenceSubject = new Subject<ExchangePresence>();
+    readonly presence = this.presenceSubject.asObservable();
+
+    protected readonly names: ClusterNames;
+    protected readonly link: NatsLink;
+    protected readonly directory: Directory;
+    protected readonly liveness: BrokerLiveness;
+    protected readonly inFlight = new InFlightCalls();
+    protected readonly reader: BatchReader;
+
+    protected endpoints = new Map<string, ExchangeEndpoint>();
+    /** connectionId → this broker's directory entry for the peer ID it holds. */
+    protected held = new Map<string, DirectoryEntry>();
+    /** peerId → connectionId, of the IDs held here. */
+    protected localPeers = new Map<string, string>();
+    protected writers = new Map<string, BatchWriter>();
+    protected inboxes = new Map<string, string>();
+    protected flushScheduled = false;
+    /** Caller connection on another broker → that broker: where replies to it go. */
+    protected remoteCallers = new Map<string, string>();
+    /** Caller connection → its origin as last received, so an unchanged origin is not decoded again per frame. */
+    protected origins = new Map<string, { header: Uint8Array, origin: FrameOrigin }>();
+    /** Peer counts per broker, from the last tick. */
+    protected peersPerBroker = new Map<string, number>();
+    protected reaping = new Set<string>();
+    protected subscriptions: NatsSubscription[] = [];
+    protected linkEvents?: Subscription;
+    protected timer?: ReturnType<typeof setInterval>;
+    protected cutOffTimer?: ReturnType<typeof setTimeout>;
+    protected starting?: Promise<void>;
+    protected recovering?: Promise<void>;
+    protected needsRecovery = false;
+    protected stopped = false;
+    protected malformedBatches = 0;
+
+    constructor(protected options: NatsExchangeOptions, protected logger: LoggerInterface = quietLogger) {
+        this.brokerId = options.brokerId || randomUUID();
+        this.names = new ClusterNames(options.cluster);
+        this.link = new NatsLink(options.natsUrl, `switchboard ${options.cluster} ${this.brokerId}`, Math.min(500, options.heartbeatMs));
+        this.liveness = new BrokerLiveness(this.brokerId, options.deathTimeoutMs);
+        this.directory = new Directory(this.link, this.names, this.brokerId, {
+            moved: (peerId, previous, next) => this.moved(peerId, previous, next),
+            presence: event => this.presenceSubject.next(event),
+            synced: () => undefined,
+        }, logger, Math.max(2_000, options.deathTimeoutMs));
+        this.reader = new BatchReader(options.maxPayloadBytes + 2 * 1024 * 1024);
+    }
+
+    /** Whether this broker reaches NATS right now. */
+    get connected(): boolean {
+        return this.link.connected;
+    }
+
+    /** Connected, with a directory watch that is caught up (not being rebuilt). */
+    get healthy(): boolean {
+        return this.link.connected && this.directory.ready && !this.recovering && !this.needsRecovery;
+    }
+
+    start(): Promise<void> {
+        this.starting ??= this.open();
+        return this.starting;
+    }
+
+    protected async open(): Promise<void> {
+        this.stopped = false;
+        await this.link.open();
+        const nc = this.link.nc;
+        this.subscriptions.push(nc.subscribe(this.names.inbox(this.brokerId), { callback: (error, message) => { if (!error) this.receive(message.data); } }));
+        this.subscriptions.push(nc.subscribe(this.names.control, { callback: (error, message) => { if (!error) this.heartbeat(message.data); } }));
+        this.linkEvents = this.link.events.subscribe(event => event === 'disconnected' ? this.linkLost() : this.linkBack());
+        try {
+            // reassert: a broker restarted under the same ID finds its previous life's entries, which go.
+            await this.directory.rebuild(() => this.reassert());
+        } catch (error) {
+            await this.link.close();
+            throw new NatsUnreachable(`NATS at ${this.options.natsUrl} answers, but its JetStream directory does not (${(error as Error).message}). Start nats-server with JetStream (-js).`);
+        }
+        this.beat();
+        this.timer = setInterval(() => this.tick(), this.options.heartbeatMs);
+        this.timer.unref?.();
+        this.logger.log(`Cluster "${this.options.cluster}" on NATS ${this.options.natsUrl}: this broker is ${this.brokerId}`);
+    }
+
+    async stop(): Promise<void> {
+        if (this.stopped) return;
+        this.stopped = true;
+        if (!this.starting) return;
+        await this.starting.catch(() => undefined);
+        clearInterval(this.timer);
+        clearTimeout(this.cutOffTimer);
+        // Releasing every ID here tells the other brokers at once, instead of after the death timeout.
+        for (const connectionId of [...this.endpoints.keys()]) this.detach(connectionId);
+        this.flush();
+        // The others list this broker as gone at once, instead of as dead after the timeout.
+        if (this.link.connected) {
+            try {
+                this.link.nc.publish(this.names.control, JSON.stringify({ b: this.brokerId, leaving: true }));
+            } catch {
+                // Going anyway.
+            }
+        }
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([this.directory.drain(), new Promise(resolve => timer = setTimeout(resolve, this.options.deathTimeoutMs))]);
+        clearTimeout(timer);
+        this.linkEvents?.unsubscribe();
+        await this.directory.close();
+        await this.link.close();
+    }
+
+    /** Resolves when this broker's writes so far are done and its watch has shown everything up to now (tests). */
+    settled(): Promise<void> {
+        return this.directory.settled();
+    }
+
+    // ---- connections and IDs ---------------------------------------------------------------------------------
+
+    attach(endpoint: ExchangeEndpoint): void {
+        this.endpoints.set(endpoint.connectionId, endpoint);
+    }
+
+    detach(connectionId: string): void {
+        const entry = this.held.get(connectionId);
+        if (entry) void this.release(entry);
+        this.endpoints.delete(connectionId);
+        this.inFlight.forgetCaller(connectionId);
+    }
+
+    async register(peerId: string, connectionId: string, options: RegisterOptions = {}): Promise<void> {
+        if (this.held.get(connectionId)?.peerId === peerId) return;
+        try {
+            await this.directory.serial(peerId, () => this.claim(peerId, connectionId, options));
+        } catch (error) {
+            if (error instanceof DirectoryUnavailable) throw new Timeout(`Peer ID "${peerId}" could not be registered: this broker cannot reach the cluster directory (NATS) right now. Retry, or connect to another broker.`, 0, 'registration');
+            throw error;
+        }
+    }
+
+    protected async claim(peerId: string, connectionId: string, options: RegisterOptions): Promise<void> {
+        const current = this.directory.entries.get(peerId);
+        if (current?.connectionId === connectionId) return;
+        const entry: DirectoryEntry = { peerId, brokerId: this.brokerId, connectionId, since: Date.now(), owner: options.owner ?? { session: '' }, capabilities: [], revision: 0 };
+        if (!current) {
+            try {
+                await this.directory.create(entry);
+            } catch (error) {
+                if (!isConflict(error)) throw error;
+                // The local view was behind: someone registered it a moment ago.
+                const fresh = await this.directory.fetch(peerId);
+                if (fresh) await this.takeOver(entry, fresh, options);
+                else await this.directory.create(entry);
+            }
+        } else {
+            await this.takeOver(entry, current, options);
+        }
+        if (!this.endpoints.has(connectionId)) {
+            // The connection closed while its registration was on the way.
+            this.directory.forgetLocal(entry);
+            await this.directory.remove(peerId, entry.revision).catch(() => undefined);
+            return;
+        }
+        this.held.set(connectionId, entry);
+        this.localPeers.set(peerId, connectionId);
+    }
+
+    /** Replaces a live registration, if the caller proved ownership; the compare-and-set makes a stale view lose. */
+    protected async takeOver(entry: DirectoryEntry, current: DirectoryEntry, options: RegisterOptions): Promise<void> {
+        if (!options.takeover || (options.owner && !sameOwner(current.owner, options.owner))) throw PeerIdTaken.for(entry.peerId);
+        try {
+            await this.directory.update(entry, current.revision);
+        } catch (error) {
+            if (!isConflict(error)) throw error;
+            const fresh = await this.directory.fetch(entry.peerId);
+            if (!fresh) return this.directory.create(entry);
+            if (!options.owner || !sameOwner(fresh.owner, options.owner)) throw PeerIdTaken.for(entry.peerId);
+            await this.directory.update(entry, fresh.revision);
+            current = fresh;
+        }
+        if (current.brokerId === this.brokerId) this.lose(current.connectionId, entry.peerId);
+    }
+
+    deregister(peerId: string, connectionId: string): Promise<void> {
+        const entry = this.held.get(connectionId);
+        if (!entry || entry.peerId !== peerId) return Promise.resolve();
+        return this.release(entry);
+    }
+
+    /** Unroutable at once; the directory entry is deleted behind, at the revision this broker wrote last. */
+    protected release(entry: DirectoryEntry): Promise<void> {
+        this.held.delete(entry.connectionId);
+        if (this.localPeers.get(entry.peerId) === entry.connectionId) this.localPeers.delete(entry.peerId);
+        this.directory.forgetLocal(entry);
+        return this.directory.serial(entry.peerId, () => this.directory.remove(entry.peerId, entry.revision)).catch(error => {
+            // A newer owner's entry stays; an unreachable directory is cleaned up when NATS is back (reassert).
+            if (!isConflict(error) && !(error instanceof DirectoryUnavailable)) this.logger.warn(`Cluster: could not release peer ID "${entry.peerId}"`, (error as Error).message);
+        });
+    }
+
+    /** A registration held here was taken by another connection: tell its endpoint (it closes as replaced). */
+    protected lose(connectionId: string, peerId: string): void {
+        const entry = this.held.get(connectionId);
+        if (!entry || entry.peerId !== peerId) return;
+        this.held.delete(connectionId);
+        if (this.localPeers.get(peerId) === connectionId) this.localPeers.delete(peerId);
+        this.endpoints.get(connectionId)?.replaced(peerId);
+    }
+
+    /** The watch moved an ID away from what this broker believed. */
+    protected moved(peerId: string, previous: DirectoryEntry | undefined, next: DirectoryEntry | undefined): void {
+        if (previous?.brokerId !== this.brokerId) return;
+        const entry = this.held.get(previous.connectionId);
+        if (!entry || entry.peerId !== peerId) return;
+        if (next) return this.lose(previous.connectionId, peerId);
+        // Deleted under a live connection (a reaper thought this broker dead, or the store was emptied): claim it back.
+        void this.directory.serial(peerId, async () => {
+            if (this.held.get(entry.connectionId) !== entry) return;
+            try {
+                await this.directory.create(entry);
+            } catch (error) {
+                if (isConflict(error)) this.lose(entry.connectionId, peerId);
+                else this.needsRecovery = true;
+            }
+        }).catch(() => undefined);
+    }
+
+    lookup(peerId: string): PeerLocation | undefined {
+        const entry = this.directory.entries.get(peerId);
+        return entry && { peerId, connectionId: entry.connectionId, brokerId: entry.brokerId, since: new Date(entry.since) };
+    }
+
+    ownerOf(peerId: string): PeerOwner | undefined {
+        return this.directory.entries.get(peerId)?.owner;
+    }
+
+    announce(peerId: string, capabilities: string[]): void {
+        const connectionId = this.localPeers.get(peerId);
+        const entry = connectionId && this.held.get(connectionId);
+        if (!entry) return;
+        // Written even if the ID is released before its turn comes (presence then shows it, as on one broker); the
+        // release deletes at the revision this write makes.
+        void this.directory.serial(peerId, async () => {
+            const next = { ...entry, capabilities };
+            await this.directory.update(next, entry.revision, this.held.get(entry.connectionId) === entry);
+            entry.capabilities = capabilities;
+            entry.revision = next.revision;
+        }).catch(error => this.logger.warn(`Cluster: could not announce the capabilities of "${peerId}"`, (error as Error).message));
+    }
+
+    brokers(): BrokerSummary[] {
+        const summaries: BrokerSummary[] = [{ brokerId: this.brokerId, alive: this.link.connected, peers: this.held.size, lastSeen: new Date }];
+        for (const broker of this.liveness.list()) summaries.push({ ...broker, peers: this.peersPerBroker.get(broker.brokerId) ?? 0 });
+        return summaries;
+    }
+
+    // ---- frames ----------------------------------------------------------------------------------------------
+
+    route(peerId: string, frame: Uint8Array, origin: FrameOrigin): boolean {
+        const entry = this.directory.entries.get(peerId);
+        if (!entry) return false;
+        const brokerId = entry.brokerId;
+        if (brokerId === this.brokerId) {
+            const endpoint = this.endpoints.get(entry.connectionId);
+            if (!endpoint || this.localPeers.get(peerId) !== entry.connectionId) return false;
+            endpoint.deliverRequest(frame, origin);
+            return true;
+        }
+        if (!this.link.connected || this.liveness.isDead(brokerId) || this.stopped) return false;
+        const writer = this.writer(brokerId);
+        writer.request(origin, frame);
+        const type = frameType(frame);
+        if (type === RpcTypes.Action || type === RpcTypes.ActionType) this.inFlight.add(brokerId, origin.connectionId, !!origin.typedErrors, frameId(frame), peerId);
+        this.queued(brokerId, writer);
+        return true;
+    }
+
+    reply(connectionId: string, frame: Uint8Array): boolean {
+        const endpoint = this.endpoints.get(connectionId);
+        if (endpoint) {
+            endpoint.deliverReply(frame);
+            return true;
+        }
+        const brokerId = this.remoteCallers.get(connectionId);
+        if (!brokerId || !this.link.connected || this.liveness.isDead(brokerId) || this.stopped) return false;
+        const writer = this.writer(brokerId);
+        // Error replies for many ids come as concatenated frames (replyErrorFrames): each travels as its own envelope.
+        let offset = 0;
+        while (frame.length - offset >= MIN_FRAME_SIZE) {
+            const size = readUint32(frame, offset);
+            if (size < MIN_FRAME_SIZE || size > frame.length - offset) break;
+            writer.reply(offset === 0 && size === frame.length ? frame : frame.subarray(offset, offset + size));
+            offset += size;
+        }
+        this.queued(brokerId, writer);
+        return true;
+    }
+
+    protected writer(brokerId: string): BatchWriter {
+        let writer = this.writers.get(brokerId);
+        if (!writer) this.writers.set(brokerId, writer = new BatchWriter(this.brokerId));
+        return writer;
+    }
+
+    /** Publishes a batch that reached NATS's max payload at once; everything else at the end of the microtask. */
+    protected queued(brokerId: string, writer: BatchWriter): void {
+        if (writer.bytes >= this.link.maxPayload) return this.publish(brokerId, writer);
+        if (this.flushScheduled) return;
+        this.flushScheduled = true;
+        queueMicrotask(() => this.flush());
+    }
+
+    protected flush(): void {
+        this.flushScheduled = false;
+        for (const [brokerId, writer] of this.writers) {
+            if (!writer.empty) this.publish(brokerId, writer);
+        }
+    }
+
+    protected publish(brokerId: string, writer: BatchWriter): void {
+        const batch = writer.take();
+        if (!this.link.connected) return; // their calls were failed when the link went down
+        let subject = this.inboxes.get(brokerId);
+        if (!subject) this.inboxes.set(brokerId, subject = this.names.inbox(brokerId));
+        const maxPayload = this.link.maxPayload;
+        try {
+            if (batch.length <= maxPayload) this.link.nc.publish(subject, batch);
+            else for (const part of splitBatch(batch, maxPayload)) this.link.nc.publish(subject, part);
+        } catch (error) {
+            this.logger.warn(`Cluster: could not publish to broker ${brokerId}`, (error as Error).message);
+            this.failCalls(this.inFlight.take(brokerId), 'could not be reached through the cluster');
+        }
+    }
+
+    protected readonly envelopes: EnvelopeHandler = {
+        request: (sender, originHeader, frame) => this.incomingRequest(sender, originHeader, frame),
+        reply: (sender, frame) => this.incomingReply(sender, frame),
+    };
+
+    protected receive(message: Uint8Array): void {
+        if (this.stopped) return;
+        try {
+            const problem = this.reader.read(message, this.envelopes);
+            if (problem && this.malformedBatches++ % 1000 === 0) this.logger.warn(`Cluster: dropped a malformed batch (${problem}); ${this.malformedBatches} so far`);
+        } catch (error) {
+            this.logger.error('Cluster: a batch failed', error);
+        }
+    }
+
+    protected incomingRequest(sender: string, originHeader: Uint8Array, frame: Uint8Array): void {
+        if (frame[ROUTE_OFFSET] !== Route.peer) return;
+        const callerBytes = frame.subarray(SOURCE_OFFSET, SOURCE_OFFSET + 16);
+        const caller = connectionKey(callerBytes);
+        const peerId = peerIdOf(frame);
+        const origin = this.originOf(caller, originHeader);
+        const type = frameType(frame);
+        const connectionId = this.localPeers.get(peerId);
+        const endpoint = connectionId && this.endpoints.get(connectionId);
+        if (type === SwitchboardFrame.CallerGone) {
+            this.remoteCallers.delete(caller);
+            this.origins.delete(caller);
+            if (endpoint) endpoint.deliverRequest(frame, origin);
+            return;
+        }
+        if (this.remoteCallers.get(caller) !== sender) {
+            if (this.remoteCallers.size >= MAX_REMOTE_CALLERS) this.remoteCallers.delete(this.remoteCallers.keys().next().value!);
+            this.remoteCallers.set(caller, sender);
+        }
+        if (endpoint) return endpoint.deliverRequest(frame, origin);
+        // The peer left while the frame was on its way: the caller hears it now, not at its timeout.
+        if (type !== RpcTypes.Action && type !== RpcTypes.ActionType) return;
+        const error = errorForClient(PeerOffline.for(peerId, new Date, 'went offline before the call reached it'), !!origin.typedErrors);
+        const writer = this.writer(sender);
+        writer.reply(replyErrorFrame(frameId(frame), NO_CONNECTION, callerBytes, error));
+        this.queued(sender, writer);
+    }
+
+    protected incomingReply(sender: string, frame: Uint8Array): void {
+        if (frame[ROUTE_OFFSET] !== Route.sourceDest || frame.length < SOURCE_OFFSET + 34) return;
+        const destination = connectionKey(frame.subarray(SOURCE_OFFSET + 16, SOURCE_OFFSET + 32));
+        if (FINAL_REPLY_TYPES.has(frameType(frame))) this.inFlight.settle(sender, destination, frameId(frame));
+        this.endpoints.get(destination)?.deliverReply(frame);
+    }
+
+    protected originOf(caller: string, header: Uint8Array): FrameOrigin {
+        const cached = this.origins.get(caller);
+        if (cached && cached.header.length === header.length && sameBytes(header, 0, cached.header)) return cached.origin;
+        const origin = decodeOrigin(header, caller);
+        if (!cached && this.origins.size >= MAX_REMOTE_CALLERS) this.origins.delete(this.origins.keys().next().value!);
+        this.origins.set(caller, { header: header.slice(), origin });
+        return origin;
+    }
+
+    /** Ends calls whose replies will never come with PeerOffline, as if their targets had answered so. */
+    protected failCalls(calls: Map<string, CallerCalls>, reason: string): void {
+        for (const [caller, { typedErrors, ids }] of calls) {
+            const endpoint = this.endpoints.get(caller);
+            if (!endpoint || !ids.size) continue;
+            const byTarget = new Map<string, number[]>();
+            for (const [id, target] of ids) {
+                let list = byTarget.get(target);
+                if (!list) byTarget.set(target, list = []);
+                list.push(id);
+            }
+            const destination = Buffer.from(caller, 'hex');
+            for (const [target, list] of byTarget) {
+                const known = this.directory.entries.get(target);
+                const source = known ? connectionBytesOf(known) : NO_CONNECTION;
+                const error = errorForClient(PeerOffline.for(target, new Date, reason), typedErrors);
+                for (const frames of replyErrorFrames(list, source, destination, error)) endpoint.deliverReply(frames);
+            }
+        }
+    }
+
+    // ---- liveness --------------------------------------------------------------------------------------------
+
+    protected beat(): void {
+        if (!this.link.connected) return;
+        try {
+            this.link.nc.publish(this.names.control, JSON.stringify({ b: this.brokerId, p: this.held.size }));
+        } catch {
+            // The link went down between the check and the publish; the next tick tries again.
+        }
+    }
+
+    protected heartbeat(data: Uint8Array): void {
+        try {
+            const { b, leaving } = JSON.parse(new TextDecoder().decode(data)) as { b?: unknown, leaving?: unknown };
+            if (typeof b !== 'string' || b.length > 64 || b === this.brokerId) return;
+            if (leaving === true) {
+                if (this.liveness.left(b, Date.now())) this.brokerGone(b, 'is on a broker that stopped');
+                return;
+            }
+            if (this.liveness.heard(b, Date.now())) this.logger.log(`Cluster: broker ${b} is back`);
+        } catch {
+            // Not a heartbeat.
+        }
+    }
+
+    protected tick(): void {
+        if (this.stopped || !this.link.connected) return;
+        this.beat();
+        const now = Date.now();
+        const counts = new Map<string, number>();
+        for (const entry of this.directory.entries.values()) counts.set(entry.brokerId, (counts.get(entry.brokerId) ?? 0) + 1);
+        this.peersPerBroker = counts;
+        for (const brokerId of counts.keys()) this.liveness.noticed(brokerId, now);
+        for (const brokerId of this.liveness.check(now)) this.brokerDied(brokerId);
+        for (const brokerId of this.liveness.deadBrokers()) {
+            if (counts.has(brokerId)) void this.reap(brokerId);
+        }
+        if (this.recovering) return;
+        this.directory.prune();
+        if (this.needsRecovery || this.directory.stalled(3)) {
+            void this.recover();
+            return;
+        }
+        this.directory.writeProbe().catch(() => this.needsRecovery = true);
+    }
+
+    protected brokerDied(brokerId: string): void {
+        this.logger.warn(`Cluster: broker ${brokerId} sent no heartbeat for ${this.options.deathTimeoutMs} ms; it is dead`);
+        this.brokerGone(brokerId, 'is on a broker that stopped answering');
+    }
+
+    protected brokerGone(brokerId: string, reason: string): void {
+        this.failCalls(this.inFlight.take(brokerId), reason);
+        this.reader.forget(brokerId);
+        this.writers.get(brokerId)?.take();
+        for (const [caller, broker] of this.remoteCallers) if (broker === brokerId) this.remoteCallers.delete(caller);
+        void this.reap(brokerId);
+    }
+
+    /** Deletes a dead broker's entries; the lock makes one broker do it, and a stale lock (its reaper died) expires. */
+    protected async reap(brokerId: string): Promise<void> {
+        if (this.reaping.has(brokerId) || !this.directory.ready) return;
+        this.reaping.add(brokerId);
+        const lock = reaperLockKey(brokerId);
+        try {
+            if (!await this.directory.claim(lock, this.brokerId)) {
+                const holder = await this.directory.readKey(lock);
+                if (holder && Date.now() - holder.created.getTime() > this.options.deathTimeoutMs * 3) await this.directory.deleteKey(lock, holder.revision);
+                return;
+            }
+            try {
+                const victims = [...this.directory.entries.values()].filter(entry => entry.brokerId === brokerId && entry.revision > 0);
+                await Promise.all(victims.map(entry => this.directory.serial(entry.peerId, () => this.directory.remove(entry.peerId, entry.revision)).catch(() => undefined)));
+            } finally {
+                await this.directory.deleteKey(lock).catch(() => undefined);
+            }
+        } catch {
+            // NATS went away mid-way; the next tick tries again.
+        } finally {
+            this.reaping.delete(brokerId);
+        }
+    }
+
+    protected linkLost(): void {
+        if (this.stopped) return;
+        this.logger.warn('Cluster: lost NATS; calls to peers on other brokers fail until it is back');
+        for (const calls of this.inFlight.takeAll()) this.failCalls(calls, 'could not be reached: this broker lost its cluster link');
+        for (const writer of this.writers.values()) writer.take();
+        clearTimeout(this.cutOffTimer);
+        this.cutOffTimer = setTimeout(() => this.dropLocalPeers(), this.options.deathTimeoutMs);
+        this.cutOffTimer.unref?.();
+    }
+
+    /** Cut off past the death timeout: the others reap this broker's peers, so they must reconnect elsewhere. */
+    protected dropLocalPeers(): void {
+        if (this.link.connected || this.stopped) return;
+        const reason = `this broker has been cut off from its cluster (NATS) for over ${this.options.deathTimeoutMs} ms; reconnect to another broker`;
+        for (const connectionId of [...this.held.keys()]) this.endpoints.get(connectionId)?.disconnect?.(reason);
+    }
+
+    protected linkBack(): void {
+        if (this.stopped) return;
+        clearTimeout(this.cutOffTimer);
+        this.liveness.restartClocks(Date.now());
+        this.logger.log('Cluster: NATS is back; rebuilding the directory view');
+        void this.recover();
+    }
+
+    /** A fresh watch (the store may be empty, or the old watch stalled), then this broker's registrations again. */
+    protected recover(): Promise<void> {
+        this.recovering ??= (async () => {
+            this.needsRecovery = false;
+            try {
+                await this.directory.rebuild(() => this.reassert());
+            } catch (error) {
+                this.needsRecovery = true;
+                this.logger.warn('Cluster: could not rebuild the directory view yet', (error as Error).message);
+            } finally {
+                this.recovering = undefined;
+            }
+        })();
+        return this.recovering;
+    }
+
+    protected async reassert(): Promise<void> {
+        const work: Promise<unknown>[] = [];
+        for (const entry of this.held.values()) {
+            work.push(this.directory.serial(entry.peerId, async () => {
+                if (this.held.get(entry.connectionId) !== entry) return;
+                const fresh = await this.directory.fetch(entry.peerId);
+                if (fresh && fresh.connectionId === entry.connectionId) {
+                    entry.revision = fresh.revision;
+                    return this.directory.applyLocal(entry);
+                }
+                if (fresh) return this.lose(entry.connectionId, entry.peerId);
+                try {
+                    await this.directory.create(entry);
+                } catch (error) {
+                    if (!isConflict(error)) throw error;
+                    this.lose(entry.connectionId, entry.peerId);
+                }
+            }));
+        }
+        // Entries of connections that closed while the directory was out of reach.
+        for (const entry of [...this.directory.entries.values()]) {
+            if (entry.brokerId !== this.brokerId || this.held.get(entry.connectionId)?.peerId === entry.peerId) continue;
+            this.directory.forgetLocal(entry);
+            work.push(this.directory.serial(entry.peerId, () => this.directory.remove(entry.peerId, entry.revision)).catch(() => undefined));
+        }
+        await Promise.all(work);
+    }
+}
+
+/** The target peer ID of a peer-routed frame (ASCII, NUL-terminated after the source). */
+function peerIdOf(frame: Uint8Array): string {
+    let end = SOURCE_OFFSET + 16;
+    const limit = Math.min(frame.length, end + 65);
+    let id = '';
+    while (end < limit && frame[end] !== 0) id += String.fromCharCode(frame[end++]);
+    return id;
+}
