@@ -5,6 +5,10 @@ import { join } from 'path';
 import { RpcWebSocketClientAdapter } from '@deepkit/rpc';
 import WebSocket from 'ws';
 import { Peer } from '../peer';
+import { firstValueFrom } from 'rxjs';
+import { filter } from 'rxjs/operators';
+import type { Msg } from '@nats-io/nats-core';
+import { NatsServerMissing, RunningNatsServer, startNatsServer } from '../examples/cluster/nats-server';
 import { BenchSystem, CallPair, EchoApi, EchoController, RelayClient, ServerProcess } from './systems';
 
 export interface Sizes {
@@ -43,8 +47,8 @@ function percentile(sorted: number[], p: number): number {
     return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
 }
 
-async function withServer<T>(script: string, work: (server: ServerProcess) => Promise<T>): Promise<T> {
-    const server = await ServerProcess.start(script);
+async function withServer<T>(script: string, work: (server: ServerProcess) => Promise<T>, env: Record<string, string> = {}): Promise<T> {
+    const server = await ServerProcess.start(script, env);
     try {
         return await work(server);
     } finally {
@@ -61,34 +65,54 @@ async function withPair<T>(system: BenchSystem, port: number, work: (pair: CallP
     }
 }
 
+/** Warm-up, then `latencyCalls` calls one after another: their latencies in ms, sorted. */
+async function latencyRun(call: (payload: Uint8Array) => Promise<unknown>, sizes: Sizes): Promise<number[]> {
+    for (let i = 0; i < sizes.warmup; i++) await call(payload());
+    const latencies: number[] = [];
+    for (let i = 0; i < sizes.latencyCalls; i++) {
+        const started = performance.now();
+        await call(payload());
+        latencies.push(performance.now() - started);
+    }
+    return latencies.sort((a, b) => a - b);
+}
+
+/** `throughputCalls` calls with `inFlight` outstanding: calls per second. */
+async function throughputRun(call: (payload: Uint8Array) => Promise<unknown>, sizes: Sizes): Promise<number> {
+    let issued = 0;
+    const started = performance.now();
+    await Promise.all(Array.from({ length: sizes.inFlight }, async () => {
+        while (issued < sizes.throughputCalls) {
+            issued++;
+            await call(payload());
+        }
+    }));
+    return sizes.throughputCalls / ((performance.now() - started) / 1000);
+}
+
+/** p50, p99 and throughput of one system in one scenario. */
+async function callMeasurements(scenario: string, system: string, call: (payload: Uint8Array) => Promise<unknown>, sizes: Sizes): Promise<Measurement[]> {
+    const latencies = await latencyRun(call, sizes);
+    const callsPerSecond = await throughputRun(call, sizes);
+    return [
+        { scenario, system, metric: 'p50 latency', unit: 'ms', value: percentile(latencies, 0.5), better: 'lower' },
+        { scenario, system, metric: 'p99 latency', unit: 'ms', value: percentile(latencies, 0.99), better: 'lower' },
+        { scenario, system, metric: `throughput (${sizes.inFlight} in flight)`, unit: 'calls/s', value: callsPerSecond, better: 'higher' },
+    ];
+}
+
 /** 1. Peer call, small payload: sequential latency, then throughput with `inFlight` calls outstanding. */
 export async function peerCall(system: BenchSystem, sizes: Sizes): Promise<Measurement[]> {
     return withServer(system.server, server => withPair(system, server.port, async pair => {
-        for (let i = 0; i < sizes.warmup; i++) await pair.call(payload());
-        const latencies: number[] = [];
-        for (let i = 0; i < sizes.latencyCalls; i++) {
-            const started = performance.now();
-            await pair.call(payload());
-            latencies.push(performance.now() - started);
-        }
-        latencies.sort((a, b) => a - b);
-
-        let issued = 0;
+        const latencies = await latencyRun(payload => pair.call(payload), sizes);
         const cpuBefore = server.cpuSeconds();
-        const started = performance.now();
-        await Promise.all(Array.from({ length: sizes.inFlight }, async () => {
-            while (issued < sizes.throughputCalls) {
-                issued++;
-                await pair.call(payload());
-            }
-        }));
-        const seconds = (performance.now() - started) / 1000;
+        const callsPerSecond = await throughputRun(payload => pair.call(payload), sizes);
         const cpuAfter = server.cpuSeconds();
         const scenario = 'peer call';
         const measurements: Measurement[] = [
             { scenario, system: system.name, metric: 'p50 latency', unit: 'ms', value: percentile(latencies, 0.5), better: 'lower' },
             { scenario, system: system.name, metric: 'p99 latency', unit: 'ms', value: percentile(latencies, 0.99), better: 'lower' },
-            { scenario, system: system.name, metric: `throughput (${sizes.inFlight} in flight)`, unit: 'calls/s', value: sizes.throughputCalls / seconds, better: 'higher' },
+            { scenario, system: system.name, metric: `throughput (${sizes.inFlight} in flight)`, unit: 'calls/s', value: callsPerSecond, better: 'higher' },
         ];
         // What routing costs the server, apart from how fast the clients are: CPU time during the throughput run.
         if (cpuBefore !== undefined && cpuAfter !== undefined) {
@@ -287,4 +311,74 @@ export async function failFast(): Promise<Measurement[]> {
         { scenario, system: 'Switchboard', metric: 'time to error', unit: 'ms', value: switchboardMs, better: 'lower' },
         { scenario, system: 'Deepkit (stock P2P)', metric: 'time to error', unit: 'ms', value: stockMs, better: 'lower', note: stockMs === null ? `hangs (no answer in ${giveUpMs} ms)` : undefined },
     ];
+}
+
+/** The systems of the cross-broker scenario; `Switchboard` (ours) is the call across brokers. */
+export const SAME_BROKER = 'Switchboard, same broker';
+export const RAW_NATS = 'raw NATS request/reply';
+
+/**
+ * 6. A peer call across two brokers of one cluster (caller on broker 1, callee on broker 2, both brokers on one
+ * nats-server), next to the same call within broker 1 of that cluster, with raw NATS request/reply between two
+ * connections as the floor: what crossing brokers costs. Without nats-server the scenario says so and is skipped.
+ */
+export async function crossBrokerCall(sizes: Sizes): Promise<Measurement[]> {
+    const scenario = 'cross-broker peer call';
+    let nats: RunningNatsServer;
+    try {
+        nats = await startNatsServer();
+    } catch (error) {
+        if (!(error instanceof NatsServerMissing)) throw error;
+        process.stdout.write(`! skipped: ${error.message}\n`);
+        return [{ scenario, system: 'Switchboard', metric: 'skipped', unit: '', value: null, better: 'higher', note: 'skipped: nats-server not found' }];
+    }
+    const broker = (id: string) => ({ BENCH_NATS_URL: nats.url, BENCH_BROKER_ID: id });
+    const expose: [typeof EchoController, string][] = [[EchoController, 'bench/echo']];
+    try {
+        return await withServer('switchboard-cluster.ts', first => withServer('switchboard-cluster.ts', async second => {
+            const url = (server: ServerProcess) => `ws://127.0.0.1:${server.port}`;
+            const caller = await Peer.connect({ url: url(first), id: 'alice' });
+            const local = await Peer.connect({ url: url(first), id: 'bob-local', expose });
+            // Broker 1 learns of a peer on broker 2 through the cluster directory: call once it says so.
+            const remoteKnown = firstValueFrom(caller.presence$.pipe(filter(event => event.peerId === 'bob-remote' && event.kind === 'online')));
+            const remote = await Peer.connect({ url: url(second), id: 'bob-remote', expose });
+            await remoteKnown;
+            try {
+                const sameCall = (payload: Uint8Array) => caller.to('bob-local').controller<EchoApi>('bench/echo').echo(payload);
+                const crossCall = (payload: Uint8Array) => caller.to('bob-remote').controller<EchoApi>('bench/echo').echo(payload);
+                // Both paths warm (JIT, buffers, NATS subscriptions) before either is measured: the first measured
+                // would otherwise pay for the code both share.
+                const warm = { ...sizes, throughputCalls: sizes.warmup * 10 };
+                await throughputRun(sameCall, warm);
+                await throughputRun(crossCall, warm);
+                const same = await callMeasurements(scenario, SAME_BROKER, sameCall, sizes);
+                const cross = await callMeasurements(scenario, 'Switchboard', crossCall, sizes);
+                const floor = await natsRequestReply(nats, scenario, sizes);
+                const p50 = (measurements: Measurement[]) => measurements.find(m => m.metric === 'p50 latency')!.value!;
+                return [...cross, ...same, ...floor,
+                    { scenario, system: 'Switchboard', metric: 'p50 latency over same broker', unit: 'ms', value: p50(cross) - p50(same), better: 'lower' }];
+            } finally {
+                await caller.close();
+                await local.close();
+                await remote.close();
+            }
+        }, broker('bench-2')), broker('bench-1'));
+    } finally {
+        await nats.stop();
+    }
+}
+
+/** The floor under any call across brokers: a request and its reply through nats-server, between two connections. */
+async function natsRequestReply(nats: RunningNatsServer, scenario: string, sizes: Sizes): Promise<Measurement[]> {
+    const { connect } = await import('@nats-io/transport-node');
+    const responder = await connect({ servers: nats.url });
+    const requester = await connect({ servers: nats.url });
+    try {
+        responder.subscribe('bench.echo', { callback: (error: Error | null, message: Msg) => error || message.respond(message.data) });
+        await responder.flush();
+        return await callMeasurements(scenario, RAW_NATS, payload => requester.request('bench.echo', payload, { timeout: 30_000 }), sizes);
+    } finally {
+        await requester.close();
+        await responder.close();
+    }
 }

@@ -30,9 +30,10 @@ export class ServerProcess {
     protected constructor(readonly child: ChildProcess, readonly port: number) {
     }
 
-    static async start(script: string): Promise<ServerProcess> {
+    /** @param env extra environment of the server (e.g. the NATS URL of a cluster broker) */
+    static async start(script: string, env: Record<string, string> = {}): Promise<ServerProcess> {
         const child = spawn(process.execPath, ['--expose-gc', '-r', 'ts-node/register/transpile-only', join(__dirname, 'servers', script)], {
-            cwd: join(__dirname, '..'), stdio: ['pipe', 'pipe', 'inherit'],
+            cwd: join(__dirname, '..'), stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, ...env },
         });
         const first = await new Promise<string>((resolve, reject) => {
             let buffer = '';

@@ -6,9 +6,9 @@ import { ControllerDefinition, OfflineError, RemoteController, RpcControllerStat
 import { BehaviorSubject, firstValueFrom, Observable, Subject, Subscription } from 'rxjs';
 import { filter } from 'rxjs/operators';
 import WebSocket from 'ws';
-import { BrokerApi, PresenceEvent } from '../shared/broker-api';
-import { Disconnected, PEER_REPLACED_CLOSE_CODE, PeerNotFound, PeerOffline, PeerReplaced, RateLimited, Timeout } from '../shared/errors';
-import { assertValidPeerId } from '../shared/peer-id';
+import { BrokerApi, PresenceEvent } from '@switchboard/protocol/broker-api';
+import { Disconnected, PEER_REPLACED_CLOSE_CODE, PeerNotFound, PeerOffline, PeerReplaced, RateLimited, Timeout } from '@switchboard/protocol/errors';
+import { assertValidPeerId } from '@switchboard/protocol/peer-id';
 import { BackoffOptions, backoffDelay, defaultBackoff, sleep } from './backoff';
 import { CallDeadline } from './call-deadline';
 import { CircuitBreaker, CircuitBreakerOptions, defaultCircuitBreaker } from './circuit-breaker';
@@ -19,21 +19,21 @@ import { CallInvoker, CallOptions, RemotePeer } from './remote-peer';
 import { PeerDatabase } from './storage/peer-database';
 import { WebSocketTransport } from './websocket-transport';
 import { BroadcastOptions, BroadcastResult } from './broadcast';
-import { MAX_MULTICAST_TARGETS } from '../shared/wire';
+import { MAX_MULTICAST_TARGETS } from '@switchboard/protocol/wire';
 import { Outbox } from './outbox';
 import { ChatService } from './services/chat-service';
 import { DiscoveryService } from './services/discovery-service';
 import { ChatPeerController } from './controllers/chat-controller';
 import { DiscoveryController } from './controllers/discovery-controller';
-import { ChatApi } from '../shared/chat-api';
-import { DiscoveryApi } from '../shared/discovery-api';
-import { RelayApi } from '../shared/relay-api';
+import { ChatApi } from '@switchboard/protocol/chat-api';
+import { DiscoveryApi } from '@switchboard/protocol/discovery-api';
+import { RelayApi } from '@switchboard/protocol/relay-api';
 import { RelayOptions, RelayService, defaultRelayOptions } from './services/relay-service';
 import { RelayController } from './controllers/relay-controller';
-import { FilesApi } from '../shared/files-api';
+import { FilesApi } from '@switchboard/protocol/files-api';
 import { FileService } from './services/file-service';
 import { FileSharingController } from './controllers/files-controller';
-import { CollabApi } from '../shared/collab-api';
+import { CollabApi } from '@switchboard/protocol/collab-api';
 import { CollabService } from './services/collab-service';
 import { CollabController } from './controllers/collab-controller';
 
@@ -44,8 +44,11 @@ import { CollabController } from './controllers/collab-controller';
 export type PeerState = 'disconnected' | 'connecting' | 'connected' | 'registered' | 'replaced' | 'closed';
 
 export interface PeerOptions {
-    /** The broker, e.g. `ws://127.0.0.1:8080`. */
-    url: string;
+    /**
+     * The broker, e.g. `ws://127.0.0.1:8080`, or several brokers of one cluster: the peer connects to the first that
+     * answers and, when its broker is lost, moves to the next (one backoff delay per round over the list).
+     */
+    url: string | string[];
     /** This peer's ID: letters, digits, `._-`, at most 64. */
     id: string;
     /** A peer token, for brokers in token mode. */
@@ -64,6 +67,11 @@ export interface PeerOptions {
     /** Retries of idempotent actions. */
     retry?: Partial<BackoffOptions> & { attempts?: number };
     circuitBreaker?: Partial<CircuitBreakerOptions>;
+    /**
+     * Milliseconds since the epoch, for the circuit breakers' cool-down and the relay's TTLs; default `Date.now`.
+     * Tests pass a clock they move, so cool-downs and expiry need no waiting.
+     */
+    clock?: () => number;
     /**
      * Milliseconds between pings to the broker (default 15 000). When two pings in a row go unanswered and nothing
      * else arrives, the connection is taken for dead (a frozen broker, a half-open TCP connection): it is closed,
@@ -103,6 +111,10 @@ export class Peer implements CallInvoker {
     readonly kernel: PeerKernel;
     readonly database: PeerDatabase;
     readonly state$ = new BehaviorSubject<PeerState>('disconnected');
+    /** The brokers this peer may use, in the order it tries them. */
+    readonly brokerUrls: readonly string[];
+    /** The broker of the current connection (undefined while there is none); changes on failover. */
+    readonly brokerUrl$ = new BehaviorSubject<string | undefined>(undefined);
     /**
      * Problems in the background: while reconnecting (e.g. the ID was taken meanwhile; the peer keeps trying), a
      * broker that stopped answering, and PeerReplaced when another process took over this ID (the peer stops).
@@ -150,6 +162,9 @@ export class Peer implements CallInvoker {
     protected constructor(protected options: PeerOptions, extraEntities: ClassType[] = []) {
         assertValidPeerId(options.id);
         this.id = options.id;
+        // Without duplicates: the failover walks the list by position of the current URL.
+        this.brokerUrls = typeof options.url === 'string' ? [options.url] : [...new Set(options.url)];
+        if (!this.brokerUrls.length) throw new TypeError('Peer options: `url` needs at least one broker URL.');
         this.capabilities = options.capabilities ?? [];
         this.appVersion = options.appVersion ?? '0.0.0';
         this.retryOptions = { ...defaultBackoff, attempts: 3, ...options.retry };
@@ -160,7 +175,7 @@ export class Peer implements CallInvoker {
         this.discovery = new DiscoveryService(this.database, this);
         this.files = new FileService(this.database, this);
         this.collab = new CollabService(this.database, this);
-        this.relay = new RelayService(this.database, this.outbox, this, { ...defaultRelayOptions, ...options.relay });
+        this.relay = new RelayService(this.database, this.outbox, this, { ...defaultRelayOptions, ...options.relay }, options.clock);
         this.kernel = new PeerKernel([
             { provide: Peer, useValue: this },
             { provide: ChatService, useValue: this.chat },
@@ -176,7 +191,7 @@ export class Peer implements CallInvoker {
         this.kernel.registerController(FileSharingController, FilesApi);
         this.kernel.registerController(CollabController, CollabApi);
         const webSocket = (options.webSocket ?? globalThis.WebSocket ?? WebSocket) as any;
-        this.transport = new WebSocketTransport(options.url, webSocket);
+        this.transport = new WebSocketTransport(this.brokerUrls[0], webSocket);
         this.client = new PeerClient(this.transport, this.kernel);
         const pingIntervalMs = options.pingIntervalMs ?? 15_000;
         this.watchdog = new ConnectionWatchdog(pingIntervalMs, () => this.transport.messagesReceived, () => this.ping(), () => {
@@ -206,12 +221,47 @@ export class Peer implements CallInvoker {
     async start(): Promise<void> {
         await this.database.migrate();
         try {
-            await this.connectOnce();
+            await this.connectToAny();
         } catch (error) {
             await this.close();
-            throw error instanceof OfflineError ? new Disconnected(`Could not reach the broker at ${this.options.url}: ${error.message}`) : error;
+            throw error;
         }
         this.client.transporter.disconnected.subscribe(() => this.onDisconnected());
+    }
+
+    /** The broker this peer is connected to; undefined while disconnected. */
+    get brokerUrl(): string | undefined {
+        return this.brokerUrl$.value;
+    }
+
+    /**
+     * One round over the brokers, from the current one on. A broker that cannot be reached (or drops us while we
+     * register) sends us to the next; a refusal (PeerIdTaken, AccessDenied, …) ends the round: every broker of a
+     * cluster would say the same.
+     */
+    protected async connectToAny(): Promise<void> {
+        const failures: string[] = [];
+        for (let tried = 1; ; tried++) {
+            try {
+                return await this.connectOnce();
+            } catch (error) {
+                if (!unreachable(error)) throw error;
+                failures.push(`${this.transport.url} (${error.message})`);
+                if (this.client.transporter.isConnected()) await this.client.disconnect();
+                if (tried < this.brokerUrls.length) {
+                    this.nextBroker();
+                } else if (this.brokerUrls.length === 1) {
+                    throw error instanceof OfflineError ? new Disconnected(`Could not reach the broker at ${this.transport.url}: ${error.message}`) : error;
+                } else {
+                    throw new Disconnected(`Could not reach any of the ${failures.length} brokers: ${failures.join('; ')}.`);
+                }
+            }
+        }
+    }
+
+    /** Points the next connection attempt at the next broker of the list (the same one when there is only one). */
+    protected nextBroker(): void {
+        this.transport.url = this.brokerUrls[(this.brokerUrls.indexOf(this.transport.url) + 1) % this.brokerUrls.length];
     }
 
     /** The broker's own API, for discovery and presence. Cached: a new proxy would cost a type round trip per call. */
@@ -251,7 +301,7 @@ export class Peer implements CallInvoker {
 
     circuit(peerId: string): CircuitBreaker {
         let breaker = this.breakers.get(peerId);
-        if (!breaker) this.breakers.set(peerId, breaker = new CircuitBreaker(peerId, { ...defaultCircuitBreaker, ...this.options.circuitBreaker }));
+        if (!breaker) this.breakers.set(peerId, breaker = new CircuitBreaker(peerId, { ...defaultCircuitBreaker, ...this.options.circuitBreaker }, this.options.clock));
         return breaker;
     }
 
@@ -384,6 +434,7 @@ export class Peer implements CallInvoker {
     protected async registerOnce(): Promise<void> {
         this.state$.next('connecting');
         await this.client.connect();
+        this.brokerUrl$.next(this.transport.url);
         this.state$.next('connected');
         const whoami = await this.broker.whoami();
         this.callTimeoutMs = this.options.callTimeoutMs ?? whoami.callTimeoutMs;
@@ -460,9 +511,12 @@ export class Peer implements CallInvoker {
     protected onDisconnected(): void {
         this.watchdog.stop();
         if (this.closing.signal.aborted) return;
+        if (this.brokerUrl$.value !== undefined) this.brokerUrl$.next(undefined);
         if (this.transport.lastClose?.code === PEER_REPLACED_CLOSE_CODE) return this.stopReplaced();
         this.state$.next('disconnected');
         if (this.options.reconnect === false || this.reconnecting || this.paused || this.replaced) return;
+        // Our broker is lost: with several, the next one is tried first (the lost one last in each round).
+        this.nextBroker();
         this.reconnecting = this.reconnectLoop().finally(() => this.reconnecting = undefined);
     }
 
@@ -479,20 +533,24 @@ export class Peer implements CallInvoker {
         this.errors$.next(PeerReplaced.for(this.id));
     }
 
+    /** One backoff delay per round over the brokers, so a cluster with one live broker is found within one round. */
     protected async reconnectLoop(): Promise<void> {
         const backoff = { ...defaultBackoff, ...(this.options.reconnect || {}) };
         const stopped = () => this.closing.signal.aborted || this.paused || this.replaced;
-        for (let attempt = 0; !stopped(); attempt++) {
-            await sleep(backoffDelay(attempt, backoff), this.closing.signal);
-            if (stopped()) return;
-            try {
-                await this.connectOnce();
-                return;
-            } catch (error) {
-                this.errors$.next(error as Error);
-                // Connected but not registered (e.g. the ID is taken meanwhile): start over from a clean connection.
-                if (this.client.transporter.isConnected()) await this.client.disconnect();
-                if (this.state !== 'closed' && !this.replaced) this.state$.next('disconnected');
+        for (let round = 0; !stopped(); round++) {
+            await sleep(backoffDelay(round, backoff), this.closing.signal);
+            for (let tried = 0; tried < this.brokerUrls.length; tried++) {
+                if (stopped()) return;
+                try {
+                    await this.connectOnce();
+                    return;
+                } catch (error) {
+                    this.errors$.next(error as Error);
+                    // Connected but not registered (e.g. the ID is taken meanwhile): start over from a clean connection.
+                    if (this.client.transporter.isConnected()) await this.client.disconnect();
+                    if (this.state !== 'closed' && !this.replaced) this.state$.next('disconnected');
+                    this.nextBroker();
+                }
             }
         }
     }
@@ -507,6 +565,8 @@ export class Peer implements CallInvoker {
         await this.client.disconnect();
         this.state$.next('closed');
         this.state$.complete();
+        if (this.brokerUrl$.value !== undefined) this.brokerUrl$.next(undefined);
+        this.brokerUrl$.complete();
         this.presenceSubject.complete();
         await this.reconnecting;
         await Promise.allSettled([...this.background, this.discovery.idle(), this.outbox.idle()]);
@@ -518,6 +578,11 @@ export class Peer implements CallInvoker {
     async [Symbol.asyncDispose](): Promise<void> {
         await this.close();
     }
+}
+
+/** A broker that could not be reached, dropped the connection or stopped answering while we registered. */
+function unreachable(error: unknown): error is Error {
+    return error instanceof OfflineError || error instanceof Disconnected || error instanceof Timeout;
 }
 
 /** Failures that say something about the target: not our own outage (Timeout while not registered, Disconnected). */

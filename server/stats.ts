@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { ActiveTransfer } from '../shared/dashboard';
+import type { BrokerSummary } from './exchange/peer-exchange';
+import { ActiveTransfer } from '@switchboard/protocol/dashboard';
 
 /**
  * Transfers tracked at most. An entry ends with its stream or its connection; one whose end the broker never sees
@@ -31,6 +32,8 @@ export class BrokerStats {
     readonly transfers = new Map<string, ActiveTransfer & { callerConnection: string }>();
     /** Peers online, read when scraped. */
     onlinePeers: () => number = () => 0;
+    /** The cluster's brokers (this one first), read when scraped. */
+    brokers: () => BrokerSummary[] = () => [];
 
     readonly registry = new Registry();
     protected readonly latency = new Histogram({
@@ -53,6 +56,31 @@ export class BrokerStats {
             collect() {
                 this.reset();
                 this.inc(read());
+            },
+        });
+        // Labelled by broker ID: a bounded set (the brokers of one cluster), unlike peer IDs.
+        new Gauge({
+            name: 'switchboard_broker_info', help: 'Always 1; names the broker that answers this scrape.', labelNames: ['broker_id'], registers: [this.registry],
+            collect() {
+                this.reset();
+                const self = stats.brokers()[0];
+                if (self) this.labels(self.brokerId).set(1);
+            },
+        });
+        new Gauge({
+            name: 'switchboard_cluster_brokers', help: 'Brokers of the cluster this broker knows, by state (1 alive for a single broker).', labelNames: ['state'], registers: [this.registry],
+            collect() {
+                const brokers = stats.brokers();
+                this.labels('alive').set(brokers.filter(broker => broker.alive).length);
+                this.labels('dead').set(brokers.filter(broker => !broker.alive).length);
+            },
+        });
+        new Gauge({
+            name: 'switchboard_cluster_peers', help: 'Peers registered on each broker of the cluster.', labelNames: ['broker_id'], registers: [this.registry],
+            collect() {
+                // Reset first: a broker that left the cluster must not linger with its last count.
+                this.reset();
+                for (const broker of stats.brokers()) this.labels(broker.brokerId).set(broker.peers);
             },
         });
         counter('switchboard_registrations_total', 'Peer ID registrations accepted (including takeovers).', () => stats.registrations);

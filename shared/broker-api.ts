@@ -20,6 +20,9 @@ export class PeerInfo {
         public connectedSince?: Date,
     ) {
     }
+
+    /** The broker holding the peer's connection (it differs between peers in a cluster); unset while offline. */
+    brokerId?: string;
 }
 
 /** `synced` ends the snapshot of a `presence(true)` subscription: from then on the subscriber knows everyone online. */

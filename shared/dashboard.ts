@@ -10,10 +10,23 @@ export interface ActiveTransfer {
     since: Date;
 }
 
+/** One broker of the cluster, as the dashboard shows it. */
+export interface ClusterBroker {
+    brokerId: string;
+    alive: boolean;
+    /** Peers registered on it. */
+    peers: number;
+    lastSeen: Date;
+}
+
 /** The broker's traffic, as the dashboard shows it; rates are per second over the last tick. */
 @entity.name('@switchboard/BrokerActivity')
 export class BrokerActivity {
     at: Date = new Date;
+    /** The broker serving this dashboard. */
+    brokerId: string = '';
+    /** Every broker of its cluster, this one first; a single broker lists only itself. */
+    brokers: ClusterBroker[] = [];
     uptimeSeconds: number = 0;
     peersOnline: number = 0;
     peersKnown: number = 0;

@@ -38,7 +38,7 @@ async function main(): Promise<void> {
     });
     for (const group of await peer.chat.groups()) groupsByName.set(group.name, group);
     for (const known of await peer.broker.listPeers()) if (!online.has(known.id)) online.set(known.id, known.online);
-    say(`Connected to ${args.url} as ${args.id}. Type /help for commands.`);
+    say(`Connected to ${peer.brokerUrl ?? args.url} as ${args.id}. Type /help for commands.`);
 
     /** Incoming messages are shown once and marked read, so the sender sees "read". */
     async function show(entry: ChatEntry): Promise<void> {

@@ -5,7 +5,10 @@ import { AccessDenied, AuthenticationFailed, Disconnected, InvalidPeerId, PeerId
 
 export interface ExampleArgs {
     id: string;
+    /** As given: one broker URL, or several of one cluster comma-separated. */
     url: string;
+    /** The brokers to try, in order. */
+    urls: string[];
     token?: string;
     storage: string;
     positionals: string[];
@@ -20,7 +23,10 @@ const common = {
     help: { type: 'boolean' },
 } as const;
 
-/** Parses `--id alice [--url …] [--token …] [--storage …]` plus the example's own options; prints usage on error. */
+/**
+ * Parses `--id alice [--url …] [--token …] [--storage …]` plus the example's own options; prints usage on error.
+ * `--url` (or SWITCHBOARD_URL) may name several brokers of one cluster, comma-separated: the peer fails over.
+ */
 export function exampleArgs(usage: string, extra: ParseArgsConfig['options'] = {}): ExampleArgs {
     try {
         const { values, positionals } = parseArgs({ options: { ...common, ...extra }, allowPositionals: true });
@@ -30,6 +36,7 @@ export function exampleArgs(usage: string, extra: ParseArgsConfig['options'] = {
         return {
             id,
             url: values.url as string,
+            urls: (values.url as string).split(',').map(url => url.trim()).filter(url => url),
             token: values.token as string | undefined,
             storage: (values.storage as string | undefined) ?? join('var', 'examples', `${id}.sqlite`),
             positionals,
@@ -44,7 +51,7 @@ export function exampleArgs(usage: string, extra: ParseArgsConfig['options'] = {
 export async function connectPeer(args: ExampleArgs, prepare?: (peer: Peer) => void): Promise<Peer> {
     let peer: Peer;
     try {
-        peer = Peer.create({ url: args.url, id: args.id, token: args.token, storage: args.storage, reconnect: { initialDelayMs: 200, maxDelayMs: 5000 } });
+        peer = Peer.create({ url: args.urls, id: args.id, token: args.token, storage: args.storage, reconnect: { initialDelayMs: 200, maxDelayMs: 5000 } });
     } catch (error) {
         return exit(2, explain(error, args));
     }
@@ -62,7 +69,7 @@ export async function connectPeer(args: ExampleArgs, prepare?: (peer: Peer) => v
         }
         if (state === 'registered' && !wasRegistered) {
             wasRegistered = true;
-            say(`! reconnected as ${args.id}`);
+            say(`! reconnected as ${args.id}${args.urls.length > 1 ? ` via ${peer.brokerUrl}` : ''}`);
         }
     });
     // Another process took this ID over with the same storage (reclaim secret) or token: say so and stop, instead of
@@ -79,6 +86,7 @@ export async function connectPeer(args: ExampleArgs, prepare?: (peer: Peer) => v
 }
 
 export function explain(error: unknown, args: { id: string, url: string }): string {
+    if (error instanceof Disconnected && args.url.includes(',')) return `Cannot reach any of the brokers ${args.url}. Start them with \`npm run cluster\`, or pass --url.`;
     if (error instanceof Disconnected) return `Cannot reach the broker at ${args.url}. Start it with \`npm start\`, or pass --url.`;
     if (error instanceof AuthenticationFailed) return `The broker refused the token: ${error.message}`;
     if (error instanceof PeerIdTaken) return `The ID "${args.id}" is in use by another client. Pick another --id.`;

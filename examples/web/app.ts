@@ -36,7 +36,8 @@ async function join(id: string): Promise<void> {
     try {
         // Per tab (sessionStorage): history, queued messages and the reclaim secret survive a reload of this tab.
         const storage = new WebStorageAdapter(`switchboard-peer:${id}`, sessionStorage);
-        peer = joining = Peer.create({ url: brokerUrl, id, token, storage, capabilities: ['chat', 'collab', WEB] });
+        // Several brokers of one cluster, comma-separated: the peer fails over between them.
+        peer = joining = Peer.create({ url: brokerUrl.split(',').map(url => url.trim()).filter(url => url), id, token, storage, capabilities: ['chat', 'collab', WEB] });
         // Subscribed before connecting, so messages queued for us while we were away are shown too.
         peer.state$.subscribe(state => byId('state').textContent = state);
         peer.presence$.subscribe(onPresence);

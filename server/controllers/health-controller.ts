@@ -3,9 +3,14 @@ import { BrokerStats } from '../stats';
 import { PeerRegistry } from '../registry/peer-registry';
 import { RegistryDatabase } from '../registry/database';
 import { PeerRecord } from '../registry/entities';
+import { BrokerSummary, PeerExchange } from '../exchange/peer-exchange';
 
 export interface BrokerStatus {
     status: 'ok';
+    /** The broker answering. */
+    brokerId: string;
+    /** Every broker of its cluster, this one first; a single broker lists only itself. */
+    brokers: BrokerSummary[];
     uptimeSeconds: number;
     peersOnline: number;
     peersKnown: number;
@@ -22,6 +27,7 @@ export class HealthController {
         protected stats: BrokerStats,
         protected registry: PeerRegistry,
         protected database: RegistryDatabase,
+        protected exchange: PeerExchange,
     ) {
     }
 
@@ -52,6 +58,8 @@ export class HealthController {
     status(): BrokerStatus {
         return {
             status: 'ok',
+            brokerId: this.exchange.brokerId,
+            brokers: this.exchange.brokers(),
             uptimeSeconds: Math.round((Date.now() - this.stats.startedAt.getTime()) / 1000),
             peersOnline: this.registry.countOnline(),
             peersKnown: this.registry.list().length,

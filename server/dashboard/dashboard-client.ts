@@ -4,8 +4,8 @@
  */
 import { RpcWebSocketClient } from '@deepkit/rpc';
 import { Observable, Subscription } from 'rxjs';
-import { BrokerApi, PeerInfo } from '../../shared/broker-api';
-import { AuditRecord, BrokerActivity, DashboardEvent } from '../../shared/dashboard';
+import { BrokerApi, PeerInfo } from '@switchboard/protocol/broker-api';
+import { AuditRecord, BrokerActivity, DashboardEvent } from '@switchboard/protocol/dashboard';
 
 const TOKEN_KEY = 'switchboard-dashboard-token';
 const peers = new Map<string, PeerInfo>();
@@ -27,6 +27,8 @@ let retryTimer: ReturnType<typeof setTimeout> | undefined;
 /** What changed since the last frame: drawn once per frame, however many events arrived. */
 const redraw = new Set<() => void>();
 let frameRequested = false;
+/** The broker serving this page, marked in the broker and peer tables. */
+let ownBrokerId = '';
 
 const byId = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 
@@ -139,15 +141,16 @@ function renderPeers(): void {
         .map(peer => {
             const row = element('tr', '', { 'data-peer': peer.id, 'data-online': String(peer.online) });
             row.append(element('td', peer.id), element('td', peer.online ? 'online' : 'offline', { class: 'state' }));
+            row.append(element('td', peer.brokerId ? brokerName(peer.brokerId) : '', { title: peer.brokerId ?? '' }));
             const capabilities = element('td');
             for (const capability of peer.capabilities) capabilities.append(element('span', capability, { class: 'cap' }));
             row.append(capabilities, element('td', peer.online && peer.connectedSince ? `since ${time(peer.connectedSince)}` : `last seen ${time(peer.lastSeen)}`));
             return row;
         });
-    if (sorted.length > PEERS_SHOWN) rows.push(emptyRow(`… and ${sorted.length - PEERS_SHOWN} more`, 4));
+    if (sorted.length > PEERS_SHOWN) rows.push(emptyRow(`… and ${sorted.length - PEERS_SHOWN} more`, 5));
     byId('peers-online').textContent = String(sorted.filter(peer => peer.online).length);
     byId('peers-known').textContent = String(peers.size);
-    byId('peers').replaceChildren(...(rows.length ? rows : [emptyRow('No peer has registered yet.', 4)]));
+    byId('peers').replaceChildren(...(rows.length ? rows : [emptyRow('No peer has registered yet.', 5)]));
 }
 
 function renderActivity(activity: BrokerActivity): void {
@@ -159,12 +162,34 @@ function renderActivity(activity: BrokerActivity): void {
     const refusals = Object.entries(activity.refusals).sort((a, b) => b[1] - a[1]);
     byId('refusals-total').textContent = String(refusals.reduce((sum, [, count]) => sum + count, 0));
     byId('uptime').textContent = `up ${duration(activity.uptimeSeconds)}`;
+    renderBrokers(activity);
     byId('refusals').replaceChildren(...(refusals.length
         ? refusals.map(([code, count]) => row([code, String(count)], { 'data-reason': code }))
         : [emptyRow('None.', 2)]));
     byId('transfers').replaceChildren(...(activity.transfers.length
         ? activity.transfers.map(t => row([`${t.from} → ${t.to}`, `since ${time(t.since)}`]))
         : [emptyRow('None.', 2)]));
+}
+
+function renderBrokers(activity: BrokerActivity): void {
+    const ownChanged = ownBrokerId !== activity.brokerId;
+    ownBrokerId = activity.brokerId;
+    // The peers table marks this broker's peers: redraw it once this broker is known.
+    if (ownChanged) renderPeers();
+    const alive = activity.brokers.filter(broker => broker.alive).length;
+    byId('brokers-alive').textContent = `${alive} of ${activity.brokers.length} alive`;
+    byId('brokers').replaceChildren(...activity.brokers.map(broker => {
+        const tr = row([brokerName(broker.brokerId), broker.alive ? 'alive' : 'dead', String(broker.peers), time(broker.lastSeen)],
+            { 'data-broker': broker.brokerId, 'data-alive': String(broker.alive), title: broker.brokerId });
+        tr.children[1].className = 'state';
+        return tr;
+    }));
+}
+
+/** A broker's ID as a table shows it: generated IDs are UUIDs, too long for a cell; full ID in the tooltip. */
+function brokerName(brokerId: string): string {
+    const name = brokerId.length > 12 ? brokerId.slice(0, 8) + '…' : brokerId;
+    return brokerId === ownBrokerId ? `${name} (this)` : name;
 }
 
 function renderAudit(): void {

@@ -1,8 +1,10 @@
 import { concat, defer, interval, merge, Observable, of, OperatorFunction } from 'rxjs';
 import { filter, map, share } from 'rxjs/operators';
-import { AuditRecord, BrokerActivity, DashboardEvent } from '../../shared/dashboard';
+import { AuditRecord, BrokerActivity, DashboardEvent } from '@switchboard/protocol/dashboard';
+import { PeerInfo } from '@switchboard/protocol/broker-api';
 import { AuditLog } from '../registry/audit-log';
 import { AuditEvent } from '../registry/entities';
+import { PeerExchange } from '../exchange/peer-exchange';
 import { PeerRegistry } from '../registry/peer-registry';
 import { BrokerStats } from '../stats';
 
@@ -32,10 +34,11 @@ export class DashboardFeed {
         protected registry: PeerRegistry,
         protected stats: BrokerStats,
         protected audit: AuditLog,
+        protected exchange: PeerExchange,
     ) {
         const peers = this.registry.presence.pipe(
             inBatches(BATCH_MS, (changed: Set<string>, event) => changed.add(event.peerId), () => new Set<string>()),
-            map(changed => new DashboardEvent('peer', [...changed].map(id => this.registry.info(id)).filter(info => !!info))),
+            map(changed => new DashboardEvent('peer', [...changed].map(id => this.registry.info(id)).filter(info => !!info).map(info => this.located(info)))),
         );
         const decisions = this.audit.recorded.pipe(
             inBatches(BATCH_MS, (batch: AuditEvent[], event) => {
@@ -72,13 +75,21 @@ export class DashboardFeed {
 
     stream(): Observable<DashboardEvent> {
         return concat(
-            defer(() => of(new DashboardEvent('snapshot', this.registry.list(), this.activity(), this.audit.recent().map(toRecord)))),
+            defer(() => of(new DashboardEvent('snapshot', this.registry.list().map(info => this.located(info)), this.activity(), this.audit.recent().map(toRecord)))),
             this.updates,
         );
     }
 
+    /** The peer with the broker that holds it (in a cluster, one of several). */
+    protected located(info: PeerInfo): PeerInfo {
+        if (info.online) info.brokerId = this.exchange.lookup(info.id)?.brokerId;
+        return info;
+    }
+
     protected activity(): BrokerActivity {
         const activity = new BrokerActivity();
+        activity.brokerId = this.exchange.brokerId;
+        activity.brokers = this.exchange.brokers();
         activity.uptimeSeconds = Math.round((Date.now() - this.stats.startedAt.getTime()) / 1000);
         activity.peersOnline = this.registry.countOnline();
         activity.peersKnown = this.registry.countKnown();
@@ -96,7 +107,9 @@ export class DashboardFeed {
 
 /** What a page would redraw: everything but the clock. */
 function changeKey(activity: BrokerActivity): string {
-    return JSON.stringify([activity.peersOnline, activity.peersKnown, activity.callsRouted, activity.bytesRouted,
+    // A broker's lastSeen moves with every heartbeat: only what an operator acts on (alive, peers) counts as a change.
+    const brokers = activity.brokers.map(broker => [broker.brokerId, broker.alive, broker.peers]);
+    return JSON.stringify([brokers, activity.peersOnline, activity.peersKnown, activity.callsRouted, activity.bytesRouted,
         activity.callsPerSecond, activity.bytesPerSecond, activity.refusals, activity.transfers]);
 }
 

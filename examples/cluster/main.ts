@@ -1,0 +1,150 @@
+/**
+ * `npm run cluster`: a local cluster to try things on. Starts nats-server (JetStream, a temporary store) and brokers
+ * in child processes, each with its own SQLite file under var/cluster/ and its own dashboard, prints where they are
+ * and how to point the examples at them, and stops everything on Ctrl-C or SIGTERM. Kill one broker (its PID is
+ * printed) to watch its peers move to the others.
+ */
+import { ChildProcess, spawn } from 'child_process';
+import { mkdirSync } from 'fs';
+import { join } from 'path';
+import { parseArgs } from 'util';
+import { NatsServerMissing, RunningNatsServer, startNatsServer } from './nats-server';
+
+const usage = `Usage: npm run cluster -- [--port 4001] [--brokers 3] [--cluster demo]
+
+Starts nats-server and <brokers> brokers on consecutive ports from --port (4001, 4002, 4003), each with its
+dashboard on the same port. Ctrl-C stops them all.`;
+
+const root = join(__dirname, '..', '..');
+/** Long enough for a broker to flush its writes and tell its peers. */
+const STOP_GRACE_MS = 10_000;
+
+interface BrokerProcess {
+    name: string;
+    port: number;
+    child: ChildProcess;
+    /** How it ended: its exit code, or the signal that ended it. */
+    exited: Promise<number | string>;
+}
+
+function parse(): { port: number, brokers: number, cluster: string } {
+    try {
+        const { values } = parseArgs({
+            options: {
+                port: { type: 'string', default: '4001' },
+                brokers: { type: 'string', default: '3' },
+                cluster: { type: 'string', default: 'demo' },
+                help: { type: 'boolean' },
+            },
+        });
+        if (values.help) {
+            console.log(usage);
+            process.exit(0);
+        }
+        const port = Number(values.port);
+        const brokers = Number(values.brokers);
+        if (!Number.isInteger(port) || port < 1 || port + brokers - 1 > 65535) throw new Error(`--port must be a port number, got "${values.port}".`);
+        if (!Number.isInteger(brokers) || brokers < 1 || brokers > 16) throw new Error(`--brokers must be 1 … 16, got "${values.brokers}".`);
+        return { port, brokers, cluster: values.cluster! };
+    } catch (error) {
+        console.error(`${(error as Error).message}\n${usage}`);
+        return process.exit(2);
+    }
+}
+
+/** One broker as `npm start` runs it, in the cluster; its output goes to ours, each line marked with its name. */
+function startBroker(name: string, port: number, nats: RunningNatsServer, cluster: string): BrokerProcess {
+    const database = join('var', 'cluster', `${name}.sqlite`);
+    const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', join('server', 'main.ts'), 'start', '--port', String(port), '--database', database], {
+        cwd: root,
+        env: { ...process.env, SWITCHBOARD_NATS_URL: nats.url, SWITCHBOARD_CLUSTER: cluster, SWITCHBOARD_BROKER_ID: name },
+        stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    for (const stream of [child.stdout!, child.stderr!]) {
+        let partial = '';
+        stream.setEncoding('utf8');
+        stream.on('data', (chunk: string) => {
+            const lines = (partial + chunk).split('\n');
+            partial = lines.pop()!;
+            for (const line of lines) process.stdout.write(`[${name}] ${line}\n`);
+        });
+    }
+    const exited = new Promise<number | string>(resolve => child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')));
+    return { name, port, child, exited };
+}
+
+/** Resolves once the broker says it listens; rejects if it exits first. */
+function listening(broker: BrokerProcess): Promise<void> {
+    return new Promise((resolve, reject) => {
+        const onData = (chunk: Buffer | string) => {
+            if (!String(chunk).includes('listening on')) return;
+            broker.child.stdout!.off('data', onData);
+            resolve();
+        };
+        broker.child.stdout!.on('data', onData);
+        void broker.exited.then(how => reject(new Error(`${broker.name} exited (${how}) before it listened (see its lines above).`)));
+    });
+}
+
+async function stopBroker(broker: BrokerProcess): Promise<void> {
+    if (broker.child.exitCode !== null || broker.child.signalCode !== null) return;
+    broker.child.kill('SIGTERM');
+    const timer = setTimeout(() => broker.child.kill('SIGKILL'), STOP_GRACE_MS);
+    await broker.exited;
+    clearTimeout(timer);
+}
+
+async function main(): Promise<void> {
+    const options = parse();
+    let nats: RunningNatsServer;
+    try {
+        nats = await startNatsServer();
+    } catch (error) {
+        console.error(error instanceof NatsServerMissing ? error.message : `Could not start nats-server: ${(error as Error).message}`);
+        return process.exit(1);
+    }
+    mkdirSync(join(root, 'var', 'cluster'), { recursive: true });
+    const brokers: BrokerProcess[] = [];
+    let stopping = false;
+    const stop = async (code: number) => {
+        if (stopping) return;
+        stopping = true;
+        console.log('Stopping the brokers and nats-server …');
+        await Promise.all(brokers.map(stopBroker));
+        await nats.stop();
+        process.exit(code);
+    };
+    process.once('SIGINT', () => void stop(0));
+    process.once('SIGTERM', () => void stop(0));
+
+    for (let i = 0; i < options.brokers; i++) brokers.push(startBroker(`broker-${i + 1}`, options.port + i, nats, options.cluster));
+    try {
+        await Promise.all(brokers.map(listening));
+    } catch (error) {
+        console.error((error as Error).message);
+        return stop(1);
+    }
+    for (const broker of brokers) {
+        void broker.exited.then(how => {
+            if (!stopping) console.log(`${broker.name} exited (${how}); the others keep running, and its peers that know them move there.`);
+        });
+    }
+
+    const urls = brokers.map(broker => `ws://127.0.0.1:${broker.port}`);
+    // Each example peer gets the list from a different broker on, so they spread over the cluster.
+    const rotated = (from: number) => [...urls.slice(from % urls.length), ...urls.slice(0, from % urls.length)].join(',');
+    console.log([
+        '',
+        `Cluster "${options.cluster}" is up: nats-server at ${nats.url} (JetStream store ${nats.storeDirectory}) and ${brokers.length} brokers:`,
+        ...brokers.map(broker => `  ${broker.name}  ws://127.0.0.1:${broker.port}  dashboard http://127.0.0.1:${broker.port}/  (pid ${broker.child.pid})`),
+        '',
+        'Point the examples at it: each peer takes the broker list (comma-separated) and fails over along it.',
+        `  SWITCHBOARD_URL=${rotated(0)} npm run chat -- --id alice`,
+        `  SWITCHBOARD_URL=${rotated(1)} npm run chat -- --id bob`,
+        `  npm run web -- --broker ${rotated(2)}`,
+        `Kill a broker (kill <pid>) to watch its peers move; Ctrl-C stops everything.`,
+        '',
+    ].join('\n'));
+}
+
+void main();

@@ -1,0 +1,52 @@
+import { firstValueFrom } from 'rxjs';
+import { filter } from 'rxjs/operators';
+import { RunningBroker } from '../../server';
+import { api, eventually, Resources } from '../helpers';
+import { exchangeOf, sees, TestCluster } from './cluster-fixture';
+import { describeWithNats, NatsServer } from './nats-server';
+
+/** Resolves when `broker` lists `brokerId` in the given state (its peers counted too, when given). */
+function lists(broker: RunningBroker, brokerId: string, alive: boolean, peers?: number): Promise<void> {
+    return eventually(() => exchangeOf(broker).brokers().some(b => b.brokerId === brokerId && b.alive === alive && (peers === undefined || b.peers === peers)));
+}
+
+describeWithNats('the cluster in /status, /metrics and the dashboard', () => {
+    const resources = new Resources();
+    let cluster: TestCluster;
+    beforeEach(async () => {
+        const nats = resources.add(await NatsServer.start(), server => server.dispose());
+        cluster = new TestCluster(nats, resources);
+    });
+    afterEach(() => resources.closeAll());
+
+    it('every broker alive with its peers, and which broker holds each peer; a broker that stops shows dead', async () => {
+        const first = await cluster.broker({ brokerId: 'b1' });
+        const second = await cluster.broker({ brokerId: 'b2' });
+        await resources.servingPeer(first.url, 'bob');
+        await resources.servingPeer(second.url, 'carol');
+        await sees(first, 'carol', 'b2');
+        await lists(first, 'b2', true, 1);
+
+        const status = await (await fetch(`${first.httpUrl}/status`)).json();
+        expect(status.brokerId).toBe('b1');
+        expect(status.brokers.map((b: { brokerId: string, alive: boolean, peers: number }) => [b.brokerId, b.alive, b.peers])).toEqual([['b1', true, 1], ['b2', true, 1]]);
+        expect(status.peersOnline).toBe(2);
+
+        const metrics = await (await fetch(`${first.httpUrl}/metrics`)).text();
+        expect(metrics).toMatch(/^switchboard_cluster_brokers\{state="alive"\} 2$/m);
+        expect(metrics).toMatch(/^switchboard_cluster_peers\{broker_id="b1"\} 1$/m);
+        expect(metrics).toMatch(/^switchboard_cluster_peers\{broker_id="b2"\} 1$/m);
+        expect(metrics).toMatch(/^switchboard_broker_info\{broker_id="b1"\} 1$/m);
+
+        const stream = await api(resources.peerClient(first.url)).dashboard();
+        const snapshot = await firstValueFrom(stream.pipe(filter(event => event.kind === 'snapshot')));
+        expect(snapshot.peers.map(p => [p.id, p.brokerId])).toEqual([['bob', 'b1'], ['carol', 'b2']]);
+        expect(snapshot.activity!.brokers.map(b => [b.brokerId, b.alive])).toEqual([['b1', true], ['b2', true]]);
+
+        await second.close();
+        await lists(first, 'b2', false);
+        const after = await (await fetch(`${first.httpUrl}/metrics`)).text();
+        expect(after).toMatch(/^switchboard_cluster_brokers\{state="alive"\} 1$/m);
+        expect(after).toMatch(/^switchboard_cluster_brokers\{state="dead"\} 1$/m);
+    });
+});
