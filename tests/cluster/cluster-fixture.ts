@@ -30,6 +30,31 @@ export function exchangeOf(broker: RunningBroker): NatsPeerExchange {
     return broker.app.get<PeerExchange>() as NatsPeerExchange;
 }
 
+/**
+ * One nats-server for the describe block it is called in (inside `describeWithNats`) and a cluster with a name of
+ * its own for each test; what a test opened through `resources` is closed after it.
+ */
+export function usesCluster(resources: Resources): { readonly nats: NatsServer, readonly cluster: TestCluster } {
+    let nats: NatsServer | undefined;
+    let cluster: TestCluster | undefined;
+    beforeAll(async () => {
+        nats = await NatsServer.start();
+    });
+    afterAll(() => nats?.dispose());
+    beforeEach(() => {
+        cluster = new TestCluster(nats!, resources);
+    });
+    afterEach(() => resources.closeAll());
+    return {
+        get nats() {
+            return nats!;
+        },
+        get cluster() {
+            return cluster!;
+        },
+    };
+}
+
 /** Resolves when `broker` routes to `peerId` on the broker with `brokerId` (or, without it, anywhere). */
 export function sees(broker: RunningBroker, peerId: string, brokerId?: string): Promise<void> {
     const exchange = exchangeOf(broker);

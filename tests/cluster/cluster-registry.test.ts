@@ -1,33 +1,24 @@
 import { AuditLog } from '../../server';
 import { formatAuditEvent } from '../../server/commands';
 import { api, echoOf, eventually, Resources } from '../helpers';
-import { exchangeOf, sees, TestCluster } from './cluster-fixture';
-import { describeWithNats, NatsServer } from './nats-server';
+import { exchangeOf, sees, usesCluster } from './cluster-fixture';
+import { describeWithNats } from './nats-server';
 
 const resources = new Resources();
-let nats: NatsServer;
-let cluster: TestCluster;
 
 describeWithNats('Cluster: the registry is the cluster\'s, the audit trail names its broker', () => {
-    beforeAll(async () => {
-        nats = await NatsServer.start();
-    });
-    afterAll(() => nats?.dispose());
-    beforeEach(() => {
-        cluster = new TestCluster(nats, resources);
-    });
-    afterEach(() => resources.closeAll());
+    const setup = usesCluster(resources);
 
     it('a broker started after a peer went offline lists it, with its first seen and capabilities', async () => {
-        const one = await cluster.broker();
+        const one = await setup.cluster.broker();
         const bob = await resources.servingPeer(one.url, 'bob');
         await api(bob.client).announce(['chat', 'files']);
         const firstSeen = (await api(bob.client).getPeer('bob')).firstSeen;
         await bob.client.disconnect();
         await one.close();
 
-        // Its own SQLite is empty: what it knows of bob comes from the cluster.
-        const two = await cluster.broker();
+        // Its own SQLite is empty: what it knows of bob comes from the setup.cluster.
+        const two = await setup.cluster.broker();
         const watcher = resources.peerClient(two.url);
         const known = await api(watcher).getPeer('bob');
         expect([known.online, known.capabilities, known.firstSeen]).toEqual([false, ['chat', 'files'], firstSeen]);
@@ -39,7 +30,7 @@ describeWithNats('Cluster: the registry is the cluster\'s, the audit trail names
     });
 
     it('each audit row names the broker that wrote it', async () => {
-        const [one, two] = [await cluster.broker({ brokerId: 'b1' }), await cluster.broker({ brokerId: 'b2' })];
+        const [one, two] = [await setup.cluster.broker({ brokerId: 'b1' }), await setup.cluster.broker({ brokerId: 'b2' })];
         await resources.servingPeer(two.url, 'bob');
         const alice = await resources.servingPeer(one.url, 'alice');
         await sees(one, 'bob', 'b2');

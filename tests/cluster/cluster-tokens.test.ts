@@ -6,12 +6,10 @@ import { ClusterState } from '../../server/cluster/cluster-state';
 import { ClusterTokenStore } from '../../server/cluster/cluster-token-store';
 import { runProgram } from '../processes';
 import { api, echoOf, Resources } from '../helpers';
-import { sees, TestCluster } from './cluster-fixture';
-import { describeWithNats, NatsServer } from './nats-server';
+import { sees, usesCluster } from './cluster-fixture';
+import { describeWithNats } from './nats-server';
 
 const resources = new Resources();
-let nats: NatsServer;
-let cluster: TestCluster;
 
 /** Token mode, with the poll for revoked tokens out of reach of a test: only the cluster's watch can close in time. */
 const TOKEN_MODE = { auth: 'token' as const, tokenRevocationCheckMs: 3_600_000 };
@@ -21,19 +19,12 @@ function tokensOf(broker: RunningBroker): PeerTokenStore {
 }
 
 describeWithNats('Cluster: tokens live in the cluster (JetStream KV)', () => {
+    const setup = usesCluster(resources);
     jest.setTimeout(30_000);
-    beforeAll(async () => {
-        nats = await NatsServer.start();
-    });
-    afterAll(() => nats?.dispose());
-    beforeEach(() => {
-        cluster = new TestCluster(nats, resources);
-    });
-    afterEach(() => resources.closeAll());
 
     it('a token made by the CLI works on every broker; a revoke over another NATS connection closes its connections on every broker at once', async () => {
-        const [one, two] = [await cluster.broker(TOKEN_MODE), await cluster.broker(TOKEN_MODE)];
-        const create = runProgram('server/main.ts', ['token:create', 'alice-app', '--peer', 'alice*', '--natsUrl', nats.url, '--cluster', cluster.name]);
+        const [one, two] = [await setup.cluster.broker(TOKEN_MODE), await setup.cluster.broker(TOKEN_MODE)];
+        const create = runProgram('server/main.ts', ['token:create', 'alice-app', '--peer', 'alice*', '--natsUrl', setup.nats.url, '--cluster', setup.cluster.name]);
         expect(await create.exit).toBe(0);
         const token = create.output().match(/^(sbt_\S+)$/m)![1];
         const bobToken = await tokensOf(one).create('bob-app', { peerIds: ['bob'] });
@@ -46,7 +37,7 @@ describeWithNats('Cluster: tokens live in the cluster (JetStream KV)', () => {
 
         const closed = [alice, aliceToo].map(peer => firstValueFrom(peer.client.transporter.disconnected));
         // What `token:revoke` does, in this process (a CLI process costs seconds): a connection of its own to NATS.
-        const state = resources.add(new ClusterState(nats.url, cluster.name, 'cli'), s => s.close());
+        const state = resources.add(new ClusterState(setup.nats.url, setup.cluster.name, 'cli'), s => s.close());
         expect(await new ClusterTokenStore(state).revoke('alice-app')).toBe(true);
         await Promise.all(closed);
 
@@ -58,7 +49,7 @@ describeWithNats('Cluster: tokens live in the cluster (JetStream KV)', () => {
     });
 
     it('one live token a name across the cluster; a revoked name can be made again', async () => {
-        const [one, two] = [await cluster.broker(TOKEN_MODE), await cluster.broker(TOKEN_MODE)];
+        const [one, two] = [await setup.cluster.broker(TOKEN_MODE), await setup.cluster.broker(TOKEN_MODE)];
         await tokensOf(one).create('app', { peerIds: ['a'] });
         await expect(tokensOf(two).create('app', { peerIds: ['b'] })).rejects.toThrow('exists already');
         expect(await tokensOf(two).revoke('app')).toBe(true);
@@ -68,7 +59,7 @@ describeWithNats('Cluster: tokens live in the cluster (JetStream KV)', () => {
     });
 
     it('takeover across brokers: the same token takes its ID over on another broker, another token gets PeerIdTaken', async () => {
-        const [one, two] = [await cluster.broker(TOKEN_MODE), await cluster.broker(TOKEN_MODE)];
+        const [one, two] = [await setup.cluster.broker(TOKEN_MODE), await setup.cluster.broker(TOKEN_MODE)];
         const teamA = await tokensOf(one).create('team-a', { peerIds: ['team-*'] });
         const teamB = await tokensOf(one).create('team-b', { peerIds: ['team-*'] });
         const first = await resources.servingPeer(one.url, 'team-1', { token: teamA });

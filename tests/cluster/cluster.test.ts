@@ -4,8 +4,8 @@ import { toArray } from 'rxjs/operators';
 import { firstValueFrom } from 'rxjs';
 import { PeerIdTaken, PeerNotFound, PeerOffline } from '../../shared';
 import { api, EchoController, echoOf, Resources } from '../helpers';
-import { exchangeOf, forgets, sees, TestCluster } from './cluster-fixture';
-import { describeWithNats, NatsServer } from './nats-server';
+import { exchangeOf, forgets, sees, usesCluster } from './cluster-fixture';
+import { describeWithNats } from './nats-server';
 
 @rpc.controller('test/ticks')
 class TicksController {
@@ -19,21 +19,12 @@ class TicksController {
 }
 
 const resources = new Resources();
-let nats: NatsServer;
-let cluster: TestCluster;
 
 describeWithNats('Cluster: brokers on NATS serve one peer namespace', () => {
-    beforeAll(async () => {
-        nats = await NatsServer.start();
-    });
-    afterAll(() => nats?.dispose());
-    beforeEach(() => {
-        cluster = new TestCluster(nats, resources);
-    });
-    afterEach(() => resources.closeAll());
+    const setup = usesCluster(resources);
 
     it('a peer on one broker calls a peer on another, which knows the verified caller', async () => {
-        const [one, two] = [await cluster.broker(), await cluster.broker()];
+        const [one, two] = [await setup.cluster.broker(), await setup.cluster.broker()];
         await resources.servingPeer(two.url, 'bob');
         const alice = resources.peerClient(one.url);
         await api(alice).register('alice');
@@ -47,7 +38,7 @@ describeWithNats('Cluster: brokers on NATS serve one peer namespace', () => {
     });
 
     it('an unknown peer is PeerNotFound at once; a peer gone from another broker is PeerOffline', async () => {
-        const [one, two] = [await cluster.broker(), await cluster.broker()];
+        const [one, two] = [await setup.cluster.broker(), await setup.cluster.broker()];
         const alice = resources.peerClient(one.url);
         await api(alice).register('alice');
         await expect(echoOf(alice, 'nobody').echo('x')).rejects.toBeInstanceOf(PeerNotFound);
@@ -60,7 +51,7 @@ describeWithNats('Cluster: brokers on NATS serve one peer namespace', () => {
     });
 
     it('observables stream across brokers', async () => {
-        const [one, two] = [await cluster.broker(), await cluster.broker()];
+        const [one, two] = [await setup.cluster.broker(), await setup.cluster.broker()];
         const { client: bob } = await resources.servingPeer(two.url, 'bob');
         bob.peerKernel!.registerController(TicksController, 'test/ticks');
         const alice = resources.peerClient(one.url);
@@ -71,7 +62,7 @@ describeWithNats('Cluster: brokers on NATS serve one peer namespace', () => {
     });
 
     it('presence of a peer on another broker reaches every broker, in the same order', async () => {
-        const [one, two, three] = [await cluster.broker(), await cluster.broker(), await cluster.broker()];
+        const [one, two, three] = [await setup.cluster.broker(), await setup.cluster.broker(), await setup.cluster.broker()];
         const seen = [one, two, three].map(broker => {
             const events: string[] = [];
             exchangeOf(broker).presence.subscribe(event => events.push(`${event.kind} ${event.peerId}`));
@@ -93,7 +84,7 @@ describeWithNats('Cluster: brokers on NATS serve one peer namespace', () => {
     });
 
     it('two brokers racing to register one ID: exactly one wins, 200 races out of 200', async () => {
-        const [one, two] = [await cluster.broker(), await cluster.broker()];
+        const [one, two] = [await setup.cluster.broker(), await setup.cluster.broker()];
         // Eight pairs of clients (one on each broker) race side by side, 25 IDs each.
         const pairs = [...Array(8).keys()].map(() => [resources.peerClient(one.url), resources.peerClient(two.url)]);
         // Connected before the races, so both requests of a race leave together.
@@ -114,7 +105,7 @@ describeWithNats('Cluster: brokers on NATS serve one peer namespace', () => {
     });
 
     it('the owner takes its ID over from another broker with its reclaim secret; a stranger cannot', async () => {
-        const [one, two] = [await cluster.broker(), await cluster.broker()];
+        const [one, two] = [await setup.cluster.broker(), await setup.cluster.broker()];
         const { client: stale, registration } = await resources.servingPeer(two.url, 'bob');
         await sees(one, 'bob');
         const closed = new Promise<void>(resolve => stale.transporter.disconnected.subscribe(() => resolve()));
@@ -134,7 +125,7 @@ describeWithNats('Cluster: brokers on NATS serve one peer namespace', () => {
     });
 
     it('frames larger than NATS\'s max payload (1 MiB) cross brokers in parts, up to the broker\'s maxPayloadBytes', async () => {
-        const [one, two] = [await cluster.broker(), await cluster.broker()];
+        const [one, two] = [await setup.cluster.broker(), await setup.cluster.broker()];
         await resources.servingPeer(two.url, 'bob');
         const alice = resources.peerClient(one.url);
         await api(alice).register('alice');
@@ -147,7 +138,7 @@ describeWithNats('Cluster: brokers on NATS serve one peer namespace', () => {
     });
 
     it('a call in flight to a peer that leaves its broker ends with PeerOffline', async () => {
-        const [one, two] = [await cluster.broker(), await cluster.broker()];
+        const [one, two] = [await setup.cluster.broker(), await setup.cluster.broker()];
         const { client: bob } = await resources.servingPeer(two.url, 'bob');
         const alice = resources.peerClient(one.url);
         await api(alice).register('alice');

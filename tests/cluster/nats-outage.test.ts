@@ -34,6 +34,20 @@ describeWithNats('Cluster: NATS goes away and comes back', () => {
         await eventually(() => brokers.every(broker => !exchangeOf(broker).connected), 10_000);
     }
 
+    /**
+     * After NATS is back: both brokers recovered, the remote call works, bob's ID is still taken cluster-wide (the
+     * directory holds it, or bob's broker wrote it into an empty store again), and new registrations travel.
+     */
+    async function worksAgain(one: Parameters<typeof exchangeOf>[0], two: Parameters<typeof exchangeOf>[0], alice: Awaited<ReturnType<typeof twoBrokers>>['alice']) {
+        await recovered(one);
+        await recovered(two);
+        expect(await echoOf(alice, 'bob').echo('after')).toBe('after');
+        await expect(api(resources.peerClient(one.url)).register('bob')).rejects.toBeInstanceOf(PeerIdTaken);
+        await resources.servingPeer(two.url, 'dave');
+        await sees(one, 'dave');
+        expect(await echoOf(alice, 'dave').echo('new')).toBe('new');
+    }
+
     it('local calls go on, remote calls fail at once; back with the same store, remote calls work again', async () => {
         const { one, two, alice } = await twoBrokers();
         await outage(() => nats!.kill(), one, two);
@@ -42,30 +56,14 @@ describeWithNats('Cluster: NATS goes away and comes back', () => {
         await expect(echoOf(alice, 'bob').echo('remote')).rejects.toBeInstanceOf(PeerOffline);
 
         await nats!.restart();
-        await recovered(one);
-        await recovered(two);
-        expect(await echoOf(alice, 'bob').echo('after')).toBe('after');
-        // The directory still holds bob for everyone: the ID is not free.
-        await expect(api(resources.peerClient(one.url)).register('bob')).rejects.toBeInstanceOf(PeerIdTaken);
-        // New registrations travel again.
-        await resources.servingPeer(two.url, 'dave');
-        await sees(one, 'dave');
-        expect(await echoOf(alice, 'dave').echo('new')).toBe('new');
+        await worksAgain(one, two, alice);
     });
 
     it('back with an empty store: registrations are asserted again and the watches rebuilt', async () => {
         const { one, two, alice } = await twoBrokers();
         await outage(() => nats!.kill(), one, two);
         await nats!.restart({ emptyStore: true });
-        await recovered(one);
-        await recovered(two);
-
-        expect(await echoOf(alice, 'bob').echo('after')).toBe('after');
-        // bob's broker wrote it into the new store again: still taken, cluster-wide.
-        await expect(api(resources.peerClient(one.url)).register('bob')).rejects.toBeInstanceOf(PeerIdTaken);
-        await resources.servingPeer(two.url, 'dave');
-        await sees(one, 'dave');
-        expect(await echoOf(alice, 'dave').echo('new')).toBe('new');
+        await worksAgain(one, two, alice);
     });
 
     it('a broker cut off longer than the death timeout closes its peers, so they move elsewhere', async () => {
