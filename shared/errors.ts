@@ -18,7 +18,7 @@ export type SwitchboardErrorCode =
     | 'ACCESS_DENIED' | 'AUTHENTICATION_FAILED'
     | 'PAYLOAD_TOO_LARGE' | 'RATE_LIMITED' | 'MALFORMED_MESSAGE'
     | 'TIMEOUT' | 'CIRCUIT_OPEN' | 'DISCONNECTED' | 'PEER_REPLACED'
-    | 'QUOTA_EXCEEDED' | 'NOT_FOUND' | 'CHECKSUM_MISMATCH';
+    | 'QUOTA_EXCEEDED' | 'NOT_FOUND' | 'CHECKSUM_MISMATCH' | 'CLUSTER_UNAVAILABLE';
 
 /** No peer with this ID has ever registered with the broker. */
 @entity.name('@switchboard/PeerNotFound')
@@ -220,6 +220,28 @@ export class ChecksumMismatch extends SwitchboardError {
 
     constructor(public override message: string) {
         super(message);
+    }
+}
+
+/**
+ * The broker cannot reach the rest of its cluster (its NATS link is down, or the bus refused a publish): a call to a
+ * peer on another broker failed without reaching it. Says nothing about the target, so an SDK circuit breaker must
+ * not count it against the target. Peers on the same broker stay reachable; retry once the cluster is back.
+ */
+@entity.name('@switchboard/ClusterUnavailable')
+export class ClusterUnavailable extends SwitchboardError {
+    readonly code = 'CLUSTER_UNAVAILABLE';
+
+    constructor(public override message: string, public peerId: string = '', public reason: string = '') {
+        super(message);
+    }
+
+    static for(peerId: string, cause: string): ClusterUnavailable {
+        return new ClusterUnavailable(
+            `Peer "${peerId}" is on another broker and this broker cannot reach the cluster (${cause}). ` +
+            'The target was not reached; retry when the cluster is back. Peers on this broker stay reachable.',
+            peerId, cause,
+        );
     }
 }
 
