@@ -36,6 +36,7 @@ import { FileSharingController } from './controllers/files-controller';
 import { CollabApi } from '@switchboard/protocol/collab-api';
 import { CollabService } from './services/collab-service';
 import { CollabController } from './controllers/collab-controller';
+import { FeatureApis, FeatureMap, PeerFeatures } from './feature';
 
 /**
  * `replaced`: another process took this peer ID over with the same reclaim secret or token; the peer stopped and
@@ -43,7 +44,7 @@ import { CollabController } from './controllers/collab-controller';
  */
 export type PeerState = 'disconnected' | 'connecting' | 'connected' | 'registered' | 'replaced' | 'closed';
 
-export interface PeerOptions {
+export interface PeerOptions<F extends FeatureMap = FeatureMap> {
     /**
      * The broker, e.g. `ws://127.0.0.1:8080`, or several brokers of one cluster: the peer connects to the first that
      * answers and, when its broker is lost, moves to the next (one backoff delay per round over the list).
@@ -88,6 +89,8 @@ export interface PeerOptions {
     appVersion?: string;
     /** Limits of this peer as a relay for others. */
     relay?: Partial<RelayOptions>;
+    /** Opt-in features by name (see peer/feature.ts): `{ state: replicatedState(), grants: grants() }` → `peer.features.state`. */
+    features?: F;
 }
 
 const RECLAIM_SECRET = 'reclaim-secret:';
@@ -105,7 +108,7 @@ const RECLAIM_SECRET = 'reclaim-secret:';
  * Every call ends: with its result, a typed error, or Timeout. After a lost connection the peer reconnects with
  * exponential backoff and jitter, registers the same ID again and re-announces its capabilities.
  */
-export class Peer implements CallInvoker {
+export class Peer<F extends FeatureMap = Record<never, never>> implements CallInvoker {
     readonly id: string;
     readonly client: PeerClient;
     readonly kernel: PeerKernel;
@@ -136,6 +139,8 @@ export class Peer implements CallInvoker {
     readonly files: FileService;
     /** `await peer.collab.open('notes', { collaborators: ['bob'] })`: a live Yjs document. */
     readonly collab: CollabService;
+    /** The features this peer was created with, by name (`options.features`). */
+    readonly features: FeatureApis<F>;
 
     protected readonly presenceSubject = new Subject<PresenceEvent>();
     protected presenceSubscription?: Subscription;
@@ -158,8 +163,9 @@ export class Peer implements CallInvoker {
     /** Work started in the background (outbox flushes …) that close() must wait for before closing SQLite. */
     protected background = new Set<Promise<unknown>>();
     protected retryOptions: BackoffOptions & { attempts: number };
+    protected featureSet: PeerFeatures<F>;
 
-    protected constructor(protected options: PeerOptions, extraEntities: ClassType[] = []) {
+    protected constructor(protected options: PeerOptions<F>, extraEntities: ClassType[] = []) {
         assertValidPeerId(options.id);
         this.id = options.id;
         // Without duplicates: the failover walks the list by position of the current URL.
@@ -168,7 +174,8 @@ export class Peer implements CallInvoker {
         this.capabilities = options.capabilities ?? [];
         this.appVersion = options.appVersion ?? '0.0.0';
         this.retryOptions = { ...defaultBackoff, attempts: 3, ...options.retry };
-        this.database = new PeerDatabase(options.storage ?? ':memory:', extraEntities);
+        this.featureSet = new PeerFeatures(options.features);
+        this.database = new PeerDatabase(options.storage ?? ':memory:', [...extraEntities, ...this.featureSet.entities]);
         this.presence$ = this.presenceSubject.asObservable();
         this.outbox = new Outbox(this.database);
         this.chat = new ChatService(this.database, this.outbox, this);
@@ -176,6 +183,8 @@ export class Peer implements CallInvoker {
         this.files = new FileService(this.database, this);
         this.collab = new CollabService(this.database, this);
         this.relay = new RelayService(this.database, this.outbox, this, { ...defaultRelayOptions, ...options.relay }, options.clock);
+        this.featureSet.setup({ peer: this, database: this.database, clock: options.clock ?? Date.now, inBackground: work => this.inBackground(work) });
+        this.features = this.featureSet.apis;
         this.kernel = new PeerKernel([
             { provide: Peer, useValue: this },
             { provide: ChatService, useValue: this.chat },
@@ -183,6 +192,7 @@ export class Peer implements CallInvoker {
             { provide: RelayService, useValue: this.relay },
             { provide: FileService, useValue: this.files },
             { provide: CollabService, useValue: this.collab },
+            ...this.featureSet.providers,
             ...(options.providers ?? []),
         ]);
         this.kernel.registerController(ChatPeerController, ChatApi);
@@ -199,11 +209,11 @@ export class Peer implements CallInvoker {
             this.transport.abort('The broker stopped answering pings.');
         });
         if (options.token) this.client.token.set(options.token);
-        for (const [controller, path] of options.expose ?? []) this.kernel.registerController(controller, path);
+        for (const [controller, path] of [...this.featureSet.controllers, ...options.expose ?? []]) this.kernel.registerController(controller, path);
     }
 
     /** Connects, registers and announces; rejects with the broker's typed error (PeerIdTaken, AccessDenied, …). */
-    static async connect(options: PeerOptions): Promise<Peer> {
+    static async connect<F extends FeatureMap = Record<never, never>>(options: PeerOptions<F>): Promise<Peer<F>> {
         const peer = Peer.create(options);
         await peer.start();
         return peer;
@@ -213,13 +223,14 @@ export class Peer implements CallInvoker {
      * A peer that is not connected yet: subscribe to its streams (`chat.updates$`, `relay.received$`,
      * `relay.receipts$`, …) first, so nothing that arrives while it connects goes unseen, then `await start()`.
      */
-    static create(options: PeerOptions): Peer {
-        return new Peer(options);
+    static create<F extends FeatureMap = Record<never, never>>(options: PeerOptions<F>): Peer<F> {
+        return new Peer<F>(options);
     }
 
     /** Connects, registers and announces (see `connect`). */
     async start(): Promise<void> {
         await this.database.migrate();
+        await this.featureSet.started();
         try {
             await this.connectToAny();
         } catch (error) {
@@ -452,6 +463,7 @@ export class Peer implements CallInvoker {
         // Whatever is queued from before (a reconnect, or a restart of this process) goes out now where it can.
         this.inBackground(this.outbox.flush());
         this.inBackground(this.collab.resyncAll());
+        this.featureSet.registered(work => this.inBackground(work));
     }
 
     protected inBackground(work: Promise<unknown>): void {
@@ -476,6 +488,7 @@ export class Peer implements CallInvoker {
                 if (event.kind === 'online') {
                     this.breakers.get(event.peerId)?.reset();
                     if (event.sequence > 0) this.inBackground(this.outbox.flush(event.peerId));
+                    if (event.sequence > 0) this.featureSet.peerOnline(event.peerId, work => this.inBackground(work));
                 }
             },
             error: () => synced(),
@@ -571,6 +584,8 @@ export class Peer implements CallInvoker {
         await this.reconnecting;
         await Promise.allSettled([...this.background, this.discovery.idle(), this.outbox.idle()]);
         await this.collab.idle();
+        await this.featureSet.close();
+        await Promise.allSettled([...this.background]);
         this.errors$.complete();
         await this.database.close();
     }

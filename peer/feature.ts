@@ -1,0 +1,137 @@
+import { ClassType } from '@deepkit/core';
+import { NormalizedProvider } from '@deepkit/injector';
+import { ControllerDefinition } from '@deepkit/rpc';
+import { Observable, Subject } from 'rxjs';
+import { PresenceEvent } from '@switchboard/protocol/broker-api';
+import type { RemotePeer } from './remote-peer';
+import type { PeerDatabase } from './storage/peer-database';
+
+/**
+ * An opt-in feature of a peer, composed the way js-libp2p composes services: the peer carries only what it is
+ * given, and each feature owns its API, storage entities, DI providers, controllers and lifecycle.
+ *
+ * ```ts
+ * // A feature: a factory returning a PeerFeature.
+ * export function greeter(options: { greeting?: string } = {}): PeerFeature<GreeterApi> {
+ *     return {
+ *         entities: [GreetingRecord],                       // tables in the peer's storage
+ *         setup(context) {                                  // once, while the Peer is constructed
+ *             const service = new GreeterService(context, options);
+ *             return {
+ *                 api: service,                             // what `peer.features.greeter` is
+ *                 providers: [{ provide: GreeterService, useValue: service }],
+ *                 controllers: [[GreeterController, GreeterRemoteApi]],
+ *                 registered: () => service.resync(),      // after every (re-)registration
+ *                 peerOnline: peerId => service.resync(peerId), // another peer came back (live presence)
+ *                 close: () => service.idle(),             // awaited before the peer's SQLite closes
+ *             };
+ *         },
+ *     };
+ * }
+ *
+ * // An app: the features are typed by name.
+ * const peer = await Peer.connect({ url, id: 'alice', features: { greeter: greeter() } });
+ * peer.features.greeter.hello('bob');
+ * ```
+ */
+export interface PeerFeature<Api = unknown> {
+    /** Entity classes (`@entity`) this feature stores; added to the peer's database and migrated by `start()`. */
+    readonly entities?: readonly ClassType[];
+    /**
+     * Called once from the Peer's constructor. The peer is not connected yet (and still being constructed): keep
+     * `context.peer` for later, call nothing on it here.
+     */
+    setup(context: FeatureContext): FeatureInstance<Api>;
+}
+
+/** What a feature's `setup` returns: its API and what the peer should wire for it. */
+export interface FeatureInstance<Api> {
+    /** The feature's API: `peer.features.<name>`. */
+    api: Api;
+    /** DI providers for this feature's controllers (and any controller of the app). */
+    providers?: NormalizedProvider[];
+    /** Controllers served to other peers from the moment the peer registers. */
+    controllers?: [ClassType, string | ControllerDefinition<any>][];
+    /** After the database is migrated, before the first connection. */
+    started?(): Promise<void> | void;
+    /**
+     * After every registration (the first, and each one after a reconnect or `resume()`), once presence is followed.
+     * Runs in the background: a rejection goes to `peer.errors$`.
+     */
+    registered?(): Promise<void> | void;
+    /** A peer came online while this one is registered (a live presence event). Runs in the background. */
+    peerOnline?(peerId: string): Promise<void> | void;
+    /** When the peer closes: awaited after the connection is closed and before its storage closes. */
+    close?(): Promise<void> | void;
+}
+
+/** The peer as a feature sees it: its ID, calls to other peers, presence and state. */
+export interface FeatureHost {
+    readonly id: string;
+    /** `registered`, `disconnected`, … (see PeerState). */
+    readonly state: string;
+    readonly state$: Observable<string>;
+    readonly presence$: Observable<PresenceEvent>;
+    readonly errors$: Subject<Error>;
+    /** Another peer: `host.to('bob').controller<MyApi>(MyApi, { idempotent })`. */
+    to(peerId: string): RemotePeer;
+    whenRegistered(timeoutMs?: number): Promise<void>;
+}
+
+export interface FeatureContext {
+    readonly peer: FeatureHost;
+    /** The peer's storage; write through `database.write(...)` to keep commits ordered. */
+    readonly database: PeerDatabase;
+    /** The peer's clock (milliseconds since the epoch; tests may move it). */
+    readonly clock: () => number;
+    /** Background work the peer waits for before it closes its storage; a rejection goes to `peer.errors$`. */
+    inBackground(work: Promise<unknown>): void;
+}
+
+/** The features a peer is created with, by name. */
+export type FeatureMap = Record<string, PeerFeature<any>>;
+
+/** `peer.features`: each feature's API under its name. */
+export type FeatureApis<F extends FeatureMap> = { readonly [K in keyof F]: F[K] extends PeerFeature<infer Api> ? Api : never };
+
+/**
+ * The features of one peer, wired in the order given. Kept out of Peer so peer.ts only calls its hooks.
+ */
+export class PeerFeatures<F extends FeatureMap> {
+    readonly entities: ClassType[];
+    readonly apis = {} as FeatureApis<F>;
+    readonly providers: NormalizedProvider[] = [];
+    readonly controllers: [ClassType, string | ControllerDefinition<any>][] = [];
+    protected instances: FeatureInstance<unknown>[] = [];
+
+    constructor(protected features: F = {} as F) {
+        this.entities = Object.values(features).flatMap(feature => [...feature.entities ?? []]);
+    }
+
+    setup(context: FeatureContext): void {
+        for (const [name, feature] of Object.entries(this.features)) {
+            const instance = feature.setup(context);
+            (this.apis as Record<string, unknown>)[name] = instance.api;
+            this.providers.push(...instance.providers ?? []);
+            this.controllers.push(...instance.controllers ?? []);
+            this.instances.push(instance);
+        }
+    }
+
+    async started(): Promise<void> {
+        for (const instance of this.instances) await instance.started?.();
+    }
+
+    registered(inBackground: (work: Promise<unknown>) => void): void {
+        for (const instance of this.instances) if (instance.registered) inBackground(Promise.resolve().then(() => instance.registered!()));
+    }
+
+    peerOnline(peerId: string, inBackground: (work: Promise<unknown>) => void): void {
+        for (const instance of this.instances) if (instance.peerOnline) inBackground(Promise.resolve().then(() => instance.peerOnline!(peerId)));
+    }
+
+    /** Every feature's close, each awaited even if another fails. */
+    async close(): Promise<void> {
+        await Promise.allSettled(this.instances.map(instance => Promise.resolve().then(() => instance.close?.())));
+    }
+}
