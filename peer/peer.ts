@@ -7,7 +7,7 @@ import { BehaviorSubject, firstValueFrom, Observable, Subject, Subscription } fr
 import { filter } from 'rxjs/operators';
 import WebSocket from 'ws';
 import { BrokerApi, PresenceEvent } from '@switchboard/protocol/broker-api';
-import { Disconnected, PEER_REPLACED_CLOSE_CODE, PeerNotFound, PeerOffline, PeerReplaced, RateLimited, Timeout } from '@switchboard/protocol/errors';
+import { ClusterUnavailable, Disconnected, PEER_REPLACED_CLOSE_CODE, PeerNotFound, PeerOffline, PeerReplaced, RateLimited, Timeout } from '@switchboard/protocol/errors';
 import { assertValidPeerId } from '@switchboard/protocol/peer-id';
 import { BackoffOptions, backoffDelay, defaultBackoff, sleep } from './backoff';
 import { CallDeadline } from './call-deadline';
@@ -59,6 +59,11 @@ export interface PeerOptions<F extends FeatureMap = FeatureMap> {
      * restart), or any Deepkit ORM adapter — in a browser, `WebStorageAdapter` (kept in sessionStorage).
      */
     storage?: string | DatabaseAdapter;
+    /**
+     * How long `connect()`/`start()` keeps retrying a broker that answers but cannot register this peer yet (Timeout,
+     * Disconnected, ClusterUnavailable, e.g. right after its cluster link came back); default 10 000.
+     */
+    connectTimeoutMs?: number;
     /** Default call timeout; default: what the broker recommends (`whoami().callTimeoutMs`). */
     callTimeoutMs?: number;
     /** Capabilities announced after every (re-)registration. */
@@ -94,6 +99,7 @@ export interface PeerOptions<F extends FeatureMap = FeatureMap> {
 }
 
 const RECLAIM_SECRET = 'reclaim-secret:';
+const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 
 /**
  * A peer: connects to a broker, registers its ID, serves the controllers it exposes, and calls other peers by ID.
@@ -246,23 +252,47 @@ export class Peer<F extends FeatureMap = Record<never, never>> implements CallIn
     }
 
     /**
-     * One round over the brokers, from the current one on. A broker that cannot be reached (or drops us while we
-     * register) sends us to the next; a refusal (PeerIdTaken, AccessDenied, …) ends the round: every broker of a
-     * cluster would say the same.
+     * Rounds over the brokers until one registers us. A broker that answered but could not register us yet (Timeout,
+     * Disconnected, ClusterUnavailable: e.g. its cluster link just came back) gets another round after a backoff
+     * delay, within `connectTimeoutMs`; a refusal (PeerIdTaken, AccessDenied, …) or no broker listening at all ends
+     * at once.
      */
     protected async connectToAny(): Promise<void> {
+        const backoff = { ...defaultBackoff, ...(this.options.reconnect || {}) };
+        const deadline = Date.now() + (this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
+        for (let round = 0; ; round++) {
+            const transient = await this.connectRound();
+            if (!transient) return;
+            const delay = backoffDelay(round, backoff);
+            if (Date.now() + delay >= deadline || this.closing.signal.aborted) throw transient;
+            this.errors$.next(transient);
+            await sleep(delay, this.closing.signal);
+            this.nextBroker();
+        }
+    }
+
+    /**
+     * One round over the brokers, from the current one on: undefined once registered, or the transient failure to
+     * retry. A broker that cannot be reached (or drops us while we register) sends us to the next; a refusal ends
+     * the round: every broker of a cluster would say the same.
+     */
+    protected async connectRound(): Promise<Error | undefined> {
         const failures: string[] = [];
+        let transient: Error | undefined;
         for (let tried = 1; ; tried++) {
             try {
                 return await this.connectOnce();
             } catch (error) {
                 if (!unreachable(error)) throw error;
+                if (!(error instanceof OfflineError)) transient = error;
                 failures.push(`${this.transport.url} (${error.message})`);
                 if (this.client.transporter.isConnected()) await this.client.disconnect();
                 if (tried < this.brokerUrls.length) {
                     this.nextBroker();
+                } else if (transient) {
+                    return transient;
                 } else if (this.brokerUrls.length === 1) {
-                    throw error instanceof OfflineError ? new Disconnected(`Could not reach the broker at ${this.transport.url}: ${error.message}`) : error;
+                    throw new Disconnected(`Could not reach the broker at ${this.transport.url}: ${error.message}`);
                 } else {
                     throw new Disconnected(`Could not reach any of the ${failures.length} brokers: ${failures.join('; ')}.`);
                 }
@@ -595,9 +625,12 @@ export class Peer<F extends FeatureMap = Record<never, never>> implements CallIn
     }
 }
 
-/** A broker that could not be reached, dropped the connection or stopped answering while we registered. */
+/**
+ * A broker that could not be reached, dropped the connection, stopped answering or could not reach its cluster while
+ * we registered.
+ */
 function unreachable(error: unknown): error is Error {
-    return error instanceof OfflineError || error instanceof Disconnected || error instanceof Timeout;
+    return error instanceof OfflineError || error instanceof Disconnected || error instanceof Timeout || error instanceof ClusterUnavailable;
 }
 
 /** Failures that say something about the target: not our own outage (Timeout while not registered, Disconnected). */
