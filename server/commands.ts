@@ -1,7 +1,6 @@
-import { App, cli, Flag, parseCliArgs } from '@deepkit/app';
+import { App, cli, Flag } from '@deepkit/app';
 import { ClassType } from '@deepkit/core';
 import { ConsoleTransport, Logger } from '@deepkit/logger';
-import { ReflectionClass } from '@deepkit/type';
 import { InjectorContext } from '@deepkit/injector';
 import { assertValidConfig, BrokerConfig } from './config';
 import { AuditLog } from './registry/audit-log';
@@ -12,6 +11,7 @@ import { ClusterState } from './cluster/cluster-state';
 import { DatabaseInUse } from './registry/database-lock';
 import { BrokerRuntime, PortInUse, TokenDatabaseHandle } from './runtime';
 import { NatsUnreachable } from './cluster/nats-link';
+import { missingDatabase } from './command-line-checks';
 
 @cli.controller('start', { description: 'Start the broker (HTTP + WebSocket RPC on one port). Settings also come from SWITCHBOARD_* variables.' })
 export class StartCommand {
@@ -119,10 +119,14 @@ export class StartCommand {
     }
 }
 
-/** Where a token command finds the tokens: flags first, then SWITCHBOARD_NATS_URL / SWITCHBOARD_CLUSTER. */
+/** Where a token command finds the tokens: flags first, then the SWITCHBOARD_* variables. */
 interface TokenStoreFlags {
     natsUrl?: string;
     cluster?: string;
+    database?: string;
+    tokenDatabase?: string;
+    /** Only token:create may make a new database (it runs before the broker's first start). */
+    mayCreate?: boolean;
 }
 
 /**
@@ -133,8 +137,12 @@ async function withTokens(injector: InjectorContext, logger: Logger, flags: Toke
     const config = injector.get(BrokerConfig);
     if (flags.natsUrl !== undefined) config.natsUrl = flags.natsUrl;
     if (flags.cluster !== undefined) config.cluster = flags.cluster;
+    if (flags.database !== undefined) config.database = flags.database;
+    if (flags.tokenDatabase !== undefined) config.tokenDatabase = flags.tokenDatabase;
     try {
         assertValidConfig(config);
+        const missing = !config.natsUrl && !flags.mayCreate && missingDatabase(config.tokenDatabase || config.database);
+        if (missing) throw new Error(missing);
         if (!config.natsUrl) await injector.get(TokenDatabaseHandle).migrate();
         return await work(injector.get<PeerTokenStore>());
     } catch (error) {
@@ -146,8 +154,15 @@ async function withTokens(injector: InjectorContext, logger: Logger, flags: Toke
     }
 }
 
-/** Read-only: a broker may be running on the same database, and it owns the rows. */
-async function openRegistry(injector: InjectorContext): Promise<PeerRegistry> {
+/**
+ * Read-only: a broker may be running on the same database, and it owns the rows. A database that does not exist is
+ * not created (a command run in the wrong folder would leave an empty one there): the error says where it looked.
+ */
+async function openRegistry(injector: InjectorContext, database: string | undefined): Promise<PeerRegistry> {
+    const config = injector.get(BrokerConfig);
+    if (database !== undefined) config.database = database;
+    const missing = missingDatabase(config.database);
+    if (missing) throw new Error(missing);
     await injector.get(TokenDatabaseHandle).migrate();
     const registry = injector.get(PeerRegistry);
     await registry.open({ readOnly: true });
@@ -185,10 +200,19 @@ export class PeersCommand {
     async execute(
         /** @description only peers online when the broker last wrote the registry */
         online: boolean & Flag = false,
+        /** @description SQLite file of registry and audit trail (default: SWITCHBOARD_DATABASE, else var/switchboard.sqlite) */
+        database?: string & Flag,
     ): Promise<number> {
-        const registry = await openRegistry(this.injector);
+        const registry = await openRegistry(this.injector, database).catch((error: Error) => error);
+        if (registry instanceof Error) {
+            this.logger.error(registry.message);
+            return 1;
+        }
         const peers = registry.list(online ? { online: true } : {});
-        if (!peers.length) this.logger.log('No peers registered yet.');
+        if (!peers.length && online) {
+            const registered = registry.list().length;
+            this.logger.log(registered ? `No peer online (${registered} registered, all offline; see: peers).` : 'No peers registered yet.');
+        } else if (!peers.length) this.logger.log('No peers registered yet.');
         for (const peer of peers) {
             this.logger.log(`${peer.online ? 'online ' : 'offline'}  ${printable(peer.id)}  last seen ${peer.lastSeen.toISOString()}  [${peer.capabilities.map(printable).join(', ')}]`);
         }
@@ -204,8 +228,8 @@ export class TokenCreateCommand {
     async execute(
         /** @description a name for the token (shown in the audit trail) */
         name: string,
-        /** @description peer IDs it may register: exact, prefix* or *; repeat the flag for more */
-        peer: string[] & Flag = [],
+        // In a doc comment Deepkit cuts the text at its first `*`; the description is given in the type instead.
+        peer: string[] & Flag<{ description: 'peer IDs it may register: exact, prefix* or *; repeat the flag for more' }> = [],
         /** @description if given, the only peers it may send to */
         allow: string[] & Flag = [],
         /** @description peers it may never send to */
@@ -216,8 +240,12 @@ export class TokenCreateCommand {
         natsUrl?: string & Flag,
         /** @description cluster name (default: SWITCHBOARD_CLUSTER, else switchboard) */
         cluster?: string & Flag,
+        /** @description SQLite file of the broker (default: SWITCHBOARD_DATABASE, else var/switchboard.sqlite) */
+        database?: string & Flag,
+        /** @description SQLite file of peer tokens, if the broker keeps them apart (default: SWITCHBOARD_TOKEN_DATABASE) */
+        tokenDatabase?: string & Flag,
     ): Promise<number> {
-        return withTokens(this.injector, this.logger, { natsUrl, cluster }, async tokens => {
+        return withTokens(this.injector, this.logger, { natsUrl, cluster, database, tokenDatabase, mayCreate: true }, async tokens => {
             const token = await tokens.create(name, { peerIds: peer, allowTargets: allow, denyTargets: deny, admin });
             this.logger.log(`Token "${name}" (peers: ${peer.join(', ') || 'none'}). Keep it; it is not shown again:`);
             process.stdout.write(token + '\n');
@@ -237,8 +265,12 @@ export class TokenRevokeCommand {
         natsUrl?: string & Flag,
         /** @description cluster name (default: SWITCHBOARD_CLUSTER, else switchboard) */
         cluster?: string & Flag,
+        /** @description SQLite file of the broker (default: SWITCHBOARD_DATABASE, else var/switchboard.sqlite) */
+        database?: string & Flag,
+        /** @description SQLite file of peer tokens, if the broker keeps them apart (default: SWITCHBOARD_TOKEN_DATABASE) */
+        tokenDatabase?: string & Flag,
     ): Promise<number> {
-        return withTokens(this.injector, this.logger, { natsUrl, cluster }, async tokens => {
+        return withTokens(this.injector, this.logger, { natsUrl, cluster, database, tokenDatabase }, async tokens => {
             if (await tokens.revoke(name)) {
                 this.logger.log(`Token "${name}" revoked.`);
                 return 0;
@@ -259,8 +291,12 @@ export class TokenListCommand {
         natsUrl?: string & Flag,
         /** @description cluster name (default: SWITCHBOARD_CLUSTER, else switchboard) */
         cluster?: string & Flag,
+        /** @description SQLite file of the broker (default: SWITCHBOARD_DATABASE, else var/switchboard.sqlite) */
+        database?: string & Flag,
+        /** @description SQLite file of peer tokens, if the broker keeps them apart (default: SWITCHBOARD_TOKEN_DATABASE) */
+        tokenDatabase?: string & Flag,
     ): Promise<number> {
-        return withTokens(this.injector, this.logger, { natsUrl, cluster }, async tokens => {
+        return withTokens(this.injector, this.logger, { natsUrl, cluster, database, tokenDatabase }, async tokens => {
             for (const token of await tokens.list()) {
                 const state = token.revokedAt ? `revoked ${token.revokedAt.toISOString()}` : 'active';
                 const list = (patterns: string[]) => patterns.map(printable).join(', ');
@@ -283,8 +319,14 @@ export class AuditCommand {
         kind?: AuditKind & Flag,
         /** @description how many of the newest events */
         limit: number & Flag = 50,
+        /** @description SQLite file of registry and audit trail (default: SWITCHBOARD_DATABASE, else var/switchboard.sqlite) */
+        database?: string & Flag,
     ): Promise<number> {
-        await openRegistry(this.injector);
+        const opened = await openRegistry(this.injector, database).then(() => undefined, (error: Error) => error);
+        if (opened) {
+            this.logger.error(opened.message);
+            return 1;
+        }
         for (const event of await this.injector.get(AuditLog).query({ peerId: peer, kind, limit })) {
             this.logger.log(formatAuditEvent(event));
         }
@@ -308,18 +350,4 @@ export function restrictToBrokerCommands(app: App<any>): void {
     registry.splice(0, registry.length, ...ours);
     const colours = process.stdout.isTTY === true && !('NO_COLOR' in process.env);
     app.get(Logger).setTransport([new ConsoleTransport(colours)]);
-}
-
-/**
- * The first flag `argv` gives its command that the command does not have, as a line to print. Deepkit ignores
- * unknown flags, so a typo (`--prot 80`) would start a broker on the default port.
- */
-export function unknownFlag(argv: string[]): string | undefined {
-    const [name, ...rest] = argv;
-    const command = brokerCommands.find(candidate => cli._fetch(candidate)?.name === name);
-    if (!command || rest.includes('--help')) return undefined;
-    const known = new Set(ReflectionClass.from(command).getMethod('execute').getParameters().map(parameter => parameter.name));
-    // Parsed as Deepkit parses them, so `--port=80` (which Deepkit reads as a flag named "port=80") is unknown too.
-    const unknown = Object.keys(parseCliArgs(rest)).find(flag => flag !== '@' && !known.has(flag));
-    return unknown === undefined ? undefined : `Unknown flag "--${unknown}" for ${name}. See: ${name} --help`;
 }

@@ -2,7 +2,8 @@
 import { ValidationError } from '@deepkit/type';
 import { createBrokerApp } from './app';
 import { checkEnvironment, ConfigError } from './config';
-import { restrictToBrokerCommands, unknownFlag } from './commands';
+import { brokerCommands, restrictToBrokerCommands, StartCommand } from './commands';
+import { showDefaultsInHelp, unknownCommand, unknownFlag } from './command-line-checks';
 
 /**
  * The broker's command line, the `switchboard` binary of @switchboard/broker: `start`, `peers`, `token:create`,
@@ -25,7 +26,7 @@ if (environmentProblems.length) {
     process.exit(1);
 }
 
-const mistake = unknownFlag(process.argv.slice(2));
+const mistake = unknownCommand(process.argv.slice(2), brokerCommands) ?? unknownFlag(process.argv.slice(2), brokerCommands);
 if (mistake) {
     console.error(mistake);
     process.exit(2);
@@ -34,6 +35,7 @@ if (mistake) {
 const app = createBrokerApp().loadConfigFromEnv({ prefix: 'SWITCHBOARD_' });
 (async () => {
     restrictToBrokerCommands(app);
+    showDefaultsInHelp(StartCommand);
     // The exit code is set, not forced: a broker that still holds a handle after stopping shows up as one that hangs.
     process.exitCode = await app.execute(process.argv.slice(2), 'switchboard');
 })().catch(error => {

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'fs';
+import { existsSync, mkdtempSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { api, Resources } from './helpers';
@@ -18,9 +18,11 @@ describe('the broker command line', () => {
     it('token:create → start (token mode, env config) → a peer registers with the token → /health → SIGTERM → peers', async () => {
         const directory = mkdtempSync(join(tmpdir(), 'switchboard-cli-'));
         resources.add(directory, d => rmSync(d, { recursive: true, force: true }));
-        const env = { SWITCHBOARD_DATABASE: join(directory, 'broker.sqlite'), SWITCHBOARD_AUTH: 'token', SWITCHBOARD_PORT: '0' };
+        const database = join(directory, 'broker.sqlite');
+        const env = { SWITCHBOARD_DATABASE: database, SWITCHBOARD_AUTH: 'token', SWITCHBOARD_PORT: '0' };
 
-        const create = cli(['token:create', 'alice-app', '--peer', 'alice'], env);
+        // --database, as `start` takes it: the token lands where the broker will look.
+        const create = cli(['token:create', 'alice-app', '--peer', 'alice', '--database', database], { SWITCHBOARD_AUTH: 'token' });
         expect(await create.exit).toBe(0);
         const token = create.output().match(/^(sbt_\S+)$/m)![1];
 
@@ -40,6 +42,38 @@ describe('the broker command line', () => {
         const peers = cli(['peers'], env);
         expect(await peers.exit).toBe(0);
         expect(peers.output()).toMatch(/offline\s+alice/);
+
+        const online = cli(['peers', '--online', '--database', database], {});
+        expect(await online.exit).toBe(0);
+        expect(lines(online.output())).toEqual(['No peer online (1 registered, all offline; see: peers).']);
+    });
+
+    it('a read-only command on a database that does not exist says where it looked, exits 1 and creates nothing', async () => {
+        const directory = mkdtempSync(join(tmpdir(), 'switchboard-cli-'));
+        resources.add(directory, d => rmSync(d, { recursive: true, force: true }));
+        const database = join(directory, 'var', 'switchboard.sqlite');
+        for (const command of [['peers'], ['audit'], ['token:list']]) {
+            const run = cli(command, { SWITCHBOARD_DATABASE: database });
+            expect(await run.exit).toBe(1);
+            expect(lines(run.output())).toEqual([`No broker database at ${database}. The broker creates it on start; run this in the broker's folder, or pass --database (SWITCHBOARD_DATABASE).`]);
+        }
+        expect(existsSync(database)).toBe(false);
+    });
+
+    it('an unknown command is an error with a suggestion and exit code 2, not an empty command list', async () => {
+        const run = cli(['strat'], {});
+        expect(await run.exit).toBe(2);
+        expect(lines(run.output())).toEqual(['Unknown command "strat". Did you mean "start"? Commands: start, peers, token:create, token:revoke, token:list, audit. See: switchboard --help']);
+    });
+
+    it('--help of a command shows each flag\'s whole text, and start --help the defaults', async () => {
+        const create = cli(['token:create', '--help'], {});
+        expect(await create.exit).toBe(0);
+        expect(create.output()).toMatch(/--peer string +peer IDs it may register: exact, prefix\* or \*; repeat the flag for more/);
+        const start = cli(['start', '--help'], {});
+        expect(await start.exit).toBe(0);
+        expect(start.output()).toMatch(/--port number +TCP port; 0 picks a free one \(default: 8080; SWITCHBOARD_PORT\)/);
+        expect(start.output()).toMatch(/--database string +.*\(default: var\/switchboard\.sqlite; SWITCHBOARD_DATABASE\)/);
     });
 
     it('an invalid environment setting stops start-up with a message naming it, and exit code 1', async () => {
