@@ -41,7 +41,8 @@ async function bundle(): Promise<void> {
 
 /** The manifest of the published package: the workspace's, with the paths as they are inside dist/. */
 async function writeManifest(folder: string): Promise<void> {
-    const { private: _private, bin, ...manifest } = JSON.parse(await readFile(join(root, folder, 'package.json'), 'utf8'));
+    // `scripts` holds the workspace's prepack, which refuses to pack the sources; the built package packs.
+    const { private: _private, bin, scripts: _scripts, ...manifest } = JSON.parse(await readFile(join(root, folder, 'package.json'), 'utf8'));
     const inDist = (path: string) => path.replace(/^(\.\/)?dist\//, '');
     const published = {
         ...manifest,
