@@ -1,11 +1,14 @@
 import { ClassType } from '@deepkit/core';
 import { ControllerDefinition, rpcClass, RpcControllerAccess, RpcKernel, RpcKernelBaseConnection, RpcKernelConnection, RpcKernelSecurity, Session } from '@deepkit/rpc';
-import { InjectorModule, NormalizedProvider } from '@deepkit/injector';
+import { InjectorContext, InjectorModule, NormalizedProvider } from '@deepkit/injector';
 import { AccessDenied, plainError, SwitchboardError } from '@switchboard/protocol/errors';
 import { boundedValidationError, ValidatingServerAction } from '@switchboard/protocol/validation';
 import { ValidationError } from '@deepkit/type';
 import { LOCAL_ONLY } from '@switchboard/protocol/action-groups';
 import { CallerContext } from './caller-context';
+import { HttpActionsApi } from '@switchboard/protocol/http-actions-api';
+import { HttpActionCatalog } from './http-actions/http-action-catalog';
+import { HttpActionsController } from './http-actions/http-actions-controller';
 
 /** What a peer tells remote callers: actions of the `local-only` group are the app's own. */
 export class PeerSecurity extends RpcKernelSecurity {
@@ -37,6 +40,11 @@ export class PeerSecurity extends RpcKernelSecurity {
 
 export class PeerKernelConnection extends RpcKernelConnection {
     protected override actionHandler = new ValidatingServerAction(this.stats, this.cache, this, this.controllers, this.injector, this.eventDispatcher, this.security, this.sessionState, this.logger);
+
+    /** This caller's DI scope: the HTTP gateway resolves the controllers it calls for the caller from it. */
+    get scope(): InjectorContext {
+        return this.injector;
+    }
 }
 
 /**
@@ -47,11 +55,16 @@ export class PeerKernel extends RpcKernel {
     protected override RpcKernelConnection = PeerKernelConnection;
 
     constructor(providers: NormalizedProvider[] = []) {
+        const httpActions = new HttpActionCatalog();
         super([
             { provide: CallerContext, scope: 'rpc', useValue: undefined },
             { provide: RpcKernelSecurity, useClass: PeerSecurity, scope: 'rpc' },
+            { provide: HttpActionCatalog, useValue: httpActions },
             ...providers,
         ]);
+        // Every peer serves its `@httpVisible()` actions to brokers calling for HTTP clients (peer/http-actions).
+        httpActions.controllers = this.controllers;
+        this.registerController(HttpActionsController, HttpActionsApi);
     }
 
     /**

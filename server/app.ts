@@ -27,6 +27,8 @@ import { BrokerWebSocketServer } from './websocket-server';
 import { TokenRevocationWatcher } from './token-revocation-watcher';
 import { BrokerHttpServer, BrokerRuntime, TokenDatabaseHandle } from './runtime';
 import { brokerCommands } from './commands';
+import { HttpActionGateway } from './http-actions/http-action-gateway';
+import { HttpActionsController } from './http-actions/http-actions-controller';
 
 /**
  * The broker as a Deepkit App: DI wiring, the typed config (`SWITCHBOARD_*` environment variables when started
@@ -37,7 +39,7 @@ export function createBrokerApp(config: Partial<BrokerConfig> = {}) {
     const app = new App({
         config: BrokerConfig,
         controllers: [
-            BrokerController, HealthController, DashboardController,
+            BrokerController, HealthController, DashboardController, HttpActionsController,
             ...brokerCommands,
         ],
         providers: [
@@ -62,6 +64,7 @@ export function createBrokerApp(config: Partial<BrokerConfig> = {}) {
             DashboardFeed,
             TokenRevocationWatcher,
             BrokerServices,
+            HttpActionGateway,
             { provide: RpcKernelSecurity, useClass: SwitchboardSecurity, scope: 'rpc' },
             { provide: RpcServer, useClass: BrokerWebSocketServer },
             {

@@ -239,7 +239,8 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
 
         if (!exchange.route(target, frame, this.origin())) {
             const known = registry.get(target);
-            const error = known ? PeerOffline.for(target, known.lastSeen) : PeerNotFound.for(target);
+            // The exchange may know a cause other than the target's absence (ClusterUnavailable: the cluster's link).
+            const error = exchange.refusal?.(target) ?? (known ? PeerOffline.for(target, known.lastSeen) : PeerNotFound.for(target));
             this.writeFrame(errorFrame(header.id, errorForClient(error, this.typedErrors)));
             stats.refused(error.code);
             // The first message of a call may be its type request; either way the caller tried to call.

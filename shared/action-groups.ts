@@ -7,3 +7,14 @@ export const LOCAL_ONLY = 'switchboard:local-only';
 export function localOnly() {
     return rpc.action().group(LOCAL_ONLY);
 }
+
+/** Action group for actions reachable over HTTP through any broker (`POST /peers/<id>/<controller>/<action>`). */
+export const HTTP_VISIBLE = 'switchboard:http-visible';
+
+/**
+ * `@httpVisible()`: an RPC action that HTTP clients may call through the broker, with a JSON array of arguments.
+ * Unmarked actions are refused to HTTP callers by the peer itself. Local-only actions stay local-only.
+ */
+export function httpVisible() {
+    return rpc.action().group(HTTP_VISIBLE);
+}

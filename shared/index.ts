@@ -10,3 +10,4 @@ export * from './discovery-api';
 export * from './relay-api';
 export * from './files-api';
 export * from './collab-api';
+export * from './http-actions-api';

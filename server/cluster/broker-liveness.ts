@@ -40,6 +40,11 @@ export class BrokerLiveness {
         for (const heard of this.brokers.values()) heard.at = now;
     }
 
+    /** This broker's loop stood still for `ms`: that time counts as heard from everyone. */
+    discount(ms: number): void {
+        for (const heard of this.brokers.values()) if (!heard.dead) heard.at += ms;
+    }
+
     /** @returns the brokers that died since the last check */
     check(now: number): string[] {
         const died: string[] = [];

@@ -12,6 +12,11 @@ export interface DirectoryEntry {
     capabilities: string[];
     /** KV revision of the entry; -1 while a rebuilt watch has not confirmed it yet. */
     revision: number;
+    /**
+     * Set while the entry is a claim this broker decided during a NATS outage and has not written yet: the revision
+     * of the entry it replaces (0: none). Reconciling writes it with a compare-and-set on that revision.
+     */
+    pendingBase?: number;
     /** `connectionId` as bytes (error replies name it as their source), made when first needed. */
     connectionBytes?: Uint8Array;
 }

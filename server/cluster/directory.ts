@@ -214,6 +214,13 @@ export class Directory {
         this.entries.set(entry.peerId, entry);
     }
 
+    /** A claim decided during a NATS outage (revision 0): routable here at once, whatever this view held before. */
+    setLocal(entry: DirectoryEntry): void {
+        this.unconfirmed.delete(entry.peerId);
+        this.floors.delete(entry.peerId);
+        this.entries.set(entry.peerId, entry);
+    }
+
     /** This broker released the ID: it is unroutable at once, whatever the watch still has on the way. */
     forgetLocal(entry: DirectoryEntry): void {
         if (this.entries.get(entry.peerId)?.connectionId !== entry.connectionId) return;
@@ -289,7 +296,8 @@ export class Directory {
         this.seen?.add(peerId);
         const current = this.entries.get(peerId);
         const floor = this.unconfirmed.has(peerId) ? -1 : current ? current.revision : this.floors.get(peerId) ?? 0;
-        if (entry.revision > floor) {
+        // A claim made during an outage is settled by reconciling (a compare-and-set), not by what the watch shows first.
+        if (entry.revision > floor && current?.pendingBase === undefined) {
             this.unconfirmed.delete(peerId);
             this.floors.delete(peerId);
             this.entries.set(peerId, entry);
@@ -309,7 +317,7 @@ export class Directory {
 
     protected watchedDelete(peerId: string, revision: number, at: Date): void {
         const current = this.entries.get(peerId);
-        if (current && (this.unconfirmed.has(peerId) || current.revision < revision)) {
+        if (current && current.pendingBase === undefined && (this.unconfirmed.has(peerId) || current.revision < revision)) {
             this.entries.delete(peerId);
             this.unconfirmed.delete(peerId);
             this.listener.moved(peerId, current, undefined);

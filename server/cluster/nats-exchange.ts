@@ -3,19 +3,21 @@ import { LoggerInterface } from '@deepkit/logger';
 import { RpcTypes } from '@deepkit/rpc';
 import type { Subscription as NatsSubscription } from '@nats-io/nats-core';
 import { Subject, Subscription } from 'rxjs';
-import { PeerIdTaken, PeerOffline, Timeout } from '@switchboard/protocol/errors';
+import { ClusterUnavailable, PeerIdTaken, PeerOffline, SwitchboardError } from '@switchboard/protocol/errors';
 import { MIN_FRAME_SIZE, readUint32 } from '@switchboard/protocol/frame-check';
 import { connectionKey, Route, SwitchboardFrame } from '@switchboard/protocol/wire';
 import { BrokerConfig } from '../config';
-import { BrokerSummary, ExchangeEndpoint, ExchangePresence, FrameOrigin, PeerExchange, PeerLocation, PeerOwner, RegisterOptions } from '../exchange/peer-exchange';
+import { BrokerSummary, ExchangeEndpoint, ExchangePresence, FrameOrigin, PeerExchange, PeerLocation, PeerOwner, RegisterOptions, RouteResult } from '../exchange/peer-exchange';
 import { errorForClient, FINAL_REPLY_TYPES, frameId, frameType, replyErrorFrame, replyErrorFrames, ROUTE_OFFSET, sameBytes, SOURCE_OFFSET } from '../frames';
 import { BrokerLiveness } from './broker-liveness';
-import { ClusterNames, reaperLockKey } from './cluster-names';
+import { Reaper } from './reaper';
+import { ClusterNames } from './cluster-names';
 import { Directory, DirectoryUnavailable } from './directory';
 import { connectionBytesOf, DirectoryEntry, isConflict, sameOwner } from './directory-entry';
 import { BatchReader, BatchWriter, decodeOrigin, EnvelopeHandler, splitBatch } from './envelope';
 import { CallerCalls, InFlightCalls } from './in-flight-calls';
 import { NatsLink, NatsUnreachable } from './nats-link';
+import { ClusterPeerIdHolds } from './peer-id-holds';
 
 export interface NatsExchangeOptions {
     /** NATS server URLs, comma-separated. */
@@ -46,6 +48,7 @@ export function natsExchangeOptions(config: BrokerConfig): NatsExchangeOptions {
 /** Callers on other brokers this broker remembers (to send their replies back), at most. */
 const MAX_REMOTE_CALLERS = 100_000;
 const NO_CONNECTION = new Uint8Array(16);
+const LINK_DOWN = 'this broker lost its NATS link';
 const quietLogger: LoggerInterface = { log() {}, warn() {}, error() {}, info() {}, debug() {}, alert() {} } as unknown as LoggerInterface;
 
 /**
@@ -71,6 +74,8 @@ export class NatsPeerExchange implements PeerExchange {
     protected readonly liveness: BrokerLiveness;
     protected readonly inFlight = new InFlightCalls();
     protected readonly reader: BatchReader;
+    /** IDs whose connection was lost, held for their owner across the cluster (RegisterOptions.graceMs). */
+    protected readonly holds: ClusterPeerIdHolds;
 
     protected endpoints = new Map<string, ExchangeEndpoint>();
     /** connectionId → this broker's directory entry for the peer ID it holds. */
@@ -86,11 +91,15 @@ export class NatsPeerExchange implements PeerExchange {
     protected origins = new Map<string, { header: Uint8Array, origin: FrameOrigin }>();
     /** Peer counts per broker, from the last tick. */
     protected peersPerBroker = new Map<string, number>();
-    protected reaping = new Set<string>();
+    protected readonly reaper: Reaper;
+    /** IDs released while NATS was out of reach: deleted when it is back, if the store still names that connection. */
+    protected owedReleases = new Map<string, DirectoryEntry>();
+    /** This broker's own stalls (a late tick) and NATS blips so far: each voids the liveness evidence gathered before it. */
+    protected disturbances = 0;
+    protected lastTick = performance.now();
     protected subscriptions: NatsSubscription[] = [];
     protected linkEvents?: Subscription;
     protected timer?: ReturnType<typeof setInterval>;
-    protected cutOffTimer?: ReturnType<typeof setTimeout>;
     protected starting?: Promise<void>;
     protected recovering?: Promise<void>;
     protected needsRecovery = false;
@@ -108,6 +117,8 @@ export class NatsPeerExchange implements PeerExchange {
             synced: () => undefined,
         }, logger, Math.max(2_000, options.deathTimeoutMs));
         this.reader = new BatchReader(options.maxPayloadBytes + 2 * 1024 * 1024);
+        this.holds = new ClusterPeerIdHolds(this.link, this.names, logger);
+        this.reaper = new Reaper(this.directory, this.liveness, this.brokerId, options.deathTimeoutMs, () => this.disturbances);
     }
 
     /** Whether this broker reaches NATS right now. */
@@ -140,6 +151,7 @@ export class NatsPeerExchange implements PeerExchange {
             throw new NatsUnreachable(`NATS at ${this.options.natsUrl} answers, but its JetStream directory does not (${(error as Error).message}). Start nats-server with JetStream (-js).`);
         }
         this.beat();
+        this.lastTick = performance.now();
         this.timer = setInterval(() => this.tick(), this.options.heartbeatMs);
         this.timer.unref?.();
         this.logger.log(`Cluster "${this.options.cluster}" on NATS ${this.options.natsUrl}: this broker is ${this.brokerId}`);
@@ -151,7 +163,8 @@ export class NatsPeerExchange implements PeerExchange {
         if (!this.starting) return;
         await this.starting.catch(() => undefined);
         clearInterval(this.timer);
-        clearTimeout(this.cutOffTimer);
+        this.reaper.stop();
+        this.holds.stop();
         // Releasing every ID here tells the other brokers at once, instead of after the death timeout.
         for (const connectionId of [...this.endpoints.keys()]) this.detach(connectionId);
         this.flush();
@@ -184,7 +197,10 @@ export class NatsPeerExchange implements PeerExchange {
 
     detach(connectionId: string): void {
         const entry = this.held.get(connectionId);
+        // The hold is written before the entry's delete: no broker sees the ID free in between.
+        if (entry && !this.stopped) this.holds.lost(entry);
         if (entry) void this.release(entry);
+        this.holds.forget(connectionId);
         this.endpoints.delete(connectionId);
         this.inFlight.forgetCaller(connectionId);
     }
@@ -192,9 +208,11 @@ export class NatsPeerExchange implements PeerExchange {
     async register(peerId: string, connectionId: string, options: RegisterOptions = {}): Promise<void> {
         if (this.held.get(connectionId)?.peerId === peerId) return;
         try {
+            if (!this.directory.entries.has(peerId)) await this.holds.assertFree(peerId, options);
             await this.directory.serial(peerId, () => this.claim(peerId, connectionId, options));
+            this.holds.registered(connectionId, options);
         } catch (error) {
-            if (error instanceof DirectoryUnavailable) throw new Timeout(`Peer ID "${peerId}" could not be registered: this broker cannot reach the cluster directory (NATS) right now. Retry, or connect to another broker.`, 0, 'registration');
+            if (error instanceof DirectoryUnavailable) throw new ClusterUnavailable(`Peer ID "${peerId}" could not be registered: this broker's view of the cluster directory (NATS) is being rebuilt. Retry in a moment, or connect to another broker.`, peerId, 'directory');
             throw error;
         }
     }
@@ -203,6 +221,30 @@ export class NatsPeerExchange implements PeerExchange {
         const current = this.directory.entries.get(peerId);
         if (current?.connectionId === connectionId) return;
         const entry: DirectoryEntry = { peerId, brokerId: this.brokerId, connectionId, since: Date.now(), owner: options.owner ?? { session: '' }, capabilities: [], revision: 0 };
+        try {
+            await this.write(entry, current, options);
+        } catch (error) {
+            if (!(error instanceof DirectoryUnavailable) || this.link.connected) throw error;
+            // NATS went away under the write (it may have landed: reconciling looks at the store first).
+            this.claimLocally(entry, current, options);
+        }
+        if (!this.endpoints.has(connectionId)) {
+            // The connection closed while its registration was on the way.
+            this.directory.forgetLocal(entry);
+            if (entry.pendingBase === undefined) await this.directory.remove(peerId, entry.revision).catch(() => undefined);
+            return;
+        }
+        this.held.set(connectionId, entry);
+        this.localPeers.set(peerId, connectionId);
+        // The watch may have shown a newer owner before this write's answer came (another broker's takeover right
+        // after it): then this claim is already lost, and its connection hears so like any replaced one.
+        const now = this.directory.entries.get(peerId);
+        if (now && now !== entry && now.connectionId !== connectionId && now.revision > entry.revision) setImmediate(() => this.lose(connectionId, peerId));
+    }
+
+    protected async write(entry: DirectoryEntry, current: DirectoryEntry | undefined, options: RegisterOptions): Promise<void> {
+        const peerId = entry.peerId;
+        if (!this.link.connected) return this.claimLocally(entry, current, options);
         if (!current) {
             try {
                 await this.directory.create(entry);
@@ -216,14 +258,20 @@ export class NatsPeerExchange implements PeerExchange {
         } else {
             await this.takeOver(entry, current, options);
         }
-        if (!this.endpoints.has(connectionId)) {
-            // The connection closed while its registration was on the way.
-            this.directory.forgetLocal(entry);
-            await this.directory.remove(peerId, entry.revision).catch(() => undefined);
-            return;
-        }
-        this.held.set(connectionId, entry);
-        this.localPeers.set(peerId, connectionId);
+    }
+
+    /**
+     * A registration while NATS is out of reach is decided by this broker's view, by the same rules as online, and
+     * written when NATS is back (reassert): peers keep (re)connecting to a broker cut off from its cluster, and calls
+     * between them go on. A conflicting claim made elsewhere meanwhile is resolved by the store's compare-and-set, so
+     * every broker ends with the same holder; the loser's connection is told PeerReplaced.
+     */
+    protected claimLocally(entry: DirectoryEntry, current: DirectoryEntry | undefined, options: RegisterOptions): void {
+        if (current && (!options.takeover || (options.owner && !sameOwner(current.owner, options.owner)))) throw PeerIdTaken.for(entry.peerId);
+        entry.revision = 0;
+        entry.pendingBase = current ? current.pendingBase ?? current.revision : 0;
+        this.directory.setLocal(entry);
+        if (current?.brokerId === this.brokerId) this.lose(current.connectionId, entry.peerId);
     }
 
     /** Replaces a live registration, if the caller proved ownership; the compare-and-set makes a stale view lose. */
@@ -253,9 +301,11 @@ export class NatsPeerExchange implements PeerExchange {
         this.held.delete(entry.connectionId);
         if (this.localPeers.get(entry.peerId) === entry.connectionId) this.localPeers.delete(entry.peerId);
         this.directory.forgetLocal(entry);
+        if (entry.pendingBase !== undefined) return Promise.resolve(); // never written
         return this.directory.serial(entry.peerId, () => this.directory.remove(entry.peerId, entry.revision)).catch(error => {
             // A newer owner's entry stays; an unreachable directory is cleaned up when NATS is back (reassert).
-            if (!isConflict(error) && !(error instanceof DirectoryUnavailable)) this.logger.warn(`Cluster: could not release peer ID "${entry.peerId}"`, (error as Error).message);
+            if (error instanceof DirectoryUnavailable) this.owedReleases.set(entry.peerId, entry);
+            else if (!isConflict(error)) this.logger.warn(`Cluster: could not release peer ID "${entry.peerId}"`, (error as Error).message);
         });
     }
 
@@ -292,7 +342,11 @@ export class NatsPeerExchange implements PeerExchange {
     }
 
     ownerOf(peerId: string): PeerOwner | undefined {
-        return this.directory.entries.get(peerId)?.owner;
+        return this.directory.entries.get(peerId)?.owner ?? this.holds.ownerOf(peerId);
+    }
+
+    heldUntil(peerId: string): Date | undefined {
+        return this.directory.entries.has(peerId) ? undefined : this.holds.heldUntil(peerId);
     }
 
     announce(peerId: string, capabilities: string[]): void {
@@ -317,15 +371,14 @@ export class NatsPeerExchange implements PeerExchange {
 
     // ---- frames ----------------------------------------------------------------------------------------------
 
-    route(peerId: string, frame: Uint8Array, origin: FrameOrigin): boolean {
+    route(peerId: string, frame: Uint8Array, origin: FrameOrigin): RouteResult {
         const entry = this.directory.entries.get(peerId);
         if (!entry) return false;
         const brokerId = entry.brokerId;
         if (brokerId === this.brokerId) {
             const endpoint = this.endpoints.get(entry.connectionId);
             if (!endpoint || this.localPeers.get(peerId) !== entry.connectionId) return false;
-            endpoint.deliverRequest(frame, origin);
-            return true;
+            return endpoint.deliverRequest(frame, origin) === false ? 'busy' : true;
         }
         if (!this.link.connected || this.liveness.isDead(brokerId) || this.stopped) return false;
         const writer = this.writer(brokerId);
@@ -334,6 +387,14 @@ export class NatsPeerExchange implements PeerExchange {
         if (type === RpcTypes.Action || type === RpcTypes.ActionType) this.inFlight.add(brokerId, origin.connectionId, !!origin.typedErrors, frameId(frame), peerId);
         this.queued(brokerId, writer);
         return true;
+    }
+
+    /** Why `route` refused a peer that the directory places on another broker: the cluster, not the target. */
+    refusal(peerId: string): SwitchboardError | undefined {
+        const entry = this.directory.entries.get(peerId);
+        if (!entry || entry.brokerId === this.brokerId || this.stopped) return undefined;
+        if (!this.link.connected) return ClusterUnavailable.for(peerId, LINK_DOWN);
+        return undefined;
     }
 
     reply(connectionId: string, frame: Uint8Array): boolean {
@@ -389,7 +450,7 @@ export class NatsPeerExchange implements PeerExchange {
             else for (const part of splitBatch(batch, maxPayload)) this.link.nc.publish(subject, part);
         } catch (error) {
             this.logger.warn(`Cluster: could not publish to broker ${brokerId}`, (error as Error).message);
-            this.failCalls(this.inFlight.take(brokerId), 'could not be reached through the cluster');
+            this.failCalls(this.inFlight.take(brokerId), '', target => ClusterUnavailable.for(target, `publishing to its broker failed: ${(error as Error).message}`));
         }
     }
 
@@ -427,7 +488,8 @@ export class NatsPeerExchange implements PeerExchange {
             if (this.remoteCallers.size >= MAX_REMOTE_CALLERS) this.remoteCallers.delete(this.remoteCallers.keys().next().value!);
             this.remoteCallers.set(caller, sender);
         }
-        if (endpoint) return endpoint.deliverRequest(frame, origin);
+        // Refused for want of room, the endpoint answers the caller itself.
+        if (endpoint) return void endpoint.deliverRequest(frame, origin);
         // The peer left while the frame was on its way: the caller hears it now, not at its timeout.
         if (type !== RpcTypes.Action && type !== RpcTypes.ActionType) return;
         const error = errorForClient(PeerOffline.for(peerId, new Date, 'went offline before the call reached it'), !!origin.typedErrors);
@@ -452,8 +514,8 @@ export class NatsPeerExchange implements PeerExchange {
         return origin;
     }
 
-    /** Ends calls whose replies will never come with PeerOffline, as if their targets had answered so. */
-    protected failCalls(calls: Map<string, CallerCalls>, reason: string): void {
+    /** Ends calls whose replies will never come: with PeerOffline (their broker died), or with `errorFor` (say why). */
+    protected failCalls(calls: Map<string, CallerCalls>, reason: string, errorFor: (target: string) => SwitchboardError = target => PeerOffline.for(target, new Date, reason)): void {
         for (const [caller, { typedErrors, ids }] of calls) {
             const endpoint = this.endpoints.get(caller);
             if (!endpoint || !ids.size) continue;
@@ -467,7 +529,7 @@ export class NatsPeerExchange implements PeerExchange {
             for (const [target, list] of byTarget) {
                 const known = this.directory.entries.get(target);
                 const source = known ? connectionBytesOf(known) : NO_CONNECTION;
-                const error = errorForClient(PeerOffline.for(target, new Date, reason), typedErrors);
+                const error = errorForClient(errorFor(target), typedErrors);
                 for (const frames of replyErrorFrames(list, source, destination, error)) endpoint.deliverReply(frames);
             }
         }
@@ -499,6 +561,16 @@ export class NatsPeerExchange implements PeerExchange {
     }
 
     protected tick(): void {
+        // A tick a whole beat late: this broker's loop stood still (GC, SIGSTOP, a VM pause, a blocking handler), and
+        // the heartbeats that arrived meanwhile wait unread behind this timer. Their senders' silence is this
+        // broker's own: it does not count, and evidence gathered for a reap before it is void.
+        const late = performance.now() - this.lastTick - this.options.heartbeatMs;
+        this.lastTick = performance.now();
+        if (late > this.options.heartbeatMs) {
+            this.disturbances++;
+            this.liveness.discount(late);
+            if (late > this.options.deathTimeoutMs / 2) this.logger.warn(`Cluster: this broker's event loop stood still for ${Math.round(late)} ms; it re-learns the others' liveness before judging them`);
+        }
         if (this.stopped || !this.link.connected) return;
         this.beat();
         const now = Date.now();
@@ -508,7 +580,7 @@ export class NatsPeerExchange implements PeerExchange {
         for (const brokerId of counts.keys()) this.liveness.noticed(brokerId, now);
         for (const brokerId of this.liveness.check(now)) this.brokerDied(brokerId);
         for (const brokerId of this.liveness.deadBrokers()) {
-            if (counts.has(brokerId)) void this.reap(brokerId);
+            if (counts.has(brokerId)) void this.reaper.reap(brokerId);
         }
         if (this.recovering) return;
         this.directory.prune();
@@ -529,53 +601,20 @@ export class NatsPeerExchange implements PeerExchange {
         this.reader.forget(brokerId);
         this.writers.get(brokerId)?.take();
         for (const [caller, broker] of this.remoteCallers) if (broker === brokerId) this.remoteCallers.delete(caller);
-        void this.reap(brokerId);
-    }
-
-    /** Deletes a dead broker's entries; the lock makes one broker do it, and a stale lock (its reaper died) expires. */
-    protected async reap(brokerId: string): Promise<void> {
-        if (this.reaping.has(brokerId) || !this.directory.ready) return;
-        this.reaping.add(brokerId);
-        const lock = reaperLockKey(brokerId);
-        try {
-            if (!await this.directory.claim(lock, this.brokerId)) {
-                const holder = await this.directory.readKey(lock);
-                if (holder && Date.now() - holder.created.getTime() > this.options.deathTimeoutMs * 3) await this.directory.deleteKey(lock, holder.revision);
-                return;
-            }
-            try {
-                const victims = [...this.directory.entries.values()].filter(entry => entry.brokerId === brokerId && entry.revision > 0);
-                await Promise.all(victims.map(entry => this.directory.serial(entry.peerId, () => this.directory.remove(entry.peerId, entry.revision)).catch(() => undefined)));
-            } finally {
-                await this.directory.deleteKey(lock).catch(() => undefined);
-            }
-        } catch {
-            // NATS went away mid-way; the next tick tries again.
-        } finally {
-            this.reaping.delete(brokerId);
-        }
+        void this.reaper.reap(brokerId);
     }
 
     protected linkLost(): void {
         if (this.stopped) return;
-        this.logger.warn('Cluster: lost NATS; calls to peers on other brokers fail until it is back');
-        for (const calls of this.inFlight.takeAll()) this.failCalls(calls, 'could not be reached: this broker lost its cluster link');
+        this.disturbances++;
+        this.logger.warn('Cluster: lost NATS; peers of this broker stay registered and call each other, calls to peers on other brokers fail with ClusterUnavailable until it is back');
+        for (const calls of this.inFlight.takeAll()) this.failCalls(calls, '', target => ClusterUnavailable.for(target, LINK_DOWN));
         for (const writer of this.writers.values()) writer.take();
-        clearTimeout(this.cutOffTimer);
-        this.cutOffTimer = setTimeout(() => this.dropLocalPeers(), this.options.deathTimeoutMs);
-        this.cutOffTimer.unref?.();
-    }
-
-    /** Cut off past the death timeout: the others reap this broker's peers, so they must reconnect elsewhere. */
-    protected dropLocalPeers(): void {
-        if (this.link.connected || this.stopped) return;
-        const reason = `this broker has been cut off from its cluster (NATS) for over ${this.options.deathTimeoutMs} ms; reconnect to another broker`;
-        for (const connectionId of [...this.held.keys()]) this.endpoints.get(connectionId)?.disconnect?.(reason);
     }
 
     protected linkBack(): void {
         if (this.stopped) return;
-        clearTimeout(this.cutOffTimer);
+        this.disturbances++;
         this.liveness.restartClocks(Date.now());
         this.logger.log('Cluster: NATS is back; rebuilding the directory view');
         void this.recover();
@@ -599,30 +638,54 @@ export class NatsPeerExchange implements PeerExchange {
 
     protected async reassert(): Promise<void> {
         const work: Promise<unknown>[] = [];
-        for (const entry of this.held.values()) {
-            work.push(this.directory.serial(entry.peerId, async () => {
-                if (this.held.get(entry.connectionId) !== entry) return;
-                const fresh = await this.directory.fetch(entry.peerId);
-                if (fresh && fresh.connectionId === entry.connectionId) {
-                    entry.revision = fresh.revision;
-                    return this.directory.applyLocal(entry);
-                }
-                if (fresh) return this.lose(entry.connectionId, entry.peerId);
-                try {
-                    await this.directory.create(entry);
-                } catch (error) {
-                    if (!isConflict(error)) throw error;
-                    this.lose(entry.connectionId, entry.peerId);
-                }
-            }));
+        for (const entry of this.held.values()) work.push(this.directory.serial(entry.peerId, () => this.reassertOne(entry)));
+        for (const [peerId, entry] of this.owedReleases) {
+            this.owedReleases.delete(peerId);
+            work.push(this.directory.serial(peerId, async () => {
+                const fresh = await this.directory.fetch(peerId);
+                if (fresh?.connectionId === entry.connectionId) await this.directory.remove(peerId, fresh.revision);
+            }).catch(() => undefined));
         }
         // Entries of connections that closed while the directory was out of reach.
         for (const entry of [...this.directory.entries.values()]) {
-            if (entry.brokerId !== this.brokerId || this.held.get(entry.connectionId)?.peerId === entry.peerId) continue;
+            if (entry.brokerId !== this.brokerId || entry.pendingBase !== undefined || this.held.get(entry.connectionId)?.peerId === entry.peerId) continue;
             this.directory.forgetLocal(entry);
             work.push(this.directory.serial(entry.peerId, () => this.directory.remove(entry.peerId, entry.revision)).catch(() => undefined));
         }
         await Promise.all(work);
+    }
+
+    /**
+     * One ID held here, against the store after NATS was out of reach: kept if the store names its connection;
+     * written if the store has nothing (an emptied store, or a reap); a claim made during the outage is written with
+     * a compare-and-set on what it replaced, so it stands only if nobody wrote the ID meanwhile. Otherwise lost.
+     */
+    protected async reassertOne(entry: DirectoryEntry): Promise<void> {
+        if (this.held.get(entry.connectionId) !== entry) return;
+        const fresh = await this.directory.fetch(entry.peerId);
+        if (fresh && fresh.connectionId === entry.connectionId) {
+            entry.revision = fresh.revision;
+            entry.pendingBase = undefined;
+            return this.directory.applyLocal(entry);
+        }
+        const base = entry.pendingBase;
+        if (fresh && (base === undefined || fresh.revision !== base)) return this.lost(entry, fresh);
+        try {
+            if (fresh) await this.directory.update(entry, fresh.revision);
+            else await this.directory.create(entry);
+            entry.pendingBase = undefined;
+        } catch (error) {
+            if (!isConflict(error)) throw error;
+            this.lost(entry, await this.directory.fetch(entry.peerId));
+        }
+    }
+
+    /** Reconciling found another holder of an ID held here: the holder here is replaced, the routing view follows the store. */
+    protected lost(entry: DirectoryEntry, winner: DirectoryEntry | undefined): void {
+        this.lose(entry.connectionId, entry.peerId);
+        if (this.directory.entries.get(entry.peerId) !== entry) return;
+        this.directory.forgetLocal(entry);
+        if (winner) this.directory.applyLocal(winner);
     }
 }
 

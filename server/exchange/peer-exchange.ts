@@ -1,3 +1,4 @@
+import type { SwitchboardError } from '@switchboard/protocol/errors';
 import { Observable } from 'rxjs';
 
 /** Who sent a routed frame, as the broker verified it. Never taken from the frame itself. */
@@ -110,6 +111,12 @@ export interface PeerExchange {
 
     /** Writes a peer-routed frame to the peer's connection. False when no live connection holds the ID. */
     route(peerId: string, frame: Uint8Array, origin: FrameOrigin): boolean;
+
+    /**
+     * Why `route` just refused `peerId`, when the cause is not the target's absence (a cluster exchange cut off from
+     * its bus: ClusterUnavailable). Undefined: the target is offline or unknown.
+     */
+    refusal?(peerId: string): SwitchboardError | undefined;
 
     /** Writes a sourceDest frame to a connection. False when that connection is gone. */
     reply(connectionId: string, frame: Uint8Array): boolean;
