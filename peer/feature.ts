@@ -3,7 +3,8 @@ import { NormalizedProvider } from '@deepkit/injector';
 import { ControllerDefinition } from '@deepkit/rpc';
 import { Observable, Subject } from 'rxjs';
 import { PresenceEvent } from '@switchboard/protocol/broker-api';
-import type { RemotePeer } from './remote-peer';
+import type { CallInvoker, RemotePeer } from './remote-peer';
+import type { PeerKernel } from './kernel';
 import type { PeerDatabase } from './storage/peer-database';
 
 /**
@@ -63,6 +64,8 @@ export interface FeatureInstance<Api> {
     peerOnline?(peerId: string): Promise<void> | void;
     /** When the peer closes: awaited after the connection is closed and before its storage closes. */
     close?(): Promise<void> | void;
+    /** A better path to `peerId` than the broker (e.g. a live direct link), which then takes calls to it. */
+    directPath?(peerId: string): CallInvoker | undefined;
 }
 
 /** The peer as a feature sees it: its ID, calls to other peers, presence and state. */
@@ -76,6 +79,12 @@ export interface FeatureHost {
     /** Another peer: `host.to('bob').controller<MyApi>(MyApi, { idempotent })`. */
     to(peerId: string): RemotePeer;
     whenRegistered(timeoutMs?: number): Promise<void>;
+    /** The kernel serving this peer's controllers (a feature may serve it over a path of its own). */
+    readonly kernel: PeerKernel;
+    /** The default call timeout. */
+    readonly callTimeoutMs: number;
+    /** A call through the broker, whatever direct path there is. */
+    invoke: CallInvoker['invoke'];
 }
 
 export interface FeatureContext {
@@ -128,6 +137,15 @@ export class PeerFeatures<F extends FeatureMap> {
 
     peerOnline(peerId: string, inBackground: (work: Promise<unknown>) => void): void {
         for (const instance of this.instances) if (instance.peerOnline) inBackground(Promise.resolve().then(() => instance.peerOnline!(peerId)));
+    }
+
+    /** The first direct path a feature offers to `peerId`. */
+    directPath(peerId: string): CallInvoker | undefined {
+        for (const instance of this.instances) {
+            const path = instance.directPath?.(peerId);
+            if (path) return path;
+        }
+        return undefined;
     }
 
     /** Every feature's close, each awaited even if another fails. */

@@ -379,10 +379,15 @@ export class Peer<F extends FeatureMap = Record<never, never>> implements CallIn
         }
     }
 
+    /** A feature's better path to `peerId` than the broker (a live direct link), if any: `to(peerId)` calls use it. */
+    directPath(peerId: string): CallInvoker | undefined {
+        return this.featureSet.directPath(peerId);
+    }
+
     /**
-     * One deadline for the whole call (registration wait, type load, action, retries): it ends within its timeout.
-     * The target's circuit counts only the target's failures; our own outage (not registered, connection lost) is
-     * not held against it.
+     * A call through the broker. One deadline for the whole call (registration wait, type load, action, retries): it
+     * ends within its timeout. The target's circuit counts only the target's failures; our own outage (not
+     * registered, connection lost) is not held against it.
      */
     async invoke(peerId: string, controller: RpcControllerState, method: string, args: unknown[], options: CallOptions): Promise<any> {
         const deadline = new CallDeadline(options.timeout ?? this.callTimeoutMs, `peer "${peerId}"`);

@@ -15,6 +15,8 @@ export interface CallOptions {
 /** What a RemotePeer needs from its Peer to make a call. */
 export interface CallInvoker {
     invoke(peerId: string, controller: RpcControllerState, method: string, args: unknown[], options: CallOptions): Promise<any>;
+    /** A better path to `peerId` than the broker (a live direct link) when there is one: it takes the call. */
+    directPath?(peerId: string): CallInvoker | undefined;
 }
 
 /**
@@ -59,7 +61,7 @@ export class RemotePeer {
                 get: (target, property) => {
                     // Not a thenable: `await peer.to('bob').controller(…)` must not call an action named "then".
                     if (property === 'then' || typeof property === 'symbol') return undefined;
-                    return (...args: unknown[]) => this.invoker.invoke(this.id, state, property, args, options);
+                    return (...args: unknown[]) => (this.invoker.directPath?.(this.id) ?? this.invoker).invoke(this.id, state, property, args, options);
                 },
             }) as RemoteController<T>;
             this.proxies.set(key, proxy);

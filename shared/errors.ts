@@ -18,7 +18,8 @@ export type SwitchboardErrorCode =
     | 'ACCESS_DENIED' | 'AUTHENTICATION_FAILED'
     | 'PAYLOAD_TOO_LARGE' | 'RATE_LIMITED' | 'MALFORMED_MESSAGE'
     | 'TIMEOUT' | 'CIRCUIT_OPEN' | 'DISCONNECTED' | 'PEER_REPLACED'
-    | 'QUOTA_EXCEEDED' | 'NOT_FOUND' | 'CHECKSUM_MISMATCH' | 'CLUSTER_UNAVAILABLE';
+    | 'QUOTA_EXCEEDED' | 'NOT_FOUND' | 'CHECKSUM_MISMATCH' | 'INTERNAL_ERROR' | 'CLUSTER_UNAVAILABLE' | 'RECEIVER_BUSY'
+    | 'LINKS_UNAVAILABLE';
 
 /** No peer with this ID has ever registered with the broker. */
 @entity.name('@switchboard/PeerNotFound')
@@ -49,17 +50,28 @@ export class PeerOffline extends SwitchboardError {
     }
 }
 
-/** Another live client holds this peer ID. */
+/**
+ * Another live client holds this peer ID, or its owner lost its connection less than the broker's grace period ago
+ * (`heldUntil`): only the owner (its reclaim secret or token) may register it until then.
+ */
 @entity.name('@switchboard/PeerIdTaken')
 export class PeerIdTaken extends SwitchboardError {
     readonly code = 'PEER_ID_TAKEN';
 
-    constructor(public override message: string, public peerId: string = '') {
+    constructor(public override message: string, public peerId: string = '', public heldUntil?: Date) {
         super(message);
     }
 
     static for(peerId: string): PeerIdTaken {
         return new PeerIdTaken(`Peer ID "${peerId}" is held by another live client. Pick another ID, or reconnect with its reclaim secret or token.`, peerId);
+    }
+
+    static held(peerId: string, until: Date): PeerIdTaken {
+        return new PeerIdTaken(
+            `Peer ID "${peerId}" is held for its owner, whose connection was lost, until ${until.toISOString()}. ` +
+            'Its owner may register it with its reclaim secret or token; anyone else may pick another ID, or retry after that time.',
+            peerId, until,
+        );
     }
 }
 
@@ -242,6 +254,58 @@ export class ClusterUnavailable extends SwitchboardError {
             'The target was not reached; retry when the cluster is back. Peers on this broker stay reachable.',
             peerId, cause,
         );
+    }
+}
+
+/**
+ * The target peer's connection has no room for this message now (it has more unsent bytes waiting than the broker
+ * allows one connection): the message was not delivered, and the target was not disconnected. Retry later, or send
+ * less at once. Counted against the sender, which filled the target's buffer.
+ */
+@entity.name('@switchboard/ReceiverBusy')
+export class ReceiverBusy extends SwitchboardError {
+    readonly code = 'RECEIVER_BUSY';
+
+    constructor(public override message: string, public peerId: string = '') {
+        super(message);
+    }
+
+    static for(peerId: string, bytes: number): ReceiverBusy {
+        return new ReceiverBusy(
+            `Peer "${peerId}" has no room for a message of ${bytes} bytes now: too much sent to it is still unread. ` +
+            'It was not delivered. Retry later, or send less at once.',
+            peerId,
+        );
+    }
+}
+
+/**
+ * No direct link can be opened: this platform has no WebRTC (no `RTCPeerConnection` global and the optional
+ * `@roamhq/wrtc` package is not installed), or links are turned off. Calls still go through the broker.
+ */
+@entity.name('@switchboard/LinksUnavailable')
+export class LinksUnavailable extends SwitchboardError {
+    readonly code = 'LINKS_UNAVAILABLE';
+
+    constructor(public override message: string) {
+        super(message);
+    }
+}
+
+/**
+ * The called peer failed in a way it does not explain to callers (a bug, its storage): what went wrong stays in its
+ * own log under `reference`, so no stack overflow or SQL text reaches a remote party.
+ */
+@entity.name('@switchboard/InternalError')
+export class InternalError extends SwitchboardError {
+    readonly code = 'INTERNAL_ERROR';
+
+    constructor(public override message: string, public reference: string = '') {
+        super(message);
+    }
+
+    static for(reference: string): InternalError {
+        return new InternalError(`The called peer failed to handle this call (reference ${reference} in its log). Retry later, or tell its operator.`, reference);
     }
 }
 

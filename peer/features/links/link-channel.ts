@@ -1,0 +1,133 @@
+import { RpcTypes } from '@deepkit/rpc';
+import { FrameHeader, inspectFrame } from '@switchboard/protocol/frame-check';
+import { BROKER_ONLY_FRAMES, Route } from '@switchboard/protocol/wire';
+
+/** What one data-channel message carries: its first byte. */
+export const LinkMessage = { proof: 0, call: 1, reply: 2 } as const;
+export type LinkMessageKind = typeof LinkMessage[keyof typeof LinkMessage];
+/** Set in the first byte of every piece of a message but the last. */
+const MORE = 0x80;
+/**
+ * A message is sent in pieces of at most this many bytes: SCTP implementations differ in the largest message they
+ * take (256 KiB in libwebrtc, less in some browsers), and small pieces keep one big answer from holding up the rest.
+ */
+const PIECE_BYTES = 64 * 1024;
+
+/** The limits of the broker's gate, applied by the receiving side of a link to everything the other side sends. */
+export interface LinkLimits {
+    /** Largest frame, in bytes (the broker's maxPayloadBytes). */
+    maxFrameBytes: number;
+    /** Frames the other side may send per second (burst of the same size). */
+    framesPerSecond: number;
+    /** Bytes the other side may send per second (burst of the same size). */
+    bytesPerSecond: number;
+}
+
+export const defaultLinkLimits: LinkLimits = { maxFrameBytes: 16 * 1024 * 1024, framesPerSecond: 10_000, bytesPerSecond: 64 * 1024 * 1024 };
+
+export interface LinkChannelHandlers {
+    /** A whole message; for frames, `type` is the frame's RPC type. */
+    message(kind: LinkMessageKind, bytes: Uint8Array, type: number): void;
+    /** The other side broke a limit or sent something malformed: the link must close. */
+    refused(reason: string): void;
+}
+
+/** A token bucket on the monotonic clock: `perSecond` refill, bursts up to the same number. */
+class Budget {
+    protected tokens: number;
+    protected last = performance.now();
+
+    constructor(protected perSecond: number) {
+        this.tokens = perSecond;
+    }
+
+    take(count: number): boolean {
+        const now = performance.now();
+        this.tokens = Math.min(this.perSecond, this.tokens + (now - this.last) * this.perSecond / 1000);
+        this.last = now;
+        if (this.tokens < count) return false;
+        this.tokens -= count;
+        return true;
+    }
+}
+
+/**
+ * One data channel as the link uses it: messages of a kind (proof, call frame, reply frame) split into pieces and
+ * put back together, and the broker's gate on every frame that arrives: size, rate, whole-frame validation
+ * (shared/frame-check.ts), the client route only (no peer route, so no source or destination a frame could
+ * claim), and no frame type that only the broker may write.
+ */
+export class LinkChannel {
+    protected partial?: { kind: number, pieces: Uint8Array[], bytes: number };
+    protected frames: Budget;
+    protected bytes: Budget;
+
+    constructor(protected channel: RTCDataChannel, protected limits: LinkLimits, protected handlers: LinkChannelHandlers) {
+        this.frames = new Budget(limits.framesPerSecond);
+        this.bytes = new Budget(limits.bytesPerSecond);
+        channel.binaryType = 'arraybuffer';
+        channel.addEventListener('message', event => this.received(event.data));
+    }
+
+    get bufferedAmount(): number {
+        return this.channel.bufferedAmount;
+    }
+
+    get open(): boolean {
+        return this.channel.readyState === 'open';
+    }
+
+    send(kind: LinkMessageKind, bytes: Uint8Array): void {
+        let offset = 0;
+        do {
+            const end = Math.min(bytes.byteLength, offset + PIECE_BYTES);
+            const piece = new Uint8Array(1 + end - offset);
+            piece[0] = end < bytes.byteLength ? kind | MORE : kind;
+            piece.set(bytes.subarray(offset, end), 1);
+            this.channel.send(piece);
+            offset = end;
+        } while (offset < bytes.byteLength);
+    }
+
+    protected received(data: unknown): void {
+        if (!(data instanceof ArrayBuffer) || data.byteLength < 1) return this.handlers.refused('a data-channel message that is not binary');
+        const piece = new Uint8Array(data);
+        const kind = piece[0] & ~MORE;
+        if (kind !== LinkMessage.proof && kind !== LinkMessage.call && kind !== LinkMessage.reply) return this.handlers.refused(`unknown message kind ${kind}`);
+        if (!this.bytes.take(piece.byteLength)) return this.handlers.refused(`more than ${this.limits.bytesPerSecond} bytes per second`);
+        const partial = this.partial ??= { kind, pieces: [], bytes: 0 };
+        if (partial.kind !== kind) return this.handlers.refused('pieces of two messages interleaved');
+        partial.bytes += piece.byteLength - 1;
+        if (partial.bytes > this.limits.maxFrameBytes) return this.handlers.refused(`a message larger than ${this.limits.maxFrameBytes} bytes`);
+        partial.pieces.push(piece.subarray(1));
+        if (piece[0] & MORE) return;
+        this.partial = undefined;
+        const whole = partial.pieces.length === 1 ? partial.pieces[0] : concat(partial.pieces, partial.bytes);
+        if (kind === LinkMessage.proof) return this.handlers.message(kind, whole, -1);
+        if (!this.frames.take(1)) return this.handlers.refused(`more than ${this.limits.framesPerSecond} frames per second`);
+        const header = checkedFrame(whole);
+        if (typeof header === 'string') return this.handlers.refused(header);
+        this.handlers.message(kind as LinkMessageKind, whole, header.type);
+    }
+}
+
+/** The frame's header, or why it may not pass the link. */
+export function checkedFrame(frame: Uint8Array): FrameHeader | string {
+    const header = inspectFrame(frame);
+    if (typeof header === 'string') return header;
+    if (header.route !== Route.client) return `a frame on route ${header.route} (a link carries the client route only)`;
+    if (BROKER_ONLY_FRAMES.has(header.type)) return `frame type ${header.type}, which only the broker writes`;
+    // Both sides write whole frames (Deepkit's chunking is off on a link): a chunk would be reassembled unchecked.
+    if (header.type === RpcTypes.Chunk || header.type === RpcTypes.ChunkAck) return 'a chunk frame (links carry whole frames)';
+    return header;
+}
+
+function concat(pieces: Uint8Array[], bytes: number): Uint8Array {
+    const whole = new Uint8Array(bytes);
+    let offset = 0;
+    for (const piece of pieces) {
+        whole.set(piece, offset);
+        offset += piece.byteLength;
+    }
+    return whole;
+}
