@@ -9,3 +9,8 @@ export { CallerContext } from './caller-context';
 export { CircuitBreaker } from './circuit-breaker';
 export type { CircuitState, CircuitBreakerOptions } from './circuit-breaker';
 export type { BackoffOptions } from './backoff';
+export type { PeerFeature, FeatureInstance, FeatureContext, FeatureHost, FeatureMap, FeatureApis } from './feature';
+export { replicatedState, ReplicatedState, ReplicatedMap } from './features/state';
+export type { OpenStateOptions, StateLimits, StateTraffic, MapChange } from './features/state';
+export { grants, Grants } from './features/grants';
+export type { GrantDecision, GrantsOptions, ProtectOptions, GrantClaims } from './features/grants';
