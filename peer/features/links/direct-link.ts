@@ -195,6 +195,8 @@ export class DirectLink {
 
     protected async connectClient(): Promise<void> {
         const transport: ClientTransportAdapter = {
+            // No client-ID round trip: a link has no peer routes, and each side knows the other from the proof.
+            supportsPeers: () => false,
             connect: connection => {
                 this.clientConnection = connection;
                 connection.onConnected({
