@@ -10,13 +10,18 @@
 import { copyFile, mkdir, readFile, rm, symlink, writeFile } from 'fs/promises';
 import { basename, dirname, join, relative } from 'path';
 import { isCurrent } from '../server/web/browser-script';
-import { bundleForBrowser } from '../server/web/bundler';
+import { BundleOptions, bundleForBrowser } from '../server/web/bundler';
 
 const root = join(__dirname, '..');
 
-const bundles = [
+const bundles: { entryPoint: string, output: string, page?: string, options?: BundleOptions }[] = [
     { entryPoint: 'server/dashboard/dashboard-client.ts', output: 'server/dist/dashboard/dashboard-client.js', page: 'server/dashboard/dashboard.html' },
     { entryPoint: 'examples/web/app.ts', output: 'examples/web/dist/app.js' },
+    // The peer SDK's ES module build, for an app's bundler (the package's `module`): browser code, with runtime
+    // types; Deepkit, rxjs, yjs and the protocol stay imports, so the app has one copy of each.
+    { entryPoint: 'peer/index.ts', output: 'peer/dist/esm/index.mjs', options: { format: 'esm', externalPackages: true, minify: false } },
+    // The ready bundle: everything inside, for a page without a bundler (<script type="module">).
+    { entryPoint: 'peer/browser-entry.ts', output: 'peer/dist/browser/switchboard-peer.mjs', options: { format: 'esm' } },
 ];
 
 /** The folders of the published packages, by package name. */
@@ -28,12 +33,12 @@ const packageFolders: Record<string, string> = {
 };
 
 async function bundle(): Promise<void> {
-    for (const { entryPoint, output, page } of bundles) {
+    for (const { entryPoint, output, page, options } of bundles) {
         const target = join(root, output);
         await mkdir(dirname(target), { recursive: true });
         if (page) await copyFile(join(root, page), join(dirname(target), basename(page)));
         if (await isCurrent(target)) continue;
-        const { code, inputs } = await bundleForBrowser(join(root, entryPoint));
+        const { code, inputs } = await bundleForBrowser(join(root, entryPoint), options);
         await writeFile(target + '.inputs.json', JSON.stringify(inputs.map(input => relative(dirname(target), input))) + '\n');
         await writeFile(target, code);
     }
@@ -42,15 +47,16 @@ async function bundle(): Promise<void> {
 /** The manifest of the published package: the workspace's, with the paths as they are inside dist/. */
 async function writeManifest(folder: string): Promise<void> {
     // `scripts` holds the workspace's prepack, which refuses to pack the sources; the built package packs.
-    const { private: _private, bin, scripts: _scripts, ...manifest } = JSON.parse(await readFile(join(root, folder, 'package.json'), 'utf8'));
+    const { private: _private, bin, module, scripts: _scripts, ...manifest } = JSON.parse(await readFile(join(root, folder, 'package.json'), 'utf8'));
     const inDist = (path: string) => path.replace(/^(\.\/)?dist\//, '');
     const published = {
         ...manifest,
         main: 'index.js',
         types: 'index.d.ts',
+        ...(module ? { module: inDist(module) } : {}),
         ...(bin ? { bin: Object.fromEntries(Object.entries(bin as Record<string, string>).map(([name, path]) => [name, inDist(path)])) } : {}),
         // Not the build records (tsbuildinfo) nor the bundles' input lists.
-        files: ['**/*.js', '**/*.d.ts', '**/*.html', '!**/*.inputs.json'],
+        files: ['**/*.js', '**/*.mjs', '**/*.d.ts', '**/*.html', '!**/*.inputs.json'],
     };
     await writeFile(join(root, folder, 'dist', 'package.json'), JSON.stringify(published, null, 2) + '\n');
     await linkCompiledDependencies(folder, Object.keys(manifest.dependencies ?? {}));

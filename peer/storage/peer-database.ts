@@ -1,5 +1,5 @@
 import { ClassType } from '@deepkit/core';
-import { Database, DatabaseAdapter, DatabaseSession, Query } from '@deepkit/orm';
+import { Database, DatabaseAdapter, DatabaseSession, MemoryDatabaseAdapter, Query } from '@deepkit/orm';
 import { mkdirSync } from 'fs';
 import { dirname } from 'path';
 import type { SerialSQLiteAdapter } from './serial-sqlite-adapter';
@@ -10,16 +10,15 @@ const coreEntities: ClassType[] = [PeerSetting, KnownPeer, OutboxEntry, ChatReco
 
 /**
  * A peer's own storage: settings, outbox, caches, and what the built-in controllers keep. A SQLite file (or
- * `:memory:`) in Node; any Deepkit ORM adapter elsewhere (a browser peer uses WebStorageAdapter).
+ * `:memory:`) in Node; any Deepkit ORM adapter elsewhere (a browser peer uses WebStorageAdapter). In a browser,
+ * `:memory:` (the default) is Deepkit's in-memory adapter.
  */
 export class PeerDatabase extends Database {
     /** The last write started with `write()`: the next one waits for it. */
     protected lastWrite: Promise<unknown> = Promise.resolve();
 
     constructor(storage: string | DatabaseAdapter, entities: ClassType[] = []) {
-        if (typeof storage === 'string' && storage !== ':memory:') mkdirSync(dirname(storage), { recursive: true });
-        // One connection taken in turn: transactions on a file must never wait for a lock (see SerialSQLiteAdapter).
-        super(typeof storage === 'string' ? sqliteAdapter(storage) : storage, [...coreEntities, ...entities]);
+        super(typeof storage === 'string' ? adapterFor(storage) : storage, [...coreEntities, ...entities]);
         this.name = 'peer';
         const adapter = this.adapter;
         if (listensForChanges(adapter)) {
@@ -67,9 +66,28 @@ export class PeerDatabase extends Database {
     }
 }
 
+/** Node, not a browser (a bundler's `process` shim has no `versions.node`). */
+function runsInNode(): boolean {
+    return typeof process !== 'undefined' && typeof process.versions?.node === 'string';
+}
+
+/**
+ * The adapter for a storage given by name. In Node: SQLite, one connection taken in turn (transactions on a file must
+ * never wait for a lock, see SerialSQLiteAdapter). In a browser there is no SQLite: `:memory:` is Deepkit's in-memory
+ * adapter, and a file name is an error that says what to pass instead.
+ */
+function adapterFor(storage: string): DatabaseAdapter {
+    if (!runsInNode()) {
+        if (storage === ':memory:') return new MemoryDatabaseAdapter();
+        throw new Error(`Peer storage "${storage}": a SQLite file needs Node. In a browser, leave storage out (in memory) or pass storage: new WebStorageAdapter('my-app', sessionStorage) (import { WebStorageAdapter } from '@switchboard/peer').`);
+    }
+    if (storage !== ':memory:') mkdirSync(dirname(storage), { recursive: true });
+    return sqliteAdapter(storage);
+}
+
 /**
  * Loaded only when a peer stores in SQLite: the adapter's classes extend @deepkit/sqlite's at module load, and a
- * browser bundle has only a stub of that package (a browser peer passes a Web Storage adapter instead).
+ * browser bundle has only a stub of that package (the package's `browser` field leaves it out).
  */
 function sqliteAdapter(path: string): SerialSQLiteAdapter {
     // eslint-disable-next-line @typescript-eslint/no-require-imports

@@ -7,7 +7,7 @@ import { resolve } from 'path';
  * Modules the browser does not have. Code that reaches them in a browser build gets one clear error at the point of
  * use (e.g. the SDK's SQLite storage or file sharing), instead of a bundle that fails to build or load.
  */
-const NODE_ONLY = /^(node:)?(fs|fs\/promises|path|crypto|os|net|tls|http|https|zlib|stream|child_process|worker_threads|better-sqlite3|@deepkit\/sqlite)$/;
+const NODE_ONLY = /^(node:)?(fs|fs\/promises|path|crypto|os|net|tls|http|https|zlib|stream|child_process|worker_threads|better-sqlite3|@deepkit\/sqlite|ws)$/;
 
 /** Runs Deepkit's type compiler over our TypeScript, so classes served or validated in the browser keep their runtime types. */
 function deepkitReflection(): Plugin {
@@ -40,6 +40,16 @@ function nodeOnlyStubs(): Plugin {
     };
 }
 
+/** Our own packages stay imports too: tsconfig's `paths` would otherwise put a second copy of the protocol inside. */
+function ourPackagesExternal(): Plugin {
+    return {
+        name: 'switchboard-packages-external',
+        setup(build) {
+            build.onResolve({ filter: /^@switchboard\// }, args => ({ path: args.path, external: true }));
+        },
+    };
+}
+
 export interface BrowserBundle {
     /** The JavaScript of the whole page, one file. */
     code: string;
@@ -47,21 +57,30 @@ export interface BrowserBundle {
     inputs: string[];
 }
 
+export interface BundleOptions {
+    minify?: boolean;
+    /** `iife` (default): a classic `<script>`; `esm`: an ES module, which exports what the entry point exports. */
+    format?: 'iife' | 'esm';
+    /** npm packages left as imports (for a build that an app's bundler bundles once more): all of them. */
+    externalPackages?: boolean;
+}
+
 /** Bundles a browser entry point (TypeScript, importing the SDK and Deepkit) into one script. */
-export async function bundleForBrowser(entryPoint: string, options: { minify?: boolean } = {}): Promise<BrowserBundle> {
+export async function bundleForBrowser(entryPoint: string, options: BundleOptions = {}): Promise<BrowserBundle> {
     const result = await build({
         entryPoints: [entryPoint],
         bundle: true,
         write: false,
         platform: 'browser',
-        format: 'iife',
+        format: options.format ?? 'iife',
+        packages: options.externalPackages ? 'external' : undefined,
         target: 'es2022',
         minify: options.minify ?? true,
         sourcemap: false,
         logLevel: 'silent',
         metafile: true,
         define: { 'process.env.NODE_ENV': '"production"', global: 'globalThis' },
-        plugins: [nodeOnlyStubs(), deepkitReflection()],
+        plugins: [nodeOnlyStubs(), ...options.externalPackages ? [ourPackagesExternal()] : [], deepkitReflection()],
     });
     // Inputs from a plugin's namespace are keyed "namespace:path"; files are keyed relative to the working directory.
     const inputs = Object.keys(result.metafile.inputs)
