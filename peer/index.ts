@@ -17,3 +17,5 @@ export { replicatedState, ReplicatedState, ReplicatedMap } from './features/stat
 export type { OpenStateOptions, StateLimits, StateTraffic, MapChange } from './features/state';
 export { grants, Grants } from './features/grants';
 export type { GrantDecision, GrantsOptions, ProtectOptions, GrantClaims } from './features/grants';
+export { directLinks, DirectLinks } from './features/links';
+export type { DirectLinksOptions, LinkEvent, LinkInfo, LinkLimits, LinkPolicy, PeerConnectionClass } from './features/links';

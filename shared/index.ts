@@ -10,4 +10,5 @@ export * from './discovery-api';
 export * from './relay-api';
 export * from './files-api';
 export * from './collab-api';
+export * from './links-api';
 export * from './http-actions-api';

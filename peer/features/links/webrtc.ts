@@ -16,7 +16,8 @@ export function findPeerConnection(given?: PeerConnectionClass): PeerConnectionC
     try {
         // Through a variable, so that browser bundlers do not try to resolve a Node-only package.
         const name = NODE_WEBRTC_PACKAGE;
-        const loaded = typeof require === 'function' ? require(name) as { RTCPeerConnection?: PeerConnectionClass } : undefined;
+        const load = nodeRequire();
+        const loaded = load ? load(name) as { RTCPeerConnection?: PeerConnectionClass } : undefined;
         if (loaded?.RTCPeerConnection) return loaded.RTCPeerConnection;
     } catch (error) {
         return new LinksUnavailable(
@@ -26,6 +27,17 @@ export function findPeerConnection(given?: PeerConnectionClass): PeerConnectionC
         );
     }
     return new LinksUnavailable(`Direct links need WebRTC: no RTCPeerConnection on this platform. Install ${NODE_WEBRTC_PACKAGE}; until then every call goes through the broker.`);
+}
+
+/**
+ * Node's `require`: the module's own in CommonJS; in an ES module (no `require`) one resolving from the working
+ * directory, where the app's node_modules are. Undefined in browsers.
+ */
+function nodeRequire(): ((name: string) => unknown) | undefined {
+    if (typeof require === 'function') return require;
+    const process = (globalThis as { process?: { cwd(): string, getBuiltinModule?(name: string): unknown } }).process;
+    const module = process?.getBuiltinModule?.('module') as { createRequire(path: string): (name: string) => unknown } | undefined;
+    return module?.createRequire(`${process!.cwd()}/`);
 }
 
 /** Resolves once the connection has gathered its ICE candidates, or after `timeoutMs` with what it has. */
