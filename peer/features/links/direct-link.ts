@@ -1,5 +1,10 @@
-import { ClientTransportAdapter, RpcControllerState, RpcKernelConnection, TransportClientConnection } from '@deepkit/rpc';
-import { SwitchboardFrame } from '@switchboard/protocol/wire';
+import {
+    ClientTransportAdapter, createRpcMessage, rpcEncodeError, rpcError, RpcControllerState, RpcKernelConnection, RpcMessageRouteType, RpcTypes,
+    serializeBinaryRpcMessage, TransportClientConnection,
+} from '@deepkit/rpc';
+import { typeOf } from '@deepkit/type';
+import { RateLimited } from '@switchboard/protocol/errors';
+import { Route, SwitchboardFrame } from '@switchboard/protocol/wire';
 import { CallDeadline } from '../../call-deadline';
 import { CallerContext } from '../../caller-context';
 import { PeerKernel } from '../../kernel';
@@ -52,6 +57,7 @@ export class DirectLink {
     protected clientConnection?: TransportClientConnection;
     protected served?: RpcKernelConnection;
     protected waiting?: [LinkMessageKind, Uint8Array, number][] = [];
+    protected waitingBytes = 0;
     protected transcript?: LinkTranscript;
     protected remoteProven = false;
     protected controllers = new Map<string, RpcControllerState>();
@@ -64,6 +70,9 @@ export class DirectLink {
         const channel = options.connection.createDataChannel('switchboard', { negotiated: true, id: 0, ordered: true });
         this.channel = new LinkChannel(channel, options.limits, {
             message: (kind, bytes, type) => this.received(kind, bytes, type),
+            limited: (id, framesPerSecond) => this.send(LinkMessage.reply, errorFrame(id, new RateLimited(
+                `Too much at once: peer "${this.options.localPeerId}" takes ${framesPerSecond} messages per second on a direct link. Slow down and retry.`, framesPerSecond,
+            ))),
             refused: reason => this.close(`refused what ${this.peerId} sent: ${reason}`),
         });
         channel.addEventListener('open', () => void this.sendProof());
@@ -141,9 +150,13 @@ export class DirectLink {
 
     protected received(kind: LinkMessageKind, bytes: Uint8Array, type: number): void {
         if (this.state === 'closed') return;
-        if (kind === LinkMessage.proof) return void this.verify(bytes);
+        if (kind === LinkMessage.proof) {
+            this.verify(bytes).catch(error => this.close(`could not check the proof: ${error instanceof Error ? error.message : error}`));
+            return;
+        }
         if (this.waiting) {
-            if (this.waiting.length >= MAX_WAITING_FRAMES) return this.close('too many frames before its proof');
+            this.waitingBytes += bytes.byteLength;
+            if (this.waiting.length >= MAX_WAITING_FRAMES || this.waitingBytes > this.options.limits.maxFrameBytes) return this.close('too much sent before its proof');
             this.waiting.push([kind, bytes, type]);
             return;
         }
@@ -264,4 +277,10 @@ export class DirectLink {
         this.served?.close();
         this.options.onClose(this, wasOpen ? reason : `not established: ${reason}`);
     }
+}
+
+/** An error answer to call `id`, as a kernel would write it. */
+function errorFrame(id: number, error: Error): Uint8Array {
+    error.stack = '';
+    return serializeBinaryRpcMessage(createRpcMessage(id, RpcTypes.Error, rpcEncodeError(error), Route.client as RpcMessageRouteType.client, typeOf<rpcError>()));
 }

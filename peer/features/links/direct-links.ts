@@ -2,7 +2,7 @@ import { RpcControllerState } from '@deepkit/rpc';
 import { onRpcAction } from '@deepkit/rpc';
 import { firstValueFrom, Observable, Subject } from 'rxjs';
 import { filter } from 'rxjs/operators';
-import { AccessDenied, Disconnected, LinksUnavailable, Timeout } from '@switchboard/protocol/errors';
+import { AccessDenied, Disconnected, LinksUnavailable, RateLimited, Timeout } from '@switchboard/protocol/errors';
 import { LINKS_PATH, LinksApi } from '@switchboard/protocol/links-api';
 import { CallDeadline } from '../../call-deadline';
 import { CallerContext } from '../../caller-context';
@@ -120,6 +120,8 @@ export class DirectLinks implements CallInvoker {
         if (this.unavailable) throw this.unavailable;
         if (!this.linkTo(peerId)) {
             const opened = firstValueFrom(this.changes$.pipe(filter(event => event.peerId === peerId && event.kind !== 'opening')));
+            // Rejects when the peer closes first; only the race below may observe that.
+            opened.catch(() => undefined);
             const attempt = this.links.get(peerId) ? Promise.resolve() : this.offer(peerId);
             let timer: ReturnType<typeof setTimeout> | undefined;
             const expired = new Promise<never>((resolve, reject) => timer = setTimeout(() => reject(new Timeout(`No direct link to "${peerId}" within ${timeoutMs} ms.`, timeoutMs)), timeoutMs));
@@ -158,6 +160,10 @@ export class DirectLinks implements CallInvoker {
             return await link.call(controller, method, args, deadline);
         } catch (caught) {
             const error = caught instanceof Timeout && !caught.stage && deadline.passed() ? deadline.timeout() : caught;
+            // Over the other side's rate: an idempotent call tries the broker (which retries with backoff).
+            if (error instanceof RateLimited && options.idempotent?.includes(method) && !deadline.passed()) {
+                return host.invoke(peerId, controller, method, args, { ...options, timeout: deadline.remainingMs() });
+            }
             if (!(error instanceof Disconnected) || link.state !== 'closed') throw error;
             // The link dropped under the call: whether the other side ran it is unknown.
             if (!options.idempotent?.includes(method) || deadline.passed()) {

@@ -28,6 +28,8 @@ export const defaultLinkLimits: LinkLimits = { maxFrameBytes: 16 * 1024 * 1024, 
 export interface LinkChannelHandlers {
     /** A whole message; for frames, `type` is the frame's RPC type. */
     message(kind: LinkMessageKind, bytes: Uint8Array, type: number): void;
+    /** A call over the frame rate: answered with RateLimited, as the broker would, and not run. */
+    limited(id: number, framesPerSecond: number): void;
     /** The other side broke a limit or sent something malformed: the link must close. */
     refused(reason: string): void;
 }
@@ -104,9 +106,15 @@ export class LinkChannel {
         this.partial = undefined;
         const whole = partial.pieces.length === 1 ? partial.pieces[0] : concat(partial.pieces, partial.bytes);
         if (kind === LinkMessage.proof) return this.handlers.message(kind, whole, -1);
-        if (!this.frames.take(1)) return this.handlers.refused(`more than ${this.limits.framesPerSecond} frames per second`);
         const header = checkedFrame(whole);
         if (typeof header === 'string') return this.handlers.refused(header);
+        if (!this.frames.take(1)) {
+            // A call can be refused on its own; any other frame over the rate (a reply nobody asked for …) ends the link.
+            if (kind === LinkMessage.call && (header.type === RpcTypes.Action || header.type === RpcTypes.ActionType)) {
+                return this.handlers.limited(header.id, this.limits.framesPerSecond);
+            }
+            return this.handlers.refused(`more than ${this.limits.framesPerSecond} frames per second`);
+        }
         this.handlers.message(kind as LinkMessageKind, whole, header.type);
     }
 }
