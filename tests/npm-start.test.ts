@@ -80,4 +80,19 @@ describe('npm start', () => {
         expect(isAlive(broker)).toBe(false);
         expect(await portIsFree(port)).toBe(true);
     });
+
+    it('the examples\' npm scripts build, then run compiled JavaScript (no ts-node), like npm start', async () => {
+        const run = spawn('npm', ['run', 'chat', '--', '--id', 'alice', '--url', 'ws://127.0.0.1:9', '--storage', ':memory:'], {
+            cwd: root,
+            env: { ...process.env, FORCE_COLOR: '0' },
+            stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let output = '';
+        run.stdout!.on('data', chunk => output += chunk);
+        run.stderr!.on('data', chunk => output += chunk);
+        const code = await new Promise<number | null>(resolve => run.on('exit', resolve));
+        expect({ code, output }).toEqual({ code: 1, output: expect.stringContaining('Cannot reach the broker at ws://127.0.0.1:9.') });
+        expect(output).toContain('exec node examples/dist/chat.js --id alice');
+        expect(output).not.toContain('ts-node');
+    });
 });

@@ -9,7 +9,11 @@ export interface Run {
     exit: Promise<number>;
     /** Types a line on the program's standard input. */
     type(line: string): void;
-    /** Resolves with the first match of `pattern` in the output after `fromOffset` (default: all output). */
+    /**
+     * Resolves with the first match of `pattern` in the output after `fromOffset` (default: all output); rejects
+     * with the output when the program exits without it, or after `timeoutMs` if given. Without `timeoutMs` it
+     * waits as long as the program runs (the test's own timeout bounds it): a busy machine only makes it slower.
+     */
     waitFor(pattern: RegExp, timeoutMs?: number, fromOffset?: number): Promise<RegExpMatchArray>;
 }
 
@@ -28,7 +32,7 @@ export function runProgram(script: string, args: string[], env: Record<string, s
     child.stderr!.on('data', chunk => output += chunk);
     const exit = new Promise<number>(resolve => child.on('exit', code => resolve(code ?? -1)));
 
-    const waitFor = (pattern: RegExp, timeoutMs = 20000, fromOffset = 0) => new Promise<RegExpMatchArray>((resolve, reject) => {
+    const waitFor = (pattern: RegExp, timeoutMs?: number, fromOffset = 0) => new Promise<RegExpMatchArray>((resolve, reject) => {
         const check = () => {
             const match = output.slice(fromOffset).match(pattern);
             if (!match) return false;
@@ -36,7 +40,7 @@ export function runProgram(script: string, args: string[], env: Record<string, s
             resolve(match);
             return true;
         };
-        const timer = setTimeout(() => {
+        const timer = timeoutMs === undefined ? undefined : setTimeout(() => {
             cleanup();
             reject(new Error(`no ${pattern} in the output of ${script} ${args.join(' ')}:\n${output}`));
         }, timeoutMs);

@@ -22,11 +22,14 @@ export interface WebExample {
     close(): Promise<void>;
 }
 
+/** This example's folder, from the source (examples/web) and from the compiled example (examples/dist) alike. */
+const folder = join(__dirname, '..', 'web');
+
 /** Serves the page with its script (bundled by `npm run build`, or here when that bundle is missing or stale). */
 export async function startWebExample(options: WebExampleOptions): Promise<WebExample> {
     const [code, template] = await Promise.all([
-        browserScript(join(__dirname, 'app.ts'), join(__dirname, 'dist', 'app.js')),
-        readFile(join(__dirname, 'index.html'), 'utf8'),
+        browserScript(join(folder, 'app.ts'), join(folder, 'dist', 'app.js')),
+        readFile(join(folder, 'index.html'), 'utf8'),
     ]);
     const html = template.replace('{{BROKER_URL}}', escapeAttribute(options.brokerUrl));
     const server: Server = createServer((request, response) => {

@@ -88,3 +88,27 @@ export async function bundleForBrowser(entryPoint: string, options: BundleOption
         .map(input => resolve(input));
     return { code: result.outputFiles[0].text, inputs };
 }
+
+/**
+ * Bundles a Node program of ours (an example) into one CommonJS file that starts without TypeScript: our sources
+ * inside, with runtime types; npm packages stay `require`s of node_modules.
+ */
+export async function bundleForNode(entryPoint: string): Promise<BrowserBundle> {
+    const result = await build({
+        entryPoints: [entryPoint],
+        bundle: true,
+        write: false,
+        platform: 'node',
+        format: 'cjs',
+        target: 'node20',
+        packages: 'external',
+        sourcemap: false,
+        logLevel: 'silent',
+        metafile: true,
+        plugins: [deepkitReflection()],
+    });
+    const inputs = Object.keys(result.metafile.inputs)
+        .filter(input => !/^[\w-]+:/.test(input) && !input.includes('node_modules'))
+        .map(input => resolve(input));
+    return { code: result.outputFiles[0].text, inputs };
+}
