@@ -1,9 +1,9 @@
 import { ClassType } from '@deepkit/core';
 import { ControllerDefinition, rpcClass, RpcControllerAccess, RpcKernel, RpcKernelBaseConnection, RpcKernelConnection, RpcKernelSecurity, Session } from '@deepkit/rpc';
 import { InjectorContext, InjectorModule, NormalizedProvider } from '@deepkit/injector';
-import { AccessDenied, plainError, SwitchboardError } from '@switchboard/protocol/errors';
+import { AccessDenied, InternalError, plainError, SwitchboardError } from '@switchboard/protocol/errors';
 import { boundedValidationError, ValidatingServerAction } from '@switchboard/protocol/validation';
-import { ValidationError } from '@deepkit/type';
+import { ReflectionClass, ValidationError } from '@deepkit/type';
 import { LOCAL_ONLY } from '@switchboard/protocol/action-groups';
 import { CallerContext } from './caller-context';
 import { HttpActionsApi } from '@switchboard/protocol/http-actions-api';
@@ -30,12 +30,39 @@ export class PeerSecurity extends RpcKernelSecurity {
      * caller decodes ours: a stock Deepkit client that receives a class it has not loaded dies in its message handler.
      */
     override transformError(error: Error): Error {
+        if (shaped.has(error)) return error;
+        if (!(error instanceof SwitchboardError) && !(error instanceof ValidationError) && !declaredForTheWire(error)) {
+            error = internalError(error, this.caller?.peerId);
+        }
         error.stack = '';
-        if (error instanceof SwitchboardError && !this.caller?.typedErrors) return plainError(error);
+        if (error instanceof SwitchboardError && !this.caller?.typedErrors) error = plainError(error);
         // An invalid megabyte argument must not come back as a megabyte error.
-        if (error instanceof ValidationError) return boundedValidationError(error);
+        else if (error instanceof ValidationError) error = boundedValidationError(error);
+        shaped.add(error);
         return error;
     }
+}
+
+/** Errors already shaped for a caller: Deepkit may pass one through transformError twice. */
+const shaped = new WeakSet<Error>();
+
+/** An error class with an `@entity.name` is one its app declared for callers (Deepkit rebuilds it on their side). */
+function declaredForTheWire(error: Error): boolean {
+    try {
+        return !!ReflectionClass.from(error.constructor as ClassType).name;
+    } catch {
+        return false;
+    }
+}
+
+/**
+ * Anything else (a stack overflow, an SQL error, a bug) stays here: the caller gets InternalError with a reference,
+ * this process's log gets the detail under it.
+ */
+function internalError(error: Error, caller: string | undefined): InternalError {
+    const reference = crypto.randomUUID().slice(0, 8);
+    console.error(`Switchboard peer: a call from ${caller ? `"${caller}"` : 'an unregistered caller'} failed (reference ${reference}):`, error);
+    return InternalError.for(reference);
 }
 
 export class PeerKernelConnection extends RpcKernelConnection {

@@ -22,6 +22,7 @@ import { BroadcastOptions, BroadcastResult } from './broadcast';
 import { MAX_MULTICAST_TARGETS } from '@switchboard/protocol/wire';
 import { Outbox } from './outbox';
 import { ChatService } from './services/chat-service';
+import { ChatOptions, defaultChatOptions } from './services/chat-options';
 import { DiscoveryService } from './services/discovery-service';
 import { ChatPeerController } from './controllers/chat-controller';
 import { DiscoveryController } from './controllers/discovery-controller';
@@ -94,6 +95,8 @@ export interface PeerOptions<F extends FeatureMap = FeatureMap> {
     appVersion?: string;
     /** Limits of this peer as a relay for others. */
     relay?: Partial<RelayOptions>;
+    /** What other peers may make this peer store through its chat (unread messages per sender, groups per owner). */
+    chat?: Partial<ChatOptions>;
     /** Opt-in features by name (see peer/feature.ts): `{ state: replicatedState(), grants: grants() }` → `peer.features.state`. */
     features?: F;
 }
@@ -184,7 +187,7 @@ export class Peer<F extends FeatureMap = Record<never, never>> implements CallIn
         this.database = new PeerDatabase(options.storage ?? ':memory:', [...extraEntities, ...this.featureSet.entities]);
         this.presence$ = this.presenceSubject.asObservable();
         this.outbox = new Outbox(this.database);
-        this.chat = new ChatService(this.database, this.outbox, this);
+        this.chat = new ChatService(this.database, this.outbox, this, { ...defaultChatOptions, ...options.chat });
         this.discovery = new DiscoveryService(this.database, this);
         this.files = new FileService(this.database, this);
         this.collab = new CollabService(this.database, this);

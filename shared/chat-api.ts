@@ -1,7 +1,16 @@
 import { ControllerSymbol } from '@deepkit/rpc';
-import { entity, MaxLength, MinLength } from '@deepkit/type';
+import { entity, integer, MaxLength, MinLength, Positive } from '@deepkit/type';
 
 export type MessageId = string & MinLength<1> & MaxLength<64>;
+
+/**
+ * Most members a group may have (WhatsApp allows 1,024). A receiver refuses a longer list before its chat sees it;
+ * `createGroup` and `invite` refuse to grow a group past it.
+ */
+export const MAX_GROUP_MEMBERS = 1000;
+/** Most message ids one `markRead` call carries; the SDK splits longer lists into several calls. */
+export const MAX_READ_IDS = 1000;
+export type ReadIds = MessageId[] & MaxLength<typeof MAX_READ_IDS>;
 
 /** A chat message on the wire. The sender is not part of it: the receiver takes it from the verified caller. */
 @entity.name('@switchboard/ChatMessage')
@@ -40,11 +49,14 @@ export class ChatGroupInfo {
     constructor(
         public id: string & MinLength<1> & MaxLength<64>,
         public name: string & MinLength<1> & MaxLength<200>,
-        public members: (string & MaxLength<64>)[],
+        public members: (string & MaxLength<64>)[] & MaxLength<typeof MAX_GROUP_MEMBERS>,
         public owner: string,
     ) {
     }
 }
+
+/** Messages of one `history` call; a remote caller gets at most 1,000, the latest. */
+export type HistoryLimit = integer & Positive;
 
 /** Per-recipient outcome of a group send. */
 export interface FanOutResult {
@@ -60,10 +72,10 @@ export interface ChatApi {
     receive(message: ChatMessage): Promise<{ id: string, status: DeliveryStatus }>;
 
     /** The caller tells us it read our messages. */
-    markRead(ids: MessageId[]): Promise<number>;
+    markRead(ids: ReadIds): Promise<number>;
 
     /** The conversation between the caller and this peer; nobody can read another's conversation. */
-    history(limit?: number): Promise<ChatEntry[]>;
+    history(limit?: HistoryLimit): Promise<ChatEntry[]>;
 
     /** The caller (a group's owner) tells us about a group we are a member of. */
     joinGroup(group: ChatGroupInfo): Promise<void>;

@@ -21,10 +21,10 @@ export class RelayEnvelope {
          * Verified by the relay from its caller: the recipient believes it only from the sender itself or from a
          * relay it trusts, and as much as it trusts that relay.
          */
-        public originalSender: string,
-        public recipient: string,
+        public originalSender: string & MaxLength<64>,
+        public recipient: string & MaxLength<64>,
         /** The relay that carried it. */
-        public via: string,
+        public via: string & MaxLength<64>,
         public storedAt: Date = new Date,
     ) {
     }
@@ -33,10 +33,10 @@ export class RelayEnvelope {
 @entity.name('@switchboard/DeliveryReceipt')
 export class DeliveryReceipt {
     constructor(
-        public payloadId: string,
-        public recipient: string,
+        public payloadId: string & MaxLength<64>,
+        public recipient: string & MaxLength<64>,
         public deliveredAt: Date,
-        public via: string,
+        public via: string & MaxLength<64>,
     ) {
     }
 }

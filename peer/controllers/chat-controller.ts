@@ -1,5 +1,5 @@
 import { rpc } from '@deepkit/rpc';
-import { ChatApi, ChatEntry, ChatGroupInfo, ChatMessage, DeliveryStatus, MessageId } from '@switchboard/protocol/chat-api';
+import { ChatApi, ChatEntry, ChatGroupInfo, ChatMessage, DeliveryStatus, HistoryLimit, ReadIds } from '@switchboard/protocol/chat-api';
 import { localOnly } from '@switchboard/protocol/action-groups';
 import { CallerContext } from '../caller-context';
 import { ChatService } from '../services/chat-service';
@@ -10,19 +10,18 @@ export class ChatPeerController implements ChatApi {
     constructor(protected chat: ChatService, protected caller: CallerContext) {
     }
 
-
     @rpc.action()
     async receive(message: ChatMessage): Promise<{ id: string, status: DeliveryStatus }> {
         return { id: message.id, status: await this.chat.receive(this.caller.requirePeerId(), message) };
     }
 
     @rpc.action()
-    async markRead(ids: MessageId[]): Promise<number> {
+    async markRead(ids: ReadIds): Promise<number> {
         return this.chat.receiptRead(this.caller.requirePeerId(), ids);
     }
 
     @rpc.action()
-    async history(limit: number = 100): Promise<ChatEntry[]> {
+    async history(limit: HistoryLimit = 100): Promise<ChatEntry[]> {
         return this.chat.history(this.caller.requirePeerId(), Math.min(limit, 1000));
     }
 

@@ -1,13 +1,18 @@
 import { DatabaseAdapter, DatabaseSession, UniqueConstraintFailure } from '@deepkit/orm';
 import { ControllerDefinition } from '@deepkit/rpc';
 import { Subject } from 'rxjs';
-import { ChatApi, ChatEntry, ChatGroupInfo, ChatMessage, DeliveryStatus, FanOutResult } from '@switchboard/protocol/chat-api';
-import { AccessDenied, NotFound } from '@switchboard/protocol/errors';
+import { ChatApi, ChatEntry, ChatGroupInfo, ChatMessage, DeliveryStatus, FanOutResult, MAX_GROUP_MEMBERS, MAX_READ_IDS } from '@switchboard/protocol/chat-api';
+import { AccessDenied, NotFound, QuotaExceeded } from '@switchboard/protocol/errors';
 import { BroadcastOptions, BroadcastResult } from '../broadcast';
 import { Outbox, OutboxItem, Queued } from '../outbox';
 import { RemotePeer } from '../remote-peer';
 import { ChatGroupRecord, ChatRecord } from '../storage/entities';
 import { PeerDatabase } from '../storage/peer-database';
+import { ChatOptions, defaultChatOptions } from './chat-options';
+import { SenderQuota, textBytes } from './sender-quota';
+
+/** Ids per statement when statuses change: a `markRead` of many ids runs as several bounded queries. */
+const STATUS_BATCH = 500;
 
 /** Where a ChatService sends: the remote chats of other peers. */
 export interface ChatTransport {
@@ -34,8 +39,19 @@ export class ChatService {
      * waits here until the copy's fate is known (and, if it missed, its outbox entry is queued), so it arrives after.
      */
     protected inFlight = new Map<string, Promise<unknown>>();
+    /** Unread messages each sender has stored here. */
+    protected unread: SenderQuota;
 
-    constructor(protected database: PeerDatabase, protected outbox: Outbox, protected transport: ChatTransport) {
+    constructor(protected database: PeerDatabase, protected outbox: Outbox, protected transport: ChatTransport, protected options: ChatOptions = defaultChatOptions) {
+        this.unread = new SenderQuota(
+            () => ({ items: this.options.unreadPerSender, bytes: this.options.unreadBytesPerSender }),
+            async sender => {
+                const records = await this.database.query(ChatRecord).filter({ peerId: sender, direction: 'in', status: 'delivered' }).select('text').find();
+                return { items: records.length, bytes: records.reduce((sum, record) => sum + textBytes(record.text), 0) };
+            },
+            'unread messages',
+            'Wait until the recipient reads them.',
+        );
         outbox.handle('chat', async (recipient, message: ChatMessage) => {
             await this.remote(recipient).receive(new ChatMessage(message.id, message.text, new Date(message.sentAt), message.groupId));
             await this.setStatus('out', recipient, [message.id], 'delivered');
@@ -73,7 +89,10 @@ export class ChatService {
     /** Marks messages from `peerId` as read here, and tells their sender (queued if it is offline). */
     async markRead(peerId: string, ids: string[]): Promise<void> {
         const changed = await this.setStatus('in', peerId, ids, 'read');
-        if (changed.length) await this.outbox.send(peerId, 'chat-read', changed);
+        // The sender's peer takes at most MAX_READ_IDS ids a call.
+        for (let start = 0; start < changed.length; start += MAX_READ_IDS) {
+            await this.outbox.send(peerId, 'chat-read', changed.slice(start, start + MAX_READ_IDS));
+        }
     }
 
     async history(peerId: string, limit = 100): Promise<ChatEntry[]> {
@@ -83,6 +102,7 @@ export class ChatService {
 
     async createGroup(name: string, members: string[]): Promise<ChatGroupInfo> {
         const all = [...new Set([this.transport.id, ...members])];
+        if (all.length > MAX_GROUP_MEMBERS) throw tooManyMembers();
         const group = new ChatGroupInfo(crypto.randomUUID(), name, all, this.transport.id);
         await this.database.persist(new ChatGroupRecord(group.id, group.name, group.members, group.owner));
         this.groups$.next(group);
@@ -95,7 +115,10 @@ export class ChatService {
         const record = await this.database.query(ChatGroupRecord).filter({ id: groupId }).findOneOrUndefined();
         if (!record) throw new NotFound(`No group ${groupId} on this peer.`, 'group');
         if (record.owner !== this.transport.id) throw new AccessDenied(`Only the owner (${record.owner}) can invite to this group.`, 'not-the-owner');
-        if (!record.members.includes(peerId)) record.members = [...record.members, peerId];
+        if (!record.members.includes(peerId)) {
+            if (record.members.length >= MAX_GROUP_MEMBERS) throw tooManyMembers();
+            record.members = [...record.members, peerId];
+        }
         await this.database.persist(record);
         const group = new ChatGroupInfo(record.id, record.name, record.members, record.owner);
         this.groups$.next(group);
@@ -168,6 +191,7 @@ export class ChatService {
 
     async clear(): Promise<void> {
         await this.database.query(ChatRecord).deleteMany();
+        this.unread.reset();
     }
 
     // ---- called by ChatPeerController for a verified remote caller --------------------------------------------
@@ -182,9 +206,12 @@ export class ChatService {
         const record = new ChatRecord(key('in', from, message.id), message.id, from, 'in', message.text, message.sentAt);
         record.groupId = message.groupId;
         record.status = 'delivered';
+        const bytes = textBytes(message.text);
+        await this.unread.reserve(from, bytes);
         try {
             await this.database.persist(record);
         } catch (error) {
+            this.unread.release(from, 1, bytes);
             // The same message, delivered twice at once: the other delivery stored it.
             if (error instanceof UniqueConstraintFailure) return 'delivered';
             throw error;
@@ -201,12 +228,20 @@ export class ChatService {
     async joinGroup(from: string, group: ChatGroupInfo): Promise<void> {
         if (group.owner !== from) throw new AccessDenied('Only the owner of a group can add members.', 'not-the-owner');
         if (!group.members.includes(this.transport.id)) throw new AccessDenied('This peer is not in the member list.', 'not-a-member');
-        const existing = await this.database.query(ChatGroupRecord).filter({ id: group.id }).findOneOrUndefined();
-        if (existing && existing.owner !== from) throw new AccessDenied('A group with this id belongs to another owner.', 'not-the-owner');
-        const record = existing ?? new ChatGroupRecord(group.id, group.name, group.members, group.owner);
-        record.members = group.members;
-        record.name = group.name;
-        await this.database.persist(record);
+        // In one serialized transaction: concurrent joins of new groups cannot pass the quota together.
+        await this.database.write(async session => {
+            const existing = await session.query(ChatGroupRecord).filter({ id: group.id }).findOneOrUndefined();
+            if (existing && existing.owner !== from) throw new AccessDenied('A group with this id belongs to another owner.', 'not-the-owner');
+            if (!existing && await session.query(ChatGroupRecord).filter({ owner: from }).count() >= this.options.groupsPerOwner) {
+                const error = new QuotaExceeded(`"${from}" has added this peer to ${this.options.groupsPerOwner} groups already, the limit per owner. Reuse a group, or ask its owner to raise chat.groupsPerOwner.`, this.options.groupsPerOwner);
+                error.stack = '';
+                throw error;
+            }
+            const record = existing ?? new ChatGroupRecord(group.id, group.name, group.members, group.owner);
+            record.members = group.members;
+            record.name = group.name;
+            session.add(record);
+        });
         this.groups$.next(new ChatGroupInfo(group.id, group.name, group.members, group.owner));
     }
 
@@ -300,21 +335,36 @@ export class ChatService {
 
     /** Moves messages forward only (sending → queued → delivered → read, or to failed); returns the ids that changed. */
     protected async setStatus(direction: 'in' | 'out', peerId: string, ids: string[], status: DeliveryStatus): Promise<string[]> {
-        const records = await this.database.query(ChatRecord).filter({ key: { $in: ids.map(id => key(direction, peerId, id)) } }).find();
-        const changed: ChatRecord[] = [];
-        for (const record of records) {
-            // `failed` ends only a message still on its way.
-            if (status === 'failed' ? !['sending', 'queued'].includes(record.status) : rank[status] <= rank[record.status]) continue;
-            record.status = status;
-            changed.push(record);
+        const unique = [...new Set(ids)];
+        const changedIds: string[] = [];
+        for (let start = 0; start < unique.length; start += STATUS_BATCH) {
+            const batch = unique.slice(start, start + STATUS_BATCH);
+            // Read and written in one serialized transaction: a "delivered" that read the record before a concurrent
+            // "read" was written would otherwise write over it, and the status would go backwards.
+            const changed = await this.database.write(async session => {
+                const records = await session.query(ChatRecord).filter({ key: { $in: batch.map(id => key(direction, peerId, id)) } }).find();
+                const moved = records.filter(record => status === 'failed'
+                    // `failed` ends only a message still on its way.
+                    ? ['sending', 'queued'].includes(record.status)
+                    : rank[status] > rank[record.status]);
+                for (const record of moved) record.status = status;
+                session.add(...moved);
+                return moved;
+            });
+            if (!changed.length) continue;
+            if (direction === 'in' && status === 'read') this.unread.release(peerId, changed.length, changed.reduce((sum, record) => sum + textBytes(record.text), 0));
+            for (const record of changed) this.updates$.next(toEntry(record));
+            changedIds.push(...changed.map(record => record.id));
         }
-        if (changed.length) await this.database.persist(...changed);
-        for (const record of changed) this.updates$.next(toEntry(record));
-        return changed.map(record => record.id);
+        return changedIds;
     }
 }
 
 const rank: Record<DeliveryStatus, number> = { failed: 0, sending: 1, queued: 2, delivered: 3, read: 4 };
+
+function tooManyMembers(): QuotaExceeded {
+    return new QuotaExceeded(`A group has at most ${MAX_GROUP_MEMBERS} members.`, MAX_GROUP_MEMBERS);
+}
 
 function key(direction: 'in' | 'out', peerId: string, id: string): string {
     return `${direction}:${peerId}:${id}`;

@@ -7,10 +7,13 @@ import { Outbox, OutboxItem } from '../outbox';
 import { RemotePeer } from '../remote-peer';
 import { HeldPayload, ReceiptRecord, ReceivedPayload } from '../storage/entities';
 import { PeerDatabase } from '../storage/peer-database';
+import { SenderQuota, textBytes } from './sender-quota';
 
 export interface RelayOptions {
-    /** Payloads one sender may have held here at once. */
+    /** Payloads one sender may have held here at once (default 100). */
     quotaPerSender: number;
+    /** Bytes (UTF-8 bodies) of the payloads one sender may have held here at once (default 10 MiB). */
+    bytesPerSender: number;
     /** TTL when the sender gives none, in seconds. */
     defaultTtlSeconds: number;
     /**
@@ -21,7 +24,7 @@ export interface RelayOptions {
     trustedRelays: string[];
 }
 
-export const defaultRelayOptions: RelayOptions = { quotaPerSender: 100, defaultTtlSeconds: 7 * 24 * 3600, trustedRelays: [] };
+export const defaultRelayOptions: RelayOptions = { quotaPerSender: 100, bytesPerSender: 10 * 1024 * 1024, defaultTtlSeconds: 7 * 24 * 3600, trustedRelays: [] };
 
 export interface RelayHost {
     readonly id: string;
@@ -39,6 +42,8 @@ export class RelayService {
     readonly received$ = new Subject<RelayEnvelope>();
     /** Receipts for payloads this peer had stored at a relay. */
     readonly receipts$ = new Subject<DeliveryReceipt>();
+    /** What each sender has held here. */
+    protected held: SenderQuota;
 
     constructor(
         protected database: PeerDatabase,
@@ -48,6 +53,15 @@ export class RelayService {
         /** Milliseconds since the epoch: stamps payloads and decides their expiry (tests move it instead of waiting). */
         protected now: () => number = Date.now,
     ) {
+        this.held = new SenderQuota(
+            () => ({ items: this.options.quotaPerSender, bytes: this.options.bytesPerSender }),
+            async sender => {
+                const held = await this.database.query(HeldPayload).filter({ originalSender: sender, state: 'held' }).select('body').find();
+                return { items: held.length, bytes: held.reduce((sum, payload) => sum + textBytes(payload.body), 0) };
+            },
+            'held payloads',
+            'Wait for deliveries or use another relay.',
+        );
         outbox.handle('relay-deliver', async (recipient, key: string) => this.deliverHeld(key));
         outbox.handle('relay-receipt', async (sender, receipt: DeliveryReceipt) => {
             await this.remote(sender).receipt(new DeliveryReceipt(receipt.payloadId, receipt.recipient, new Date(receipt.deliveredAt), receipt.via));
@@ -71,6 +85,11 @@ export class RelayService {
         const key = sender + ':' + payload.id;
         const now = new Date(this.now());
         const expiresAt = new Date(now.getTime() + (ttlSeconds ?? this.options.defaultTtlSeconds) * 1000);
+        // A retry of a payload held already is acknowledged, even by a sender at its quota.
+        const stored = await this.database.query(HeldPayload).filter({ key }).findOneOrUndefined();
+        if (stored) return { payloadId: payload.id, expiresAt: stored.expiresAt };
+        const bytes = textBytes(payload.body);
+        await this.held.reserve(sender, bytes);
         try {
             // The checks run in the transaction too, so concurrent stores cannot pass the quota or store twice.
             await this.outbox.enqueue({ recipient, kind: 'relay-deliver', payload: key, id: key }, async session => {
@@ -83,6 +102,7 @@ export class RelayService {
                 session.add(new HeldPayload(key, payload.id, sender, recipient, payload.kind, payload.body, now, expiresAt));
             });
         } catch (error) {
+            this.held.release(sender, 1, bytes);
             if (error instanceof AlreadyStored) return { payloadId: payload.id, expiresAt: error.expiresAt };
             throw error;
         }
@@ -189,6 +209,7 @@ export class RelayService {
                 const { modified } = await session.query(HeldPayload).filter({ key: payload.key, state: 'held' }).patchOne({ state: 'delivered', deliveredAt });
                 if (!modified) throw new NotHeld();
             });
+            this.held.release(payload.originalSender, 1, textBytes(payload.body));
             return true;
         } catch (error) {
             if (error instanceof NotHeld) return false;
@@ -210,6 +231,7 @@ export class RelayService {
         if (payload.expiresAt.getTime() > this.now()) return false;
         payload.state = 'expired';
         await this.database.persist(payload);
+        this.held.release(payload.originalSender, 1, textBytes(payload.body));
         return true;
     }
 
