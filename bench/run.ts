@@ -4,6 +4,7 @@ import { join } from 'path';
 import { compile } from 'vega-lite';
 import { parse, View } from 'vega';
 import { crossBrokerCall, failFast, fileTransfer, fullSizes, Measurement, peerCall, peerCrowd, quickSizes, SAME_BROKER } from './scenarios';
+import { BROKERED, directLinkCall } from './direct-links';
 import { HarnessProfiler, selfTimeTable } from './profile';
 import { callSystems, ServerProcess } from './systems';
 
@@ -28,6 +29,8 @@ const targets: [string, string, string, number, 'at least' | 'at most'][] = [
     ['file transfer', 'rate', 'raw ws relay', 0.7, 'at least'],
     ['fan-out', 'time to last', 'raw ws relay', 1.2, 'at most'],
     ['cross-broker peer call', 'throughput', SAME_BROKER, 0.7, 'at least'],
+    ['direct link peer call', 'throughput', BROKERED, 1.5, 'at least'],
+    ['direct link peer call', 'p50 latency', BROKERED, 0.7, 'at most'],
 ];
 
 /** Targets on Switchboard's own values (not ratios), reported: [scenario prefix, metric, bound, unit]. */
@@ -117,6 +120,7 @@ async function main(): Promise<void> {
 
     for (const system of callSystems) await run(`peer call: ${system.name}`, () => peerCall(system, sizes));
     await run('cross-broker peer call', () => crossBrokerCall(sizes));
+    await run('direct link peer call', () => directLinkCall(sizes));
     await run('file transfer', () => fileTransfer(sizes));
     // One crowd of SDK peers serves three scenarios: joining it is the slow part.
     await run('idle peers, fan-out, multicast', () => peerCrowd(sizes));
