@@ -26,6 +26,8 @@ export function summarize<R>(targets: readonly string[], outcomes: readonly Mult
     const result: BroadcastResult<R> = { delivered: 0, failed: 0, outcomes: {} };
     targets.forEach((target, i) => {
         const outcome = outcomes[i] ?? 'not-found';
+        // A target named twice got one copy; its first mention carries the outcome.
+        if (outcome === 'duplicate') return;
         result.outcomes[target] = outcome;
         if (outcome === 'delivered') result.delivered++;
         else result.failed++;

@@ -362,6 +362,8 @@ export class Peer<F extends FeatureMap = Record<never, never>> implements CallIn
      */
     async broadcast<R = unknown>(targets: readonly string[], controller: string | ControllerDefinition<any>, action: string, args: unknown[] = [], options: BroadcastOptions = {}): Promise<BroadcastResult<R>> {
         for (const target of targets) assertValidPeerId(target);
+        // The broker sends one copy per distinct target; a repeated one would wait for a reply that never comes.
+        targets = [...new Set(targets)];
         const path = typeof controller === 'string' ? controller : controller.path;
         const deadline = new CallDeadline(options.timeout ?? this.callTimeoutMs, `${targets.length} peers`);
         try {
@@ -613,6 +615,8 @@ export class Peer<F extends FeatureMap = Record<never, never>> implements CallIn
         this.watchdog.stop();
         this.presenceSubscription?.unsubscribe();
         this.presenceStream = undefined;
+        // A clean close frees our ID at once; a lost connection leaves it held for us (the broker's peerIdGraceMs).
+        if (this.state === 'registered') await deregisterWithin(this.broker, CLOSE_DEREGISTER_MS);
         await this.client.disconnect();
         this.state$.next('closed');
         this.state$.complete();
@@ -631,6 +635,16 @@ export class Peer<F extends FeatureMap = Record<never, never>> implements CallIn
     async [Symbol.asyncDispose](): Promise<void> {
         await this.close();
     }
+}
+
+/** How long close() waits for the broker to confirm the deregister before it just disconnects. */
+const CLOSE_DEREGISTER_MS = 2_000;
+
+/** Deregisters, bounded: a broker that does not answer in time holds the ID for its grace period instead. */
+async function deregisterWithin(broker: RemoteController<BrokerApi>, timeoutMs: number): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([broker.deregister().catch(() => undefined), new Promise(resolve => timer = setTimeout(resolve, timeoutMs))]);
+    clearTimeout(timer);
 }
 
 /**

@@ -28,6 +28,13 @@ export class BrokerConfig {
     messagesPerSecond: integer & Positive = 10_000;
 
     /**
+     * Bytes a connection may make the broker send per second (burst of the same size): its frames, and for a multicast
+     * every copy (targets × copy size), charged before any work is done; beyond it: RateLimited. 0: four times
+     * maxPayloadBytes (64 MiB). Set it at least to maxPayloadBytes.
+     */
+    bytesPerSecond: integer & Minimum<0> = 0;
+
+    /**
      * Protocol violations (malformed frames, frames only the broker may write, forged sources, lying chunks) after
      * which a connection is closed with a reason. Each violation is also answered with a typed error.
      */
@@ -63,6 +70,21 @@ export class BrokerConfig {
      * ("slow consumer"). 0: twice maxPayloadBytes plus 4 MiB. Set it above maxPayloadBytes.
      */
     maxBufferedBytes: integer & Minimum<0> = 0;
+
+    /**
+     * A request that would overflow its receiver's unsent bytes (maxBufferedBytes) is refused to its sender
+     * (ReceiverBusy), not written. A receiver whose unsent bytes stay above half the bound this many milliseconds after
+     * such a refusal does not read: it is closed as a slow consumer.
+     */
+    slowConsumerMs: integer & Positive = 10_000;
+
+    /**
+     * Milliseconds a peer ID stays held for its owner after its connection is lost without deregistering (a crash, a
+     * network cut, a slow-consumer close): within it only the owner (the same reclaim secret in open mode, the same
+     * token in token mode) may register the ID; anyone else gets PeerIdTaken. A clean deregister (`Peer.close()`)
+     * releases it at once. 0: released at once.
+     */
+    peerIdGraceMs: integer & Minimum<0> = 30_000;
 
     /**
      * Milliseconds a client has to send its first message after connecting (and an HTTP client to send its request
@@ -150,6 +172,9 @@ export class ConfigError extends Error {
 export function assertValidConfig(config: BrokerConfig): void {
     const [first] = validate<BrokerConfig>(config);
     if (first) throw new ConfigError(first.path, `${first.message} (got ${JSON.stringify(first.value)})`);
+    if (config.bytesPerSecond && config.bytesPerSecond < config.maxPayloadBytes) {
+        throw new ConfigError('bytesPerSecond', `must be at least maxPayloadBytes (${config.maxPayloadBytes}), or the largest message could never be sent (got ${config.bytesPerSecond})`);
+    }
     if (config.clusterDeathTimeoutMs < config.clusterHeartbeatMs * 2) {
         throw new ConfigError('clusterDeathTimeoutMs', `must be at least twice clusterHeartbeatMs (${config.clusterHeartbeatMs}), or one late heartbeat kills a broker (got ${config.clusterDeathTimeoutMs})`);
     }

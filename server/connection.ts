@@ -9,7 +9,7 @@ import {
     RpcTypes,
     TransportConnection,
 } from '@deepkit/rpc';
-import { AccessDenied, MalformedMessage, NotRegistered, PayloadTooLarge, PEER_REPLACED_CLOSE_CODE, PeerNotFound, PeerOffline, RateLimited, SwitchboardError } from '@switchboard/protocol/errors';
+import { AccessDenied, MalformedMessage, NotRegistered, PayloadTooLarge, PEER_REPLACED_CLOSE_CODE, PeerNotFound, PeerOffline, RateLimited, ReceiverBusy, SwitchboardError } from '@switchboard/protocol/errors';
 import { declaredFrameSize, FrameHeader, inspectFrame, MIN_FRAME_SIZE } from '@switchboard/protocol/frame-check';
 import { assertValidPeerId } from '@switchboard/protocol/peer-id';
 import { ValidatingServerAction } from '@switchboard/protocol/validation';
@@ -19,9 +19,9 @@ import { BROKER_ONLY_FRAMES, connectionKey, encodeCallerGone, encodeCallerIdenti
 import { BrokerConfig } from './config';
 import { ExchangeEndpoint, FrameOrigin, PeerExchange } from './exchange/peer-exchange';
 import { ChunkAssembler } from './chunk-assembler';
-import { ActionName, actionNameOf, chunkAckFrame, errorForClient, multicastResultFrame, peerFrame, readMulticastRequest, errorFrame, FINAL_REPLY_TYPES, frameId, frameType, replyErrorFrames, sameBytes, SOURCE_OFFSET } from './frames';
+import { ActionName, actionNameOf, chunkAckFrame, errorForClient, multicastCopySize, multicastResultFrame, peerFrame, readMulticastRequest, replyErrorFrame, errorFrame, FINAL_REPLY_TYPES, frameId, frameType, replyErrorFrames, sameBytes, SOURCE_OFFSET } from './frames';
 import { RefusalAudit } from './refusal-audit';
-import { TokenBucket } from './rate-limit';
+import { SendBudget } from './rate-limit';
 import { AuditEntry, AuditLog } from './registry/audit-log';
 import { AuditKind } from './registry/entities';
 import { PeerRegistry } from './registry/peer-registry';
@@ -47,6 +47,11 @@ export class BrokerServices {
  */
 export interface ReasonedTransport extends TransportConnection {
     closeWith?(code: number, reason: string): void;
+    /**
+     * Whether `bytes` more may be queued now without overflowing the connection's unsent-bytes bound. A false answer
+     * also starts the slow-consumer watch: a reader that stays full is closed.
+     */
+    hasRoomFor?(bytes: number): boolean;
 }
 
 /** WebSocket close codes the broker uses (4000–4999 are for applications). */
@@ -111,7 +116,7 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
     protected override actionHandler = new ValidatingServerAction(this.stats, this.cache, this, this.controllers, this.injector, this.eventDispatcher, this.security, this.sessionState, this.logger);
     protected services!: BrokerServices;
     protected gate!: SwitchboardSecurity;
-    protected bucket!: TokenBucket;
+    protected budget!: SendBudget;
     /** Caller connection → the identity last introduced to this connection's peer. */
     protected introduced = new Map<string, FrameOrigin>();
     /** Caller connection → ids of its requests this connection has received and may still answer → when routed. */
@@ -129,7 +134,8 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
     attachTo(services: BrokerServices, gate: SwitchboardSecurity): void {
         this.services = services;
         this.gate = gate;
-        this.bucket = new TokenBucket(services.config.messagesPerSecond);
+        const { config } = services;
+        this.budget = new SendBudget(config.messagesPerSecond, config.bytesPerSecond || 4 * config.maxPayloadBytes);
         this.chunks = new ChunkAssembler(services.config.maxPayloadBytes, services.config.maxPayloadBytes * 2);
         services.exchange.attach(this);
     }
@@ -188,7 +194,8 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
         const limit = this.services.config.maxPayloadBytes;
         if (header.size > limit) return this.refuse(header.id, PayloadTooLarge.for(header.size, limit), { target: header.peerId || undefined });
         if (header.route === Route.sourceDest) return this.routeReply(header, frame);
-        if (!this.bucket.take()) return this.refuse(header.id, RateLimited.for(this.services.config.messagesPerSecond), { target: header.peerId || undefined });
+        // A reassembled message was charged its bytes chunk by chunk.
+        if (!this.budget.take(1, reassembled ? 0 : header.size)) return this.refuse(header.id, this.rateLimited(), { target: header.peerId || undefined });
         if (header.route === Route.peer) return this.routeRequest(header, frame);
         if (header.type === RpcTypes.Chunk) {
             if (reassembled) return this.violation(header.id, new MalformedMessage('A chunked message cannot contain chunks.'));
@@ -237,7 +244,9 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
             return this.refuse(header.id, error as SwitchboardError, { target });
         }
 
-        if (!exchange.route(target, frame, this.origin())) {
+        const routed = exchange.route(target, frame, this.origin());
+        if (routed === 'busy') return this.receiverBusy(target);
+        if (!routed) {
             const known = registry.get(target);
             // The exchange may know a cause other than the target's absence (ClusterUnavailable: the cluster's link).
             const error = exchange.refusal?.(target) ?? (known ? PeerOffline.for(target, known.lastSeen) : PeerNotFound.for(target));
@@ -264,23 +273,38 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
     }
 
     /**
-     * One Action for many peers: each target gets its own copy (message id `firstId + i`), under the same checks as
-     * a single call (send policy per target, verified caller identity, reply tracking, audit); the sender gets the
-     * outcome of each target at once. Costs one rate-limit token per target.
+     * One Action for many peers: each distinct target gets its own copy (message id `firstId + i`, i its first
+     * mention), under the same checks as a single call (send policy per target, verified caller identity, reply
+     * tracking, audit); the sender gets the outcome of each target at once.
+     * Bounded before any work: every copy is charged to the sender's budget (one message and its bytes per distinct
+     * target), so one frame costs at most a second's budget; a copy is built only for a target that is online.
      */
     protected multicast(header: FrameHeader, frame: Uint8Array): void {
         const request = readMulticastRequest(frame, header.bodyOffset);
         if (typeof request === 'string') return this.violation(header.id, new MalformedMessage(request));
         const { targets, firstId, body } = request;
-        if (targets.length > 1 && !this.bucket.take(targets.length - 1)) {
-            return this.refuse(header.id, RateLimited.for(this.services.config.messagesPerSecond), {});
+        const firstMention = new Map<string, number>();
+        let copyBytes = 0;
+        for (let i = 0; i < targets.length; i++) {
+            if (firstMention.has(targets[i])) continue;
+            firstMention.set(targets[i], i);
+            copyBytes += multicastCopySize(targets[i], body);
+        }
+        // The multicast frame itself paid for one message and its own bytes on arrival.
+        if (!this.budget.take(firstMention.size - 1, copyBytes)) {
+            return this.refuse(header.id, this.rateLimited(`a multicast of ${firstMention.size} copies, ${copyBytes} bytes in all`), {});
         }
         const { stats, exchange, registry } = this.services;
         const session = this.sessionState.getSession();
         const origin = this.origin();
+        const action = actionNameOf(body, 0);
         const outcomes: MulticastOutcome[] = [];
         for (let i = 0; i < targets.length; i++) {
             const target = targets[i];
+            if (firstMention.get(target) !== i) {
+                outcomes.push('duplicate');
+                continue;
+            }
             try {
                 this.gate.assertMaySend(session, target);
             } catch (error) {
@@ -289,18 +313,24 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
                 outcomes.push('denied');
                 continue;
             }
-            const copy = peerFrame(firstId + i, this.id, target, RpcTypes.Action, body);
-            if (!exchange.route(target, copy, origin)) {
+            // The copy is written only for a target that can take it: an unknown one costs a lookup, no bytes.
+            const routed = exchange.lookup(target) && exchange.route(target, peerFrame(firstId + i, this.id, target, RpcTypes.Action, body), origin);
+            if (!routed) {
                 stats.callsUndeliverable++;
                 outcomes.push(registry.get(target) ? 'offline' : 'not-found');
+                continue;
+            }
+            if (routed === 'busy') {
+                outcomes.push('busy');
+                this.receiverBusy(target);
                 continue;
             }
             outcomes.push('delivered');
             stats.callsRouted++;
             stats.framesRouted++;
-            stats.bytesRouted += copy.byteLength;
+            stats.bytesRouted += multicastCopySize(target, body);
             if (this.calledPeers.size < MAX_TRACKED_CALLERS) this.calledPeers.add(target);
-            this.recordCall(target, RpcTypes.Action, copy, copy.byteLength - body.byteLength);
+            this.services.audit.recordCall({ peerId: this.myPeerId, session: this.sessionName, connectionId: this.connectionId, target, ...action });
         }
         this.writeFrame(multicastResultFrame(header.id, outcomes));
     }
@@ -314,7 +344,7 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
             // Also what a late reply looks like after its caller left, so it is dropped, not held against the
             // sender; but a flood of them is limited like any other frame.
             stats.refused('UNSOLICITED_REPLY');
-            if (this.bucket.take()) this.refusals.record('denied', { reason: 'unsolicited-reply' });
+            if (this.budget.take(1, 0)) this.refusals.record('denied', { reason: 'unsolicited-reply' });
             return;
         }
         const type = header.type;
@@ -341,15 +371,24 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
 
     // ---- delivered to us by the exchange ----------------------------------------------------------------------
 
-    deliverRequest(frame: Uint8Array, origin: FrameOrigin): void {
+    deliverRequest(frame: Uint8Array, origin: FrameOrigin): boolean {
         const caller = origin.connectionId;
         if (frameType(frame) === SwitchboardFrame.CallerGone) {
             this.introduced.delete(caller);
             this.pendingFromCallers.delete(caller);
             this.writeFrame(frame);
-            return;
+            return true;
         }
         const typedErrors = !!origin.typedErrors;
+        const transport = this.transportConnection as ReasonedTransport;
+        if (!this.closed && transport.hasRoomFor && !transport.hasRoomFor(frame.byteLength)) {
+            // Refused to the sender, not written: a sender must not be able to get a receiver closed by filling its
+            // buffer. A receiver that stays full is closed by the slow-consumer watch.
+            const error = ReceiverBusy.for(this.myPeerId ?? '', frame.byteLength);
+            const source = Buffer.from(caller, 'hex');
+            this.services.exchange.reply(caller, replyErrorFrame(frameId(frame), this.id, source, errorForClient(error, typedErrors)));
+            return false;
+        }
         const introduced = this.introduced.get(caller);
         if (introduced !== origin && this.myPeerId && !sameIdentity(introduced, origin)) {
             evictOldest(this.introduced, MAX_TRACKED_CALLERS);
@@ -365,6 +404,7 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
         evictOldest(pending.ids, MAX_PENDING_PER_CALLER);
         pending.ids.set(frameId(frame), performance.now());
         this.writeFrame(frame);
+        return true;
     }
 
     deliverReply(frame: Uint8Array): void {
@@ -389,7 +429,8 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
     /**
      * Registers this connection as `peerId`. A live ID may be taken over only by its owner: the same token (token
      * mode) or the holder of its reclaim secret (open mode) — that is a reconnect racing the broker's notice of the
-     * old connection's death. Anyone else gets PeerIdTaken.
+     * old connection's death. Anyone else gets PeerIdTaken; so does anyone but the owner within `peerIdGraceMs` of
+     * the owner's connection being lost (a crash, a cut, a kick), while a clean deregister frees the ID at once.
      */
     async registerPeer(peerId: string, reclaimSecret?: string): Promise<Registration> {
         const { config, exchange, registry } = this.services;
@@ -411,7 +452,7 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
                 : !!reclaimSecret && !!claimed?.reclaimSecretHash && sameSecret(hashSecret(reclaimSecret), claimed.reclaimSecretHash);
             const secret = config.auth === 'open' ? (owner && reclaimSecret ? reclaimSecret : createSecret('sbr_')) : undefined;
             const reclaimSecretHash = secret && hashSecret(secret);
-            await exchange.register(peerId, this.connectionId, { takeover: owner, owner: { session: this.sessionName, reclaimSecretHash } });
+            await exchange.register(peerId, this.connectionId, { takeover: owner, owner: { session: this.sessionName, reclaimSecretHash }, graceMs: config.peerIdGraceMs });
             this.myPeerId = peerId;
             registry.setOwner(peerId, this.sessionName, reclaimSecretHash);
             const tookOver = !!live && owner;
@@ -521,6 +562,26 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
         const origin = this.cachedOrigin;
         if (origin && origin.peerId === this.myPeerId) return origin;
         return this.cachedOrigin = { connectionId: this.connectionId, peerId: this.myPeerId, session: this.sessionName, typedErrors: this.typedErrors };
+    }
+
+    protected rateLimited(what?: string): RateLimited {
+        const { messagesPerSecond } = this.services.config;
+        const bytesPerSecond = this.budget.bytesPerSecond;
+        const asked = what ? ` (${what})` : '';
+        return new RateLimited(`Too much at once${asked}: this connection may make the broker send ${messagesPerSecond} messages and ${bytesPerSecond} bytes per second. Slow down, send to fewer peers or smaller bodies, and retry.`, messagesPerSecond);
+    }
+
+    /**
+     * The target's connection had no room for a request of ours and answered its id with ReceiverBusy. Held against
+     * this sender, which filled the target's buffer: a violation, not the target's disconnect.
+     */
+    protected receiverBusy(target: string): void {
+        const { stats } = this.services;
+        stats.refused('RECEIVER_BUSY');
+        this.refusals.record('denied', { target, reason: 'RECEIVER_BUSY' });
+        if (++this.violations >= this.services.config.maxProtocolViolations) {
+            this.closeFor(CloseCode.protocolViolation, `${this.violations} protocol violations, the last: RECEIVER_BUSY`);
+        }
     }
 
     /** Answers the frame with a typed error and audits the refusal (aggregated when they come in floods). */

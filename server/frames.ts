@@ -122,11 +122,17 @@ export function replyErrorFrames(ids: Iterable<number>, source: Uint8Array, dest
     return messages;
 }
 
+/** The size of a multicast copy for `peerId`: a peer-routed frame header around `body`. */
+export function multicastCopySize(peerId: string, body: Uint8Array): number {
+    return SOURCE_OFFSET + 16 + peerId.length + 1 + 2 + body.byteLength;
+}
+
 /** A peer-routed frame from `source` to `peerId` around an already serialized BSON body (for multicast copies). */
 export function peerFrame(id: number, source: Uint8Array, peerId: string, type: number, body: Uint8Array): Uint8Array {
-    const size = SOURCE_OFFSET + 16 + peerId.length + 1 + 2 + body.byteLength;
-    const frame = new Uint8Array(size);
-    const view = new DataView(frame.buffer);
+    const size = multicastCopySize(peerId, body);
+    // Not zeroed first: every byte is written below.
+    const frame = Buffer.allocUnsafe(size);
+    const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
     view.setUint32(0, size, true);
     frame[4] = 1;
     view.setUint32(5, id, true);

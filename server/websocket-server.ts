@@ -7,7 +7,7 @@ import { BrokerConnection, CloseCode, ReasonedTransport } from './connection';
 import { BrokerStats } from './stats';
 import { ConnectionLimits } from './transport/connection-limits';
 import { Heartbeat } from './transport/heartbeat';
-import { fitsOutgoingBuffer, outgoingBufferLimit } from './transport/outgoing-buffer';
+import { fitsOutgoingBuffer, outgoingBufferLimit, requestFits, SlowReaderWatch } from './transport/outgoing-buffer';
 import { OutgoingFrames } from '@switchboard/protocol/outgoing-frames';
 
 /**
@@ -23,9 +23,11 @@ const MAX_CLOSE_REASON_BYTES = 123;
  * Deepkit's WebSocket RPC server, with the limits a public broker needs:
  * - the socket-level size cap sits well above the broker's own limit, so a large message gets a typed
  *   PayloadTooLarge from the connection instead of a dropped socket;
- * - each connection's unsent bytes are bounded: a client that does not read what is sent to it is closed as a slow
- *   consumer instead of growing the broker's memory. Senders are not paused: pausing one sender for a slow target
- *   would stall its other calls and its pongs, and two peers waiting on each other's drain would deadlock;
+ * - each connection's unsent bytes are bounded: a request that would overflow them is refused to its sender
+ *   (ReceiverBusy, `hasRoomFor`), and a client that still does not read `slowConsumerMs` later is closed as a slow
+ *   consumer instead of growing the broker's memory; so is one that overflows on what cannot be refused (replies,
+ *   the broker's own frames). Senders are not paused: pausing one sender for a slow target would stall its other
+ *   calls and its pongs, and two peers waiting on each other's drain would deadlock;
  * - a socket must send its first message within `handshakeTimeoutMs`, and one address may hold only
  *   `maxConnectionsPerAddress` sockets (`maxConnections` in total);
  * - every socket is pinged each `pingIntervalMs`; one that stops answering is closed and its peer ID released;
@@ -75,6 +77,13 @@ export class BrokerWebSocketServer extends RpcServer {
             const outgoing = new OutgoingFrames(message => {
                 if (!ending && socket.readyState === WebSocket.OPEN) socket.send(message);
             });
+            const unsentBytes = () => socket.bufferedAmount + outgoing.pendingBytes;
+            const slowReader = new SlowReaderWatch(config.slowConsumerMs, bufferLimit, unsentBytes, unsent => {
+                if (ending || socket.readyState !== WebSocket.OPEN) return;
+                ending = true;
+                outgoing.clear();
+                end(CloseCode.slowConsumer, `slow consumer: ${unsent} bytes unsent`);
+            });
             const transport: ReasonedTransport = {
                 writeBinary: message => {
                     if (ending || socket.readyState !== WebSocket.OPEN) return;
@@ -94,6 +103,12 @@ export class BrokerWebSocketServer extends RpcServer {
                     outgoing.flush();
                     ending = true;
                     socket.close(code, limitReason(reason));
+                },
+                hasRoomFor: bytes => {
+                    if (ending || socket.readyState !== WebSocket.OPEN) return true;
+                    if (requestFits(unsentBytes(), bytes, bufferLimit)) return true;
+                    slowReader.refused();
+                    return false;
                 },
                 bufferedAmount: () => socket.bufferedAmount,
                 clientAddress: () => address,
@@ -126,6 +141,7 @@ export class BrokerWebSocketServer extends RpcServer {
             });
             socket.on('close', () => {
                 clearTimeout(handshakeDeadline);
+                slowReader.stop();
                 this.sockets.delete(socket);
                 // Before the connection's own close, so a client that sees its peer go offline may reconnect at once.
                 admission.release();

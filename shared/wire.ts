@@ -34,8 +34,12 @@ export enum SwitchboardFrame {
 /** Targets one multicast may name. */
 export const MAX_MULTICAST_TARGETS = 10_000;
 
-/** What became of one target of a multicast. */
-export type MulticastOutcome = 'delivered' | 'offline' | 'not-found' | 'denied';
+/**
+ * What became of one target of a multicast. `busy`: the target's connection had no room for the copy (ReceiverBusy;
+ * its reply id gets that error). `duplicate`: the target was named before in the same multicast and got one copy,
+ * under the id of its first mention.
+ */
+export type MulticastOutcome = 'delivered' | 'offline' | 'not-found' | 'denied' | 'busy' | 'duplicate';
 
 export interface MulticastRequest {
     targets: PeerId[] & MaxLength<typeof MAX_MULTICAST_TARGETS>;

@@ -12,8 +12,9 @@ export class RecordingEndpoint implements ExchangeEndpoint {
     constructor(readonly connectionId: string) {
     }
 
-    deliverRequest(frame: Uint8Array, origin: FrameOrigin): void {
+    deliverRequest(frame: Uint8Array, origin: FrameOrigin): boolean {
         this.requests.push({ frame, origin });
+        return true;
     }
 
     deliverReply(frame: Uint8Array): void {
@@ -151,6 +152,38 @@ export function describeExchangeCompliance(name: string, harness: ExchangeHarnes
             expect(exchange.ownerOf('bob')).toEqual({ session: 'bob-token', reclaimSecretHash: 'hash-1' });
             exchange.detach('c-1');
             expect(exchange.ownerOf('bob')).toBeUndefined();
+        });
+
+        it('holds the ID of a lost connection (detach) for its owner within graceMs: anyone else gets PeerIdTaken, the owner gets it back', async () => {
+            const owner = { session: 'anonymous', reclaimSecretHash: 'hash-1' };
+            exchange.attach(new RecordingEndpoint('c-1'));
+            exchange.attach(new RecordingEndpoint('c-thief'));
+            exchange.attach(new RecordingEndpoint('c-2'));
+            await exchange.register('bob', 'c-1', { owner, graceMs: 60_000 });
+            exchange.detach('c-1');
+            expect(exchange.lookup('bob')).toBeUndefined();
+            expect(exchange.route('bob', frame(1), origin('c-x'))).toBe(false);
+            expect(exchange.ownerOf('bob')).toEqual(owner);
+            expect(exchange.heldUntil('bob')!.getTime()).toBeGreaterThan(Date.now());
+
+            const refused = await exchange.register('bob', 'c-thief', { owner: { session: 'anonymous', reclaimSecretHash: 'other' }, graceMs: 60_000 }).catch(error => error);
+            expect(refused).toBeInstanceOf(PeerIdTaken);
+            expect((refused as PeerIdTaken).heldUntil).toBeInstanceOf(Date);
+            expect(exchange.lookup('bob')).toBeUndefined();
+
+            await exchange.register('bob', 'c-2', { takeover: true, owner, graceMs: 60_000 });
+            expect(exchange.lookup('bob')?.connectionId).toBe('c-2');
+            expect(exchange.heldUntil('bob')).toBeUndefined();
+        });
+
+        it('a clean deregister releases the ID at once, with no hold', async () => {
+            exchange.attach(new RecordingEndpoint('c-1'));
+            exchange.attach(new RecordingEndpoint('c-2'));
+            await exchange.register('bob', 'c-1', { owner: { session: 'anonymous', reclaimSecretHash: 'hash-1' }, graceMs: 60_000 });
+            await exchange.deregister('bob', 'c-1');
+            expect(exchange.heldUntil('bob')).toBeUndefined();
+            await exchange.register('bob', 'c-2', { owner: { session: 'anonymous', reclaimSecretHash: 'hash-2' }, graceMs: 60_000 });
+            expect(exchange.lookup('bob')?.connectionId).toBe('c-2');
         });
 
         it('lists itself first among its brokers, with the peers it holds', async () => {

@@ -1,7 +1,8 @@
 import { Subject } from 'rxjs';
 import { randomUUID } from 'crypto';
 import { PeerIdTaken } from '@switchboard/protocol/errors';
-import { BrokerSummary, ExchangeEndpoint, ExchangePresence, FrameOrigin, PeerExchange, PeerLocation, PeerOwner, RegisterOptions } from './peer-exchange';
+import { BrokerSummary, ExchangeEndpoint, ExchangePresence, FrameOrigin, PeerExchange, PeerLocation, PeerOwner, RegisterOptions, RouteResult } from './peer-exchange';
+import { HeldPeerIds } from './held-peer-ids';
 
 /**
  * The exchange for a single broker process: every peer's connection is in this process. A real implementation,
@@ -20,6 +21,10 @@ export class InProcessPeerExchange implements PeerExchange {
     protected capabilities = new Map<string, string[]>();
     /** Of online IDs only, like capabilities. */
     protected owners = new Map<string, PeerOwner>();
+    /** Of online IDs: how long each stays held for its owner once its connection is lost. */
+    protected graces = new Map<string, number>();
+    /** IDs whose connection was lost, held for their owner. */
+    protected held = new HeldPeerIds();
     protected stopped = false;
 
     constructor(brokerId?: string) {
@@ -34,6 +39,7 @@ export class InProcessPeerExchange implements PeerExchange {
         if (this.stopped) return;
         this.stopped = true;
         for (const connectionId of [...this.endpoints.keys()]) this.detach(connectionId);
+        this.held.clear();
     }
 
     attach(endpoint: ExchangeEndpoint): void {
@@ -42,13 +48,16 @@ export class InProcessPeerExchange implements PeerExchange {
 
     detach(connectionId: string): void {
         const peerId = this.peerOfConnection.get(connectionId);
-        if (peerId !== undefined) this.release(peerId, connectionId);
+        if (peerId !== undefined) this.release(peerId, connectionId, true);
         this.endpoints.delete(connectionId);
     }
 
     async register(peerId: string, connectionId: string, options: RegisterOptions = {}): Promise<void> {
         const current = this.locations.get(peerId);
         if (current && current.connectionId === connectionId) return;
+        const heldUntil = this.held.until(peerId);
+        if (heldUntil && !options.takeover) throw PeerIdTaken.held(peerId, heldUntil);
+        this.held.release(peerId);
         if (current) {
             if (!options.takeover) throw PeerIdTaken.for(peerId);
             const stale = this.endpoints.get(current.connectionId);
@@ -58,6 +67,7 @@ export class InProcessPeerExchange implements PeerExchange {
         this.locations.set(peerId, { peerId, connectionId, brokerId: this.brokerId, since: new Date });
         this.peerOfConnection.set(connectionId, peerId);
         if (options.owner) this.owners.set(peerId, options.owner);
+        if (options.graceMs) this.graces.set(peerId, options.graceMs);
         this.emit('online', peerId);
     }
 
@@ -70,16 +80,19 @@ export class InProcessPeerExchange implements PeerExchange {
     }
 
     ownerOf(peerId: string): PeerOwner | undefined {
-        return this.owners.get(peerId);
+        return this.owners.get(peerId) ?? this.held.ownerOf(peerId);
     }
 
-    route(peerId: string, frame: Uint8Array, origin: FrameOrigin): boolean {
+    heldUntil(peerId: string): Date | undefined {
+        return this.held.until(peerId);
+    }
+
+    route(peerId: string, frame: Uint8Array, origin: FrameOrigin): RouteResult {
         const location = this.locations.get(peerId);
         if (!location) return false;
         const endpoint = this.endpoints.get(location.connectionId);
         if (!endpoint) return false;
-        endpoint.deliverRequest(frame, origin);
-        return true;
+        return endpoint.deliverRequest(frame, origin) === false ? 'busy' : true;
     }
 
     reply(connectionId: string, frame: Uint8Array): boolean {
@@ -100,18 +113,23 @@ export class InProcessPeerExchange implements PeerExchange {
         return [{ brokerId: this.brokerId, alive: true, peers: this.locations.size, lastSeen: new Date }];
     }
 
-    protected release(peerId: string, connectionId: string): void {
+    /** @param lost the connection was lost (detach): hold the ID for its owner for its grace period */
+    protected release(peerId: string, connectionId: string, lost = false): void {
         const current = this.locations.get(peerId);
         if (!current || current.connectionId !== connectionId) return;
         this.locations.delete(peerId);
         this.peerOfConnection.delete(connectionId);
-        this.emit('offline', peerId);
+        const owner = this.owners.get(peerId);
+        const graceMs = this.graces.get(peerId) ?? 0;
+        const heldUntil = lost && owner && graceMs > 0 && !this.stopped ? this.held.hold(peerId, owner, graceMs) : undefined;
+        this.emit('offline', peerId, heldUntil);
         this.capabilities.delete(peerId);
         this.owners.delete(peerId);
+        this.graces.delete(peerId);
     }
 
-    protected emit(kind: ExchangePresence['kind'], peerId: string): void {
+    protected emit(kind: ExchangePresence['kind'], peerId: string, heldUntil?: Date): void {
         if (this.stopped) return;
-        this.presenceSubject.next({ kind, peerId, capabilities: this.capabilities.get(peerId) ?? [], at: new Date });
+        this.presenceSubject.next({ kind, peerId, capabilities: this.capabilities.get(peerId) ?? [], at: new Date, heldUntil });
     }
 }

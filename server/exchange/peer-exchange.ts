@@ -17,8 +17,11 @@ export interface FrameOrigin {
 export interface ExchangeEndpoint {
     readonly connectionId: string;
 
-    /** A peer-routed frame for the peer ID registered on this endpoint. */
-    deliverRequest(frame: Uint8Array, origin: FrameOrigin): void;
+    /**
+     * A peer-routed frame for the peer ID registered on this endpoint. False: refused, since the endpoint's reader has
+     * no room for it (ReceiverBusy); the endpoint has answered the caller itself, through `reply`.
+     */
+    deliverRequest(frame: Uint8Array, origin: FrameOrigin): boolean | void;
 
     /** A sourceDest frame (a reply) addressed to this connection. */
     deliverReply(frame: Uint8Array): void;
@@ -57,6 +60,8 @@ export interface ExchangePresence {
     peerId: string;
     capabilities: string[];
     at: Date;
+    /** Offline after its connection was lost: the ID is held for its owner until then (RegisterOptions.graceMs). */
+    heldUntil?: Date;
 }
 
 /** Who may take a live peer ID over: the same token (token mode) or the holder of the reclaim secret (open mode). */
@@ -72,7 +77,15 @@ export interface RegisterOptions {
     takeover?: boolean;
     /** Stored with the registration, where every broker of a cluster reads it (ownerOf). */
     owner?: PeerOwner;
+    /**
+     * Milliseconds the ID stays held for `owner` after its connection is lost without a deregister (`detach`): within
+     * them only a register with `takeover` (the owner) gets it. 0 or unset: released at once.
+     */
+    graceMs?: number;
 }
+
+/** What became of a routed frame: not routable (false), handed to the target's connection or broker (true), or refused by a receiver with no room for it ('busy'; the caller was answered). */
+export type RouteResult = boolean | 'busy';
 
 
 /**
@@ -96,21 +109,34 @@ export interface PeerExchange {
 
     attach(endpoint: ExchangeEndpoint): void;
 
-    /** Forgets the endpoint and releases every peer ID it held, at once. */
+    /**
+     * The connection was lost (not a clean deregister): forgets the endpoint; every peer ID it held goes offline at
+     * once (unroutable, presence 'offline') but stays held for its owner for the registration's `graceMs`.
+     */
     detach(connectionId: string): void;
 
-    /** @throws PeerIdTaken when another live connection holds the ID and `takeover` is not set. */
+    /**
+     * @throws PeerIdTaken when another live connection holds the ID, or it is held for its owner after a lost
+     * connection, and `takeover` (ownership proven) is not set.
+     */
     register(peerId: string, connectionId: string, options?: RegisterOptions): Promise<void>;
 
+    /** A clean release by the holding connection: the ID is free for anyone at once (no grace hold). */
     deregister(peerId: string, connectionId: string): Promise<void>;
+
+    /** Until when an offline ID is held for its owner after a lost connection; undefined when it is not held. */
+    heldUntil(peerId: string): Date | undefined;
 
     lookup(peerId: string): PeerLocation | undefined;
 
-    /** The owner of a live registration of `peerId`, wherever it is; undefined when the ID is not online. */
+    /** The owner of a live or held registration of `peerId`, wherever it is; undefined when the ID is free. */
     ownerOf(peerId: string): PeerOwner | undefined;
 
-    /** Writes a peer-routed frame to the peer's connection. False when no live connection holds the ID. */
-    route(peerId: string, frame: Uint8Array, origin: FrameOrigin): boolean;
+    /**
+     * Writes a peer-routed frame to the peer's connection. False when no live connection holds the ID; 'busy' when
+     * the receiving connection had no room for it and answered the caller with ReceiverBusy.
+     */
+    route(peerId: string, frame: Uint8Array, origin: FrameOrigin): RouteResult;
 
     /**
      * Why `route` just refused `peerId`, when the cause is not the target's absence (a cluster exchange cut off from

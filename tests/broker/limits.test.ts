@@ -111,6 +111,8 @@ describe('broker limits', () => {
         for (const id of ['p1', 'p2', 'p3', 'p4']) {
             const offline = collect(presence, 1, event => event.peerId === id && event.kind === 'offline');
             const { client } = await resources.servingPeer(broker.url, id);
+            // A clean release: a lost connection would leave the ID held for its owner (peerIdGraceMs).
+            await api(client).deregister();
             await client.disconnect();
             await offline;
         }

@@ -85,14 +85,16 @@ describe('stock @deepkit/rpc clients', () => {
     it('register, expose a peer controller and call peers through the broker', async () => {
         const broker = await resources.broker();
         const server = resources.stockClient(broker.url);
-        await server.registerAsPeer('stock-server');
+        const registered = server.registerAsPeer('stock-server');
+        await registered;
         server.registerPeerController(StockMathController, 'stock/math');
 
         const caller = resources.stockClient(broker.url);
         expect(await caller.peer('stock-server').controller<StockMathController>('stock/math').add(2, 3)).toBe(5);
         await expect(caller.peer('stock-nobody').controller<StockMathController>('stock/math').add(1, 1)).rejects.toThrow(/^PEER_NOT_FOUND: /);
 
-        // The broker-side fixes apply: the stock client's ID is released on disconnect and can be taken again.
+        // The broker-side fixes apply: the stock client's ID is released when it deregisters, and can be taken again.
+        await (await registered).deregister();
         await server.disconnect();
         const again = resources.stockClient(broker.url);
         await again.registerAsPeer('stock-server');

@@ -2,7 +2,7 @@ import { connect } from 'net';
 import { RpcWebSocketClientAdapter } from '@deepkit/rpc';
 import WebSocket from 'ws';
 import { api, collect, echoOf, EchoController, Resources } from '../helpers';
-import { PeerOffline } from '../../shared';
+import { PeerOffline, ReceiverBusy } from '../../shared';
 import { PeerClient } from '../../peer';
 import { AuditLog, RunningBroker } from '../../server';
 import { CloseCode } from '../../server/connection';
@@ -44,9 +44,10 @@ describe('the broker’s transport limits', () => {
         return broker.app.get(AuditLog).query({ kind: 'closed' });
     }
 
-    it('closes a peer that stops reading once its unsent bytes pass maxBufferedBytes; its callers are told', async () => {
+    it('refuses calls to a peer whose unsent bytes reach maxBufferedBytes (ReceiverBusy), and closes it when it still does not read slowConsumerMs later; its callers are told', async () => {
         const maxBufferedBytes = 1024 * 1024;
-        const broker = await resources.broker({ maxPayloadBytes: 128 * 1024, maxBufferedBytes, messagesPerSecond: 100_000 });
+        // Each refusal counts against the sender: raised here, so the sender outlives the burst.
+        const broker = await resources.broker({ maxPayloadBytes: 128 * 1024, maxBufferedBytes, messagesPerSecond: 100_000, bytesPerSecond: 64 * 1024 * 1024, slowConsumerMs: 300, maxProtocolViolations: 10_000 });
         const sleepy = await peerWithSocket(broker.url, 'sleepy');
         const alice = await resources.servingPeer(broker.url, 'alice');
         const echo = echoOf(alice.client, 'sleepy');
@@ -56,9 +57,12 @@ describe('the broker’s transport limits', () => {
         // Far more than the socket buffers of the operating system and the bound together: only the bound can stop it.
         const text = 'x'.repeat(60 * 1024);
         const calls = Array.from({ length: 600 }, () => echo.echo(text));
-        // The first call to fail: one the broker could no longer deliver, or one the closed peer never answered.
+        // The first call to fail is one the broker had no room for: refused to the sender, the receiver not closed.
         const failure = await Promise.race(calls.map(call => call.then(() => undefined, error => error)));
-        expect(failure).toBeInstanceOf(PeerOffline);
+        expect(failure).toBeInstanceOf(ReceiverBusy);
+        // The calls it took and the peer never answered fail once it is closed for not reading.
+        const failures = (await Promise.allSettled(calls)).map(result => result.status === 'rejected' ? result.reason : undefined);
+        expect(failures.some(error => error instanceof PeerOffline)).toBe(true);
 
         const [row] = await closedRows(broker);
         expect(row).toMatchObject({ peerId: 'sleepy', reason: expect.stringMatching(/^slow consumer: \d+ bytes unsent$/) });
