@@ -20,6 +20,7 @@ import { Disconnected, MalformedMessage, Timeout } from '@switchboard/protocol/e
 import { connectionKey, decodeCallerIdentity, MulticastRequest, MulticastResultBody, Route, SwitchboardFrame } from '@switchboard/protocol/wire';
 import { CallerContext } from './caller-context';
 import { InboundFrameGuard } from './inbound-frames';
+import { OpenStreams } from './open-streams';
 import { PeerKernel } from './kernel';
 
 export interface SendOptions {
@@ -51,7 +52,7 @@ export const defaultPeerClientOptions: PeerClientOptions = { maxCallers: 10_000 
  * - follow-up messages of a peer call (observable subscribe/unsubscribe, …) go to the peer, not the broker;
  * - each calling connection gets a kernel connection of its own, with a CallerContext the broker vouched for
  *   (stock: one shared connection, colliding message ids, no identity);
- * - a disconnect fails every pending call with Disconnected;
+ * - a disconnect fails every pending call with Disconnected, and errors every open stream with it (OpenStreams);
  * - whatever arrives is checked first (InboundFrameGuard): a malformed or hostile frame is dropped and counted,
  *   never thrown into the WebSocket's listener, where it would end the process.
  */
@@ -64,6 +65,8 @@ export class PeerClient extends RpcClient {
     callersEvicted = 0;
     protected callers = new Map<string, CallerState>();
     protected options: PeerClientOptions;
+    /** Calls of ours answered with a stream: ended with Disconnected when the connection goes. */
+    protected readonly openStreams = new OpenStreams();
 
     constructor(transport: ClientTransportAdapter, kernel?: RpcKernel, options: Partial<PeerClientOptions> = {}) {
         super(new InboundFrameGuard(transport));
@@ -100,7 +103,10 @@ export class PeerClient extends RpcClient {
     }
 
     protected dispatch(message: RpcMessage): void {
-        if (message.routeType !== Route.peer) return super.onMessage(message);
+        if (message.routeType !== Route.peer) {
+            if (this.replies.has(message.id)) this.openStreams.noticed(message);
+            return super.onMessage(message);
+        }
         if (!this.peerKernel || message.getPeerId() !== this.servedPeerId) return;
 
         const source = connectionKey(message.getSource());
@@ -177,6 +183,7 @@ export class PeerClient extends RpcClient {
     }
 
     override onClose(): void {
+        this.openStreams.endAll(this.replies, new Disconnected('The connection to the broker closed; this stream ended. Subscribe again once the peer is connected.'));
         for (const subject of this.replies.values()) subject.disconnect(new Disconnected());
         this.replies.clear();
         for (const source of [...this.callers.keys()]) this.dropCaller(source);
@@ -256,11 +263,12 @@ export class PeerClient extends RpcClient {
         const subject = new RpcMessageSubject(
             // The continuation reuses the id and, for peer calls, the peer route: stock Deepkit sends it to the broker.
             (type, body, schema) => {
-                if (connectionId === this.transporter.connectionId) this.transporter.send(build(type, body, schema));
+                if (connectionId === this.transporter.connectionId && this.transporter.isConnected()) this.transporter.send(build(type, body, schema));
             },
             () => {
                 if (timer) clearTimeout(timer);
                 this.replies.delete(id);
+                this.openStreams.forget(id);
             },
         );
         if (options.timeout && options.timeout > 0) {

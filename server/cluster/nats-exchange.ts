@@ -5,7 +5,7 @@ import type { Subscription as NatsSubscription } from '@nats-io/nats-core';
 import { Subject, Subscription } from 'rxjs';
 import { ClusterUnavailable, PeerIdTaken, PeerOffline, SwitchboardError } from '@switchboard/protocol/errors';
 import { MIN_FRAME_SIZE, readUint32 } from '@switchboard/protocol/frame-check';
-import { connectionKey, Route, SwitchboardFrame } from '@switchboard/protocol/wire';
+import { connectionKey, encodeCallerGone, Route, SwitchboardFrame } from '@switchboard/protocol/wire';
 import { BrokerConfig } from '../config';
 import { BrokerSummary, ExchangeEndpoint, ExchangePresence, FrameOrigin, PeerExchange, PeerLocation, PeerOwner, RegisterOptions, RouteResult } from '../exchange/peer-exchange';
 import { errorForClient, FINAL_REPLY_TYPES, frameId, frameType, replyErrorFrame, replyErrorFrames, ROUTE_OFFSET, sameBytes, SOURCE_OFFSET } from '../frames';
@@ -48,6 +48,8 @@ export function natsExchangeOptions(config: BrokerConfig): NatsExchangeOptions {
 /** Callers on other brokers this broker remembers (to send their replies back), at most. */
 const MAX_REMOTE_CALLERS = 100_000;
 const NO_CONNECTION = new Uint8Array(16);
+/** Peers here one remote caller is remembered to have called (for CallerGone when its broker dies). */
+const MAX_TARGETS_PER_REMOTE_CALLER = 256;
 const LINK_DOWN = 'this broker lost its NATS link';
 const quietLogger: LoggerInterface = { log() {}, warn() {}, error() {}, info() {}, debug() {}, alert() {} } as unknown as LoggerInterface;
 
@@ -87,6 +89,8 @@ export class NatsPeerExchange implements PeerExchange {
     protected flushScheduled = false;
     /** Caller connection on another broker → that broker: where replies to it go. */
     protected remoteCallers = new Map<string, string>();
+    /** Caller connection on another broker → the peers here it called: told CallerGone if its broker dies. */
+    protected remoteCallTargets = new Map<string, Set<string>>();
     /** Caller connection → its origin as last received, so an unchanged origin is not decoded again per frame. */
     protected origins = new Map<string, { header: Uint8Array, origin: FrameOrigin }>();
     /** Peer counts per broker, from the last tick. */
@@ -480,6 +484,7 @@ export class NatsPeerExchange implements PeerExchange {
         const endpoint = connectionId && this.endpoints.get(connectionId);
         if (type === SwitchboardFrame.CallerGone) {
             this.remoteCallers.delete(caller);
+            this.remoteCallTargets.delete(caller);
             this.origins.delete(caller);
             if (endpoint) endpoint.deliverRequest(frame, origin);
             return;
@@ -489,7 +494,10 @@ export class NatsPeerExchange implements PeerExchange {
             this.remoteCallers.set(caller, sender);
         }
         // Refused for want of room, the endpoint answers the caller itself.
-        if (endpoint) return void endpoint.deliverRequest(frame, origin);
+        if (endpoint) {
+            calledHere(this.remoteCallTargets, caller, peerId);
+            return void endpoint.deliverRequest(frame, origin);
+        }
         // The peer left while the frame was on its way: the caller hears it now, not at its timeout.
         if (type !== RpcTypes.Action && type !== RpcTypes.ActionType) return;
         const error = errorForClient(PeerOffline.for(peerId, new Date, 'went offline before the call reached it'), !!origin.typedErrors);
@@ -600,8 +608,30 @@ export class NatsPeerExchange implements PeerExchange {
         this.failCalls(this.inFlight.take(brokerId), reason);
         this.reader.forget(brokerId);
         this.writers.get(brokerId)?.take();
-        for (const [caller, broker] of this.remoteCallers) if (broker === brokerId) this.remoteCallers.delete(caller);
+        for (const [caller, broker] of this.remoteCallers) {
+            if (broker !== brokerId) continue;
+            this.remoteCallers.delete(caller);
+            this.callerGone(caller);
+        }
         void this.reaper.reap(brokerId);
+    }
+
+    /**
+     * A caller on a broker that died can no longer say it is gone: its peers here hear CallerGone as if it had left,
+     * so they stop the streams they serve it and drop its state.
+     */
+    protected callerGone(caller: string): void {
+        const targets = this.remoteCallTargets.get(caller);
+        this.remoteCallTargets.delete(caller);
+        const origin = this.origins.get(caller)?.origin ?? { connectionId: caller, session: '' };
+        this.origins.delete(caller);
+        if (!targets) return;
+        const callerBytes = Buffer.from(caller, 'hex');
+        for (const peerId of targets) {
+            const connectionId = this.localPeers.get(peerId);
+            const endpoint = connectionId && this.endpoints.get(connectionId);
+            if (endpoint) endpoint.deliverRequest(encodeCallerGone(peerId, callerBytes), origin);
+        }
     }
 
     protected linkLost(): void {
@@ -687,6 +717,16 @@ export class NatsPeerExchange implements PeerExchange {
         this.directory.forgetLocal(entry);
         if (winner) this.directory.applyLocal(winner);
     }
+}
+
+/** Remembers that `caller` (on another broker) called `peerId` here; bounded like the callers it belongs to. */
+function calledHere(targets: Map<string, Set<string>>, caller: string, peerId: string): void {
+    let called = targets.get(caller);
+    if (!called) {
+        if (targets.size >= MAX_REMOTE_CALLERS) targets.delete(targets.keys().next().value!);
+        targets.set(caller, called = new Set());
+    }
+    if (called.size < MAX_TARGETS_PER_REMOTE_CALLER) called.add(peerId);
 }
 
 /** The target peer ID of a peer-routed frame (ASCII, NUL-terminated after the source). */
