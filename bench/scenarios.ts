@@ -78,7 +78,7 @@ async function latencyRun(call: (payload: Uint8Array) => Promise<unknown>, sizes
 }
 
 /** `throughputCalls` calls with `inFlight` outstanding: calls per second. */
-async function throughputRun(call: (payload: Uint8Array) => Promise<unknown>, sizes: Sizes): Promise<number> {
+export async function throughputRun(call: (payload: Uint8Array) => Promise<unknown>, sizes: Sizes): Promise<number> {
     let issued = 0;
     const started = performance.now();
     await Promise.all(Array.from({ length: sizes.inFlight }, async () => {
@@ -91,7 +91,7 @@ async function throughputRun(call: (payload: Uint8Array) => Promise<unknown>, si
 }
 
 /** p50, p99 and throughput of one system in one scenario. */
-async function callMeasurements(scenario: string, system: string, call: (payload: Uint8Array) => Promise<unknown>, sizes: Sizes): Promise<Measurement[]> {
+export async function callMeasurements(scenario: string, system: string, call: (payload: Uint8Array) => Promise<unknown>, sizes: Sizes): Promise<Measurement[]> {
     const latencies = await latencyRun(call, sizes);
     const callsPerSecond = await throughputRun(call, sizes);
     return [

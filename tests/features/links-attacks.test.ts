@@ -69,10 +69,12 @@ async function rogueLink(rogue: Peer, target: string, claimed: string) {
     const opened = new Promise(resolve => channel.onopen = resolve);
     await connection.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
     await opened;
+    // One record per data-channel message: kind, length (u32, little-endian), bytes.
     const send = (kind: number, bytes: Uint8Array) => {
-        const message = new Uint8Array(1 + bytes.byteLength);
+        const message = new Uint8Array(5 + bytes.byteLength);
         message[0] = kind;
-        message.set(bytes, 1);
+        new DataView(message.buffer).setUint32(1, bytes.byteLength, true);
+        message.set(bytes, 5);
         channel.send(message);
     };
     const transcript = {

@@ -268,6 +268,7 @@ export class DirectLink {
         this.state = 'closed';
         this.closeReason = reason;
         this.waiting = undefined;
+        this.channel.stop();
         try {
             this.options.connection.close();
         } catch {
