@@ -5,6 +5,7 @@ import { compile } from 'vega-lite';
 import { parse, View } from 'vega';
 import { crossBrokerCall, failFast, fileTransfer, fullSizes, Measurement, peerCall, peerCrowd, quickSizes, SAME_BROKER } from './scenarios';
 import { BROKERED, directLinkCall } from './direct-links';
+import { stateSync } from './state-sync';
 import { HarnessProfiler, selfTimeTable } from './profile';
 import { callSystems, ServerProcess } from './systems';
 
@@ -125,6 +126,7 @@ async function main(): Promise<void> {
     // One crowd of SDK peers serves three scenarios: joining it is the slow part.
     await run('idle peers, fan-out, multicast', () => peerCrowd(sizes));
     await run('fail-fast', () => failFast());
+    await run('replicated state', () => stateSync(quick ? 1_000 : 10_000));
 
     const date = new Date().toISOString().slice(0, 19).replace(/:/g, '-');
     const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;

@@ -3,7 +3,7 @@ import * as Y from 'yjs';
 import { ReplicatedStateApi, STATE_NAME_PATTERN, StateDigest, StateSyncAnswer } from '@switchboard/protocol/state-api';
 import { AccessDenied, InvalidPeerId, MalformedMessage } from '@switchboard/protocol/errors';
 import { FeatureContext } from '../../feature';
-import { MapStore } from './map-store';
+import { MapStore, MERGE_AT_MOST } from './map-store';
 import { defaultStateLimits, LOADED, RemoteOrigin, ReplicatedMap, ROOT, StateLimits } from './replicated-map';
 import { checkUpdate } from './update-check';
 
@@ -152,9 +152,11 @@ export class ReplicatedState {
             const updates = this.outgoing.get(map.name) ?? [];
             this.outgoing.delete(map.name);
             if (this.context.peer.state !== 'registered') return; // sent by the sync after registering
+            const online = [...map.members].filter(member => !this.offline.has(member));
+            // Many writes at once: a sync per member (one encode of the state) is cheaper than merging them.
+            if (updates.length > MERGE_AT_MOST) return online.forEach(member => this.context.inBackground(this.syncQuietly(map, member)));
             const merged = updates.length === 1 ? updates[0] : Y.mergeUpdates(updates);
-            for (const member of map.members) {
-                if (this.offline.has(member)) continue;
+            for (const member of online) {
                 this.traffic.pushesSent++;
                 this.traffic.bytesSent += merged.byteLength;
                 // A member that misses it (offline, a lost connection) gets it at the next sync.
