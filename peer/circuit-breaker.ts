@@ -20,19 +20,24 @@ export class CircuitBreaker {
     protected failures = 0;
     protected openedAt = 0;
     protected trialInFlight = false;
+    /** Advances with every reset: a call that entered before the last reset cannot count against the target. */
+    protected epoch = 0;
     state: CircuitState = 'closed';
 
     constructor(readonly peerId: string, protected options: CircuitBreakerOptions = defaultCircuitBreaker, protected now: () => number = Date.now) {
     }
 
-    /** @throws CircuitOpen when the call must not be attempted. */
-    enter(): void {
-        if (this.state === 'closed') return;
+    /**
+     * Returns the epoch to hand back to `failure()`.
+     * @throws CircuitOpen when the call must not be attempted.
+     */
+    enter(): number {
+        if (this.state === 'closed') return this.epoch;
         const retryAt = this.openedAt + this.options.coolDownMs;
         if (this.state === 'open' && this.now() >= retryAt) this.state = 'half-open';
         if (this.state === 'half-open' && !this.trialInFlight) {
             this.trialInFlight = true;
-            return;
+            return this.epoch;
         }
         throw new CircuitOpen(
             `Calls to peer "${this.peerId}" are paused after ${this.failures} consecutive failures; the next try is allowed at ${new Date(retryAt).toISOString()}.`,
@@ -46,7 +51,12 @@ export class CircuitBreaker {
         this.state = 'closed';
     }
 
-    failure(): void {
+    /**
+     * A failure of the target, for a call that entered at `epoch`. A call older than the last reset (the target came
+     * back meanwhile, e.g. on another broker) failed for what happened before: it says nothing about the target now.
+     */
+    failure(epoch: number = this.epoch): void {
+        if (epoch !== this.epoch) return;
         this.failures++;
         this.trialInFlight = false;
         if (this.state === 'half-open' || this.failures >= this.options.failureThreshold) {
@@ -57,6 +67,7 @@ export class CircuitBreaker {
 
     /** New evidence that the target is reachable (the broker reports it online): start afresh. */
     reset(): void {
+        this.epoch++;
         this.success();
     }
 

@@ -400,7 +400,7 @@ export class Peer<F extends FeatureMap = Record<never, never>> implements CallIn
         const breaker = this.circuit(peerId);
         try {
             for (let attempt = 0; ; attempt++) {
-                breaker.enter();
+                const epoch = breaker.enter();
                 const connectionId = this.client.transporter.connectionId;
                 try {
                     const result = await this.attempt(deadline, controller, method, args);
@@ -410,7 +410,7 @@ export class Peer<F extends FeatureMap = Record<never, never>> implements CallIn
                     // A per-message timer given the remaining time: the caller's deadline passed.
                     const error = caught instanceof Timeout && !caught.stage && deadline.passed() ? deadline.timeout() : caught;
                     const sameConnection = connectionId === this.client.transporter.connectionId;
-                    if (sameConnection && blamesTarget(error)) breaker.failure();
+                    if (sameConnection && blamesTarget(error)) breaker.failure(epoch);
                     else breaker.neutral();
                     const retryable = error instanceof Timeout || error instanceof PeerOffline || error instanceof Disconnected || error instanceof RateLimited;
                     if (!retryable || attempt + 1 >= attempts || this.closing.signal.aborted) throw error;
@@ -655,8 +655,12 @@ function unreachable(error: unknown): error is Error {
     return error instanceof OfflineError || error instanceof Disconnected || error instanceof Timeout || error instanceof ClusterUnavailable;
 }
 
-/** Failures that say something about the target: not our own outage (Timeout while not registered, Disconnected). */
+/**
+ * Failures that say something about the target: not our own outage (Timeout while not registered, Disconnected), nor
+ * the cluster's (ClusterUnavailable: our broker could not reach the target's).
+ */
 function blamesTarget(error: unknown): boolean {
+    if (error instanceof ClusterUnavailable) return false;
     if (error instanceof PeerOffline || error instanceof PeerNotFound) return true;
     return error instanceof Timeout && error.stage !== 'registration';
 }
