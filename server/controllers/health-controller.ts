@@ -1,9 +1,12 @@
-import { http, JSONResponse, Response } from '@deepkit/http';
+import { http, HttpRequest, JSONResponse, Response } from '@deepkit/http';
 import { BrokerStats } from '../stats';
 import { PeerRegistry } from '../registry/peer-registry';
 import { RegistryDatabase } from '../registry/database';
 import { PeerRecord } from '../registry/entities';
 import { BrokerSummary, PeerExchange } from '../exchange/peer-exchange';
+import { BrokerConfig } from '../config';
+import { PeerTokenStore } from '../registry/token-store';
+import { AdminHttpGate } from './admin-http-gate';
 
 export interface BrokerStatus {
     status: 'ok';
@@ -21,14 +24,22 @@ export interface BrokerStatus {
     refusals: Record<string, number>;
 }
 
-/** Liveness, readiness and a status summary for operators and load balancers. */
+/**
+ * Liveness, readiness and a status summary for operators and load balancers. Every answer costs the same at 100 and
+ * at 100,000 known peers: counts are kept as peers come and go, no list is built per request.
+ */
 export class HealthController {
+    protected gate: AdminHttpGate;
+
     constructor(
         protected stats: BrokerStats,
         protected registry: PeerRegistry,
         protected database: RegistryDatabase,
         protected exchange: PeerExchange,
+        config: BrokerConfig,
+        tokens: PeerTokenStore,
     ) {
+        this.gate = new AdminHttpGate(config, tokens);
     }
 
     /** The process is up and serving HTTP. */
@@ -48,21 +59,29 @@ export class HealthController {
         return new JSONResponse({ status: 'ready' }, 200);
     }
 
-    /** Prometheus text format (prom-client). */
+    /** Prometheus text format (prom-client). Token mode: an admin token as bearer. */
     @http.GET('/metrics')
-    async metrics() {
+    async metrics(request: HttpRequest) {
+        const refusal = await this.gate.refusal(request);
+        if (refusal) return refusal;
         return new Response(await this.stats.registry.metrics(), this.stats.registry.contentType);
     }
 
+    /** Token mode: an admin token as bearer. */
     @http.GET('/status')
-    status(): BrokerStatus {
+    // No declared return type: Deepkit would serialize a response object by that type and send an empty body.
+    async status(request: HttpRequest) {
+        return await this.gate.refusal(request) ?? new JSONResponse(this.summary());
+    }
+
+    protected summary(): BrokerStatus {
         return {
             status: 'ok',
             brokerId: this.exchange.brokerId,
             brokers: this.exchange.brokers(),
             uptimeSeconds: Math.round((Date.now() - this.stats.startedAt.getTime()) / 1000),
             peersOnline: this.registry.countOnline(),
-            peersKnown: this.registry.list().length,
+            peersKnown: this.registry.countKnown(),
             callsRouted: this.stats.callsRouted,
             framesRouted: this.stats.framesRouted,
             bytesRouted: this.stats.bytesRouted,

@@ -1,5 +1,5 @@
 import { api, echoOf, Resources } from '../helpers';
-import { ConfigError, startBroker } from '../../server';
+import { ConfigError, startBroker, TokenStore } from '../../server';
 
 describe('configuration and HTTP endpoints', () => {
     const resources = new Resources();
@@ -56,6 +56,33 @@ describe('configuration and HTTP endpoints', () => {
         expect(Number(/^switchboard_call_latency_seconds_count (\d+)$/m.exec(text)?.[1])).toBeGreaterThanOrEqual(2);
         expect(text).not.toContain('bob-the-peer');
         expect(text).not.toContain('ghost-peer');
+    });
+
+    it('token mode: /status and /metrics need an admin token as bearer; /health and /ready stay public', async () => {
+        const broker = await resources.broker({ auth: 'token' });
+        const tokens = broker.app.get(TokenStore);
+        const admin = await tokens.create('ops', { peerIds: [], admin: true });
+        const peer = await tokens.create('alice-app', { peerIds: ['alice'] });
+        const get = (path: string, token?: string) => fetch(`${broker.httpUrl}${path}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+
+        expect((await get('/health')).status).toBe(200);
+        expect((await get('/ready')).status).toBe(200);
+        for (const path of ['/status', '/metrics']) {
+            const anonymous = await get(path);
+            expect(anonymous.status).toBe(401);
+            expect(anonymous.headers.get('www-authenticate')).toContain('Bearer');
+            expect(await anonymous.json()).toMatchObject({ error: 'NOT_AUTHENTICATED' });
+            expect((await get(path, 'sbt_not-a-token')).status).toBe(401);
+            const notAdmin = await get(path, peer);
+            expect(notAdmin.status).toBe(403);
+            expect(await notAdmin.json()).toMatchObject({ error: 'ACCESS_DENIED' });
+            expect((await get(path, admin)).status).toBe(200);
+        }
+        expect(await (await get('/status', admin)).json()).toMatchObject({ status: 'ok', peersOnline: 0 });
+        expect(await (await get('/metrics', admin)).text()).toMatch(/^switchboard_peers_online 0$/m);
+        // A revoked admin token is refused at once.
+        await tokens.revoke('ops');
+        expect((await get('/status', admin)).status).toBe(401);
     });
 
     it('whoami tells a client what the broker knows of it', async () => {
