@@ -288,14 +288,14 @@ export class Peer<F extends FeatureMap = Record<never, never>> implements CallIn
             } catch (error) {
                 if (!unreachable(error)) throw error;
                 if (!(error instanceof OfflineError)) transient = error;
-                failures.push(`${this.transport.url} (${error.message})`);
+                failures.push(`${this.transport.url}: ${whyUnreachable(error)}`);
                 if (this.client.transporter.isConnected()) await this.client.disconnect();
                 if (tried < this.brokerUrls.length) {
                     this.nextBroker();
                 } else if (transient) {
                     return transient;
                 } else if (this.brokerUrls.length === 1) {
-                    throw new Disconnected(`Could not reach the broker at ${this.transport.url}: ${error.message}`);
+                    throw new Disconnected(`Could not reach the broker at ${this.transport.url}: ${whyUnreachable(error)}. Is it running, and is the URL right?`);
                 } else {
                     throw new Disconnected(`Could not reach any of the ${failures.length} brokers: ${failures.join('; ')}.`);
                 }
@@ -651,6 +651,11 @@ async function deregisterWithin(broker: RemoteController<BrokerApi>, timeoutMs: 
  * A broker that could not be reached, dropped the connection, stopped answering or could not reach its cluster while
  * we registered.
  */
+/** The cause alone: Deepkit's client starts its message with "Could not connect: ", which ours says already. */
+function whyUnreachable(error: Error): string {
+    return error.message.replace(/^Could not connect: /, '');
+}
+
 function unreachable(error: unknown): error is Error {
     return error instanceof OfflineError || error instanceof Disconnected || error instanceof Timeout || error instanceof ClusterUnavailable;
 }

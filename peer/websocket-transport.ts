@@ -45,7 +45,7 @@ export class WebSocketTransport implements ClientTransportAdapter {
         try {
             socket = new this.webSocket(url) as SocketLike;
         } catch (error) {
-            throw new RpcError(`Could not connect to ${url}. ${error instanceof Error ? error.message : error}`);
+            throw new RpcError(`${url} cannot be opened: ${error instanceof Error ? error.message : error}`);
         }
         this.lastClose = undefined;
         socket.binaryType = 'arraybuffer';
@@ -71,7 +71,9 @@ export class WebSocketTransport implements ClientTransportAdapter {
             detach();
             this.lastClose = { code: event.code, reason: event.reason };
             const reason = `code ${event.code} reason ${event.reason || 'unknown'}`;
-            if (errored || !opened) connection.onError(new RpcError(opened ? `abnormal error: ${reason}` : `Could not connect: ${reason}`));
+            // Deepkit's client puts "Could not connect: " before a failure to open: the cause alone here.
+            const unopened = `the connection closed before it opened (WebSocket close code ${event.code}${event.reason ? `, ${event.reason}` : ''})`;
+            if (errored || !opened) connection.onError(new RpcError(opened ? `abnormal error: ${reason}` : unopened));
             else connection.onClose(reason);
         };
         // Calls made in the same turn of the event loop (64 in flight, a chat burst) leave as one message; the broker splits them.

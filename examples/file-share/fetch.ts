@@ -6,7 +6,8 @@ const usage = `Usage: npm run fetch -- --id <you> <peer> <fileId> <destination> 
 Downloads a file another peer shares, verifying every chunk and the whole file (SHA-256). Interrupt it with Ctrl-C
 and run the same command again: it resumes where it stopped.`;
 
-function megabytes(bytes: number): string {
+/** Binary megabytes, labelled MiB: 1 MiB = 1,048,576 bytes. */
+function mebibytes(bytes: number): string {
     return (bytes / 1024 / 1024).toFixed(1);
 }
 
@@ -16,14 +17,14 @@ async function main(): Promise<void> {
     if (!from || !fileId || !destination) exit(2, usage);
     const peer = await connectPeer(args);
     const bar = new SingleBar({
-        format: '{bar} {percentage}% | {doneMb}/{totalMb} MB | {rate} MB/s',
+        format: '{bar} {percentage}% | {doneMib}/{totalMib} MiB | {rate} MiB/s',
         noTTYOutput: !process.stdout.isTTY,
         notTTYSchedule: 500,
     });
     let started = false;
     const subscription = peer.files.download(from, fileId, destination).subscribe({
         next: progress => {
-            const values = { doneMb: megabytes(progress.bytes), totalMb: megabytes(progress.totalBytes), rate: megabytes(progress.bytesPerSecond) };
+            const values = { doneMib: mebibytes(progress.bytes), totalMib: mebibytes(progress.totalBytes), rate: mebibytes(progress.bytesPerSecond) };
             if (!started) {
                 started = true;
                 if (progress.resumedFrom) say(`Resuming ${progress.name} from chunk ${progress.resumedFrom} of ${progress.totalChunks}`);
