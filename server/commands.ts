@@ -33,6 +33,8 @@ export class StartCommand {
         maxPayloadBytes?: number & Flag,
         /** @description messages per second per connection */
         messagesPerSecond?: number & Flag,
+        /** @description bytes per second per connection, every multicast copy counted (0: 4 × maxPayloadBytes) */
+        bytesPerSecond?: number & Flag,
         /** @description default call timeout recommended to peers, ms */
         callTimeoutMs?: number & Flag,
         /** @description protocol violations before a connection is closed */
@@ -41,6 +43,10 @@ export class StartCommand {
         auditCalls?: ('each' | 'aggregate' | 'off') & Flag,
         /** @description unsent bytes per connection before it is closed as a slow consumer (0: 2 × maxPayloadBytes + 4 MiB) */
         maxBufferedBytes?: number & Flag,
+        /** @description ms a receiver may stay full after a refused request before it is closed as a slow consumer */
+        slowConsumerMs?: number & Flag,
+        /** @description ms an ID lost without deregister stays held for its owner (0: released at once) */
+        peerIdGraceMs?: number & Flag,
         /** @description ms a new connection has to send its first message */
         handshakeTimeoutMs?: number & Flag,
         /** @description connections per client address (0: no limit) */
@@ -67,8 +73,8 @@ export class StartCommand {
         clusterDeathTimeoutMs?: number & Flag,
     ): Promise<number> {
         const flags = {
-            host, port, database, auth, tokenDatabase, maxPayloadBytes, messagesPerSecond, callTimeoutMs, maxProtocolViolations, auditCalls,
-            maxBufferedBytes, handshakeTimeoutMs, maxConnectionsPerAddress, maxConnections, pingIntervalMs, registryRetentionDays,
+            host, port, database, auth, tokenDatabase, maxPayloadBytes, messagesPerSecond, bytesPerSecond, callTimeoutMs, maxProtocolViolations, auditCalls,
+            maxBufferedBytes, slowConsumerMs, peerIdGraceMs, handshakeTimeoutMs, maxConnectionsPerAddress, maxConnections, pingIntervalMs, registryRetentionDays,
             registryMaxOfflinePeers, tokenRevocationCheckMs, natsUrl, cluster, brokerId, clusterHeartbeatMs, clusterDeathTimeoutMs,
         };
         for (const [name, value] of Object.entries(flags)) {

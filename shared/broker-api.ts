@@ -23,6 +23,12 @@ export class PeerInfo {
 
     /** The broker holding the peer's connection (it differs between peers in a cluster); unset while offline. */
     brokerId?: string;
+
+    /**
+     * Offline after its connection was lost (not a clean deregister): the ID is held for its owner until then, and
+     * anyone else registering it gets PeerIdTaken (the broker's peerIdGraceMs). Unset otherwise.
+     */
+    heldUntil?: Date;
 }
 
 /** `synced` ends the snapshot of a `presence(true)` subscription: from then on the subscriber knows everyone online. */

@@ -129,7 +129,7 @@ export class PeerRegistry {
 
     info(peerId: string): PeerInfo | undefined {
         const record = this.records.get(peerId);
-        return record && toInfo(record);
+        return record && this.toInfo(record);
     }
 
     list(filter: PeerFilter = {}): PeerInfo[] {
@@ -137,12 +137,19 @@ export class PeerRegistry {
         for (const record of this.records.values()) {
             if (filter.online !== undefined && record.online !== filter.online) continue;
             if (filter.capability && !record.capabilities.includes(filter.capability)) continue;
-            result.push(toInfo(record));
+            result.push(this.toInfo(record));
         }
         return result.sort((a, b) => a.id.localeCompare(b.id));
     }
 
     /** O(1): every record that is not online is in `offline` (what `/status` and `/metrics` read per request). */
+    /** The record as listed, with the grace hold the exchange keeps for an ID whose connection was lost. */
+    protected toInfo(record: PeerRecord): PeerInfo {
+        const info = toInfo(record);
+        if (!record.online) info.heldUntil = this.exchange.heldUntil(record.id);
+        return info;
+    }
+
     countOnline(): number {
         return this.records.size - this.offline.size;
     }

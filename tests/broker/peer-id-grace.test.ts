@@ -27,6 +27,8 @@ describe('a released peer ID cannot be grabbed at once (grace hold)', () => {
         expect(refused).toBeInstanceOf(PeerIdTaken);
         expect((refused as PeerIdTaken).heldUntil!.getTime()).toBeGreaterThan(Date.now() + 20_000);
         expect((refused as PeerIdTaken).message).toMatch(/held for its owner/);
+        // The registry lists the hold.
+        expect((await api(thief).getPeer('bob')).heldUntil).toEqual((refused as PeerIdTaken).heldUntil);
 
         const back = await resources.servingPeer(broker.url, 'bob', { reclaimSecret: first.registration.reclaimSecret });
         expect(back.registration.peerId).toBe('bob');

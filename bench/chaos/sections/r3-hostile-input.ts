@@ -4,6 +4,7 @@ import { HostileKind, hostileKinds } from '../hostile-frames';
 import { HonestLoad, PhaseFigures } from '../honest-load';
 import { counts, mebibytes, ms, percent } from '../report';
 import { ChaosContext, ChaosRow, ChaosSection } from '../section';
+import { bigMulticast } from '../multicast-attacks';
 
 interface Sizes extends AttackLimits {
     /** Honest traffic measured before each attack. */
@@ -78,6 +79,37 @@ async function recovery(broker: BrokerProcess, withinMs: number): Promise<{ heal
 
 const pair = (before: string, during: string) => `${before} → ${during}`;
 
+/** Single multicast frames of issue 18: their cost must be bounded whatever they name. */
+const MULTICASTS = [
+    { key: 'M1', title: 'one multicast: 10,000 unknown targets × 1 MiB body', targets: 10_000, bodyBytes: 1024 * 1024 },
+    { key: 'M2', title: 'one multicast: 10,000 unknown targets × 4 KiB body (within the byte budget)', targets: 10_000, bodyBytes: 4 * 1024 },
+];
+/** A broker whose /health waits longer than this while one frame is handled was blocked by it. */
+const BLOCKED_MS = 1000;
+
+async function multicastRow(broker: BrokerProcess, attack: typeof MULTICASTS[number], context: ChaosContext): Promise<ChaosRow> {
+    const rssBefore = broker.rss();
+    const figures = await bigMulticast(broker.url, `http://127.0.0.1:${broker.port}`, { targets: attack.targets, bodyBytes: attack.bodyBytes, timeoutMs: 60_000 });
+    const rssAfter = broker.rss();
+    const blocked = figures.answer === 'no answer' || figures.worstHealthMs > BLOCKED_MS;
+    context.log(`${attack.key}) ${figures.answer} in ${ms(figures.answerMs)}; /health slowest ${ms(figures.worstHealthMs)}`);
+    return {
+        cells: {
+            'kind': `${attack.key}) ${attack.title}`,
+            'frames sent': `1, answered in ${ms(figures.answerMs)}`,
+            'broker': `${blocked ? '**blocked**' : 'up'}; /health slowest ${ms(figures.worstHealthMs)} while it ran (${figures.healthAnswers} answers)`,
+            'honest ok before → during': '—',
+            'p50 before → during': '—',
+            'p99 before → during': '—',
+            'offenders closed (code reason)': '—',
+            'error replies': figures.answer === 'result' ? 'none (MulticastResult)' : figures.answer,
+            'broker RSS before → after': pair(mebibytes(rssBefore), mebibytes(rssAfter)),
+        },
+        failed: blocked ? { why: `${attack.key}) ${attack.title}: /health took ${ms(figures.worstHealthMs)} while the broker handled one frame` } : undefined,
+        data: { kind: attack.key, ...figures, rssBefore, rssAfter },
+    };
+}
+
 async function attackOne(arena: Arena, kind: HostileKind, sizes: Sizes, context: ChaosContext): Promise<{ row: ChaosRow, healthy: boolean }> {
     const { broker, honest } = arena;
     honest.phase(`before ${kind.key}`);
@@ -147,6 +179,10 @@ export const section: ChaosSection = {
                     arena = undefined;
                 }
             }
+            for (const attack of MULTICASTS) {
+                arena ??= await openArena();
+                rows.push(await multicastRow(arena.broker, attack, context));
+            }
         } finally {
             if (arena) await closeArena(arena, true);
         }
@@ -158,6 +194,7 @@ export const section: ChaosSection = {
                 `Broker: \`server/main.ts start --port 0 --database :memory:\` (default limits), replaced after a kind that hung or killed it. Hung = /health unanswered 3× in a row during the attack, or for ${(sizes.recoveryMs + sizes.hungAfterMs) / 1000} s after it.`,
                 `Honest: two SDK peers in their own process calling each other's echo (64 B, ${CALL_TIMEOUT_MS} ms timeout) without pause; "before" is the ${sizes.beforeMs / 1000} s before the attack, "during" from its first frame until the broker answered /health again.`,
                 'Offenders closed: WebSocket close codes and reasons the hostile clients got from the broker (connections we closed ourselves at the end are not counted).',
+                `M rows: one Multicast frame from a raw client while /health is polled back to back; the slowest /health answer is how long the frame blocked the broker (over ${BLOCKED_MS} ms fails --strict).`,
             ],
         };
     },

@@ -9,6 +9,7 @@ import { RawClient } from '../raw-client';
 import { ChaosRow, ChaosSection } from '../section';
 import { WitnessApi, WitnessController, WitnessLog } from '../witness-controller';
 import { actionBody, clientFrame, errorCode, peerFrame, replyFrame, Types } from '../wire-frames';
+import { kickAndHijack } from '../multicast-attacks';
 
 /** How long an attempt waits for a refusal or for its effect on the victim. */
 const ANSWER_MS = 3000;
@@ -232,6 +233,19 @@ async function attemptsInOpenMode(url: string, database: string): Promise<Attemp
                 effect: text.includes('secret') ? 'succeeded' : 'no effect',
                 detail: text ? `mallory read ${JSON.stringify(text)}` : 'mallory read nothing',
                 audited: (kind, actor) => refusal(kind) && actor === 'mallory-relay',
+            });
+        }
+
+        // 8. Kick and hijack (issue 18): a multicast naming a victim 4× with a 10 MiB body, to overflow its outgoing
+        //    buffer and get it closed as a slow consumer; then a second connection registers the victim's ID.
+        {
+            const kick = await kickAndHijack(url, { bodyBytes: 10 * 1024 * 1024, timeoutMs: 30_000, victimId: 'kick-victim' });
+            const hijacked = kick.hijack === 'registered';
+            attempts.push({
+                name: 'kick a peer off with one multicast (4× its ID, 10 MiB), then take its ID', deniedWith: hijacked ? undefined : kick.hijack, database,
+                effect: hijacked || kick.victimClosed !== 'open' ? 'succeeded' : 'no effect',
+                detail: `victim ${kick.victimClosed}; multicast: ${kick.attack}; the thief's registration: ${kick.hijack}`,
+                audited: (kind, actor, rest) => refusal(kind) && rest.includes('kick-victim'),
             });
         }
     } finally {
