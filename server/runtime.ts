@@ -95,6 +95,7 @@ export class BrokerRuntime {
         await this.registry.open();
         this.stats.onlinePeers = () => this.registry.countOnline();
         this.stats.brokers = () => this.exchange.brokers();
+        this.stats.startSampling();
         await this.exchange.start();
         this.http.applyTimeouts(this.config);
         await new Promise<void>((resolve, reject) => {
@@ -112,6 +113,7 @@ export class BrokerRuntime {
     async stop(): Promise<void> {
         if (!this.started || this.stopped) return;
         this.stopped = true;
+        this.stats.stopSampling();
         await this.applicationServer.close();
         this.audit.flushCalls();
         await this.registry.close();

@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { BrokerSummary } from './exchange/peer-exchange';
-import { ActiveTransfer } from '@switchboard/protocol/dashboard';
+import { ActiveTransfer, TrendSample } from '@switchboard/protocol/dashboard';
+import { LatencyWindow, StatsHistory, TREND_SAMPLE_MS } from './stats-history';
 
 /**
  * Transfers tracked at most. An entry ends with its stream or its connection; one whose end the broker never sees
@@ -34,6 +35,12 @@ export class BrokerStats {
     onlinePeers: () => number = () => 0;
     /** The cluster's brokers (this one first), read when scraped. */
     brokers: () => BrokerSummary[] = () => [];
+
+    /** The last 15 minutes, one sample a second, while the broker runs (startSampling). */
+    readonly history = new StatsHistory();
+    protected readonly latencyWindow = new LatencyWindow();
+    protected sampler?: ReturnType<typeof setInterval>;
+    protected sampled = { at: 0, calls: 0, refusals: 0 };
 
     readonly registry = new Registry();
     protected readonly latency = new Histogram({
@@ -129,5 +136,42 @@ export class BrokerStats {
 
     observeCallLatency(milliseconds: number): void {
         this.latency.observe(milliseconds / 1000);
+        this.latencyWindow.observe(milliseconds);
     }
+
+    /** Starts the history's sampling, once a second; `stopSampling` ends it. */
+    startSampling(): void {
+        if (this.sampler) return;
+        this.sampled = { at: performance.now(), calls: this.callsRouted, refusals: this.denials };
+        this.latencyWindow.reset();
+        this.sampler = setInterval(() => this.takeSample(), TREND_SAMPLE_MS);
+        this.sampler.unref();
+    }
+
+    stopSampling(): void {
+        clearInterval(this.sampler);
+        this.sampler = undefined;
+    }
+
+    protected takeSample(): void {
+        const now = performance.now();
+        // Per second of the interval actually elapsed: a busy event loop fires the timer late.
+        const seconds = Math.max(0.001, (now - this.sampled.at) / 1000);
+        const sample = new TrendSample();
+        sample.callsPerSecond = Math.round((this.callsRouted - this.sampled.calls) / seconds);
+        sample.refusalsPerSecond = Math.round((this.denials - this.sampled.refusals) / seconds);
+        sample.p50Ms = round(this.latencyWindow.percentile(0.5));
+        sample.p99Ms = round(this.latencyWindow.percentile(0.99));
+        sample.peersOnline = this.onlinePeers();
+        const brokers = this.brokers();
+        if (brokers.length > 1) sample.brokers = brokers.map(({ brokerId, peers }) => ({ brokerId, peers }));
+        this.history.add(sample);
+        this.latencyWindow.reset();
+        this.sampled = { at: now, calls: this.callsRouted, refusals: this.denials };
+    }
+}
+
+/** Milliseconds to three significant decimals: the chart's resolution, and a smaller stream. */
+function round(milliseconds: number): number {
+    return Math.round(milliseconds * 1000) / 1000;
 }

@@ -39,6 +39,29 @@ export class BrokerActivity {
     transfers: ActiveTransfer[] = [];
 }
 
+/** One broker's peers online at a sample's time: a cluster's chart draws a line per broker. */
+export interface BrokerPeers {
+    brokerId: string;
+    peers: number;
+}
+
+/** One second of a broker's recent history, as the dashboard plots it (the last 15 minutes, one sample a second). */
+@entity.name('@switchboard/TrendSample')
+export class TrendSample {
+    at: Date = new Date;
+    /** Peer calls delivered by this broker in the second. */
+    callsPerSecond: number = 0;
+    /** Call latency at this broker (request routed → final reply routed) in the second, ms; 0 without calls. */
+    p50Ms: number = 0;
+    p99Ms: number = 0;
+    /** Peers online in the whole namespace (every broker of a cluster). */
+    peersOnline: number = 0;
+    /** Requests this broker refused in the second. */
+    refusalsPerSecond: number = 0;
+    /** In a cluster: peers online on each broker (empty for a single broker). */
+    brokers: BrokerPeers[] = [];
+}
+
 /** One audit decision as the dashboard shows it (the `audit` command reads the same rows from SQLite). */
 @entity.name('@switchboard/AuditRecord')
 export class AuditRecord {
@@ -58,8 +81,9 @@ export type DashboardEventKind = 'snapshot' | 'peer' | 'activity' | 'audit';
 
 /**
  * One update of the broker dashboard stream. It starts with a `snapshot` (every known peer, current activity,
- * recent audit events); then `peer` with the peers whose presence or capabilities changed in the last moment,
- * `activity` once a second, and `audit` with the decisions of the last moment (newest last).
+ * recent audit events, the last 15 minutes of trend samples); then `peer` with the peers whose presence or
+ * capabilities changed in the last moment, `activity` once a second (with the trend samples taken since the last
+ * one), and `audit` with the decisions of the last moment (newest last).
  */
 @entity.name('@switchboard/DashboardEvent')
 export class DashboardEvent {
@@ -68,6 +92,7 @@ export class DashboardEvent {
         public peers: PeerInfo[] = [],
         public activity?: BrokerActivity,
         public audit: AuditRecord[] = [],
+        public trend: TrendSample[] = [],
     ) {
     }
 }

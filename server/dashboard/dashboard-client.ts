@@ -6,6 +6,7 @@ import { RpcWebSocketClient } from '@deepkit/rpc';
 import { Observable, Subscription } from 'rxjs';
 import { BrokerApi, PeerInfo } from '@switchboard/protocol/broker-api';
 import { AuditRecord, BrokerActivity, DashboardEvent } from '@switchboard/protocol/dashboard';
+import { addSamples, renderCharts, resetSamples } from './trend-charts';
 
 const TOKEN_KEY = 'switchboard-dashboard-token';
 const peers = new Map<string, PeerInfo>();
@@ -114,7 +115,11 @@ function apply(event: DashboardEvent): void {
     if (event.kind === 'snapshot') {
         peers.clear();
         audit.length = 0;
+        resetSamples(event.trend);
+    } else {
+        addSamples(event.trend);
     }
+    if (event.trend.length || event.kind === 'snapshot') redraw.add(renderCharts);
     for (const peer of event.peers) peers.set(peer.id, peer);
     audit.push(...event.audit);
     audit.splice(0, Math.max(0, audit.length - AUDIT_SHOWN));

@@ -51,6 +51,8 @@ export class DashboardFeed {
         const activity = defer(() => {
             let last = { at: performance.now(), calls: this.stats.callsRouted, bytes: this.stats.bytesRouted };
             let lastSent = { key: '', at: performance.now() };
+            // Trend samples go out with the next activity event; an idle broker's wait for it, up to IDLE_ACTIVITY_EVERY_MS.
+            let trendSentUntil = this.stats.history.samples().pop()?.at;
             return interval(ACTIVITY_EVERY_MS).pipe(
                 map(() => {
                     const now = { at: performance.now(), calls: this.stats.callsRouted, bytes: this.stats.bytesRouted };
@@ -67,7 +69,11 @@ export class DashboardFeed {
                     lastSent = { key, at: performance.now() };
                     return true;
                 }),
-                map(result => new DashboardEvent('activity', [], result)),
+                map(result => {
+                    const trend = this.stats.history.samples(trendSentUntil);
+                    trendSentUntil = trend[trend.length - 1]?.at ?? trendSentUntil;
+                    return new DashboardEvent('activity', [], result, [], trend);
+                }),
             );
         });
         this.updates = merge(peers, decisions, activity).pipe(share());
@@ -75,7 +81,7 @@ export class DashboardFeed {
 
     stream(): Observable<DashboardEvent> {
         return concat(
-            defer(() => of(new DashboardEvent('snapshot', this.registry.list().map(info => this.located(info)), this.activity(), this.audit.recent().map(toRecord)))),
+            defer(() => of(new DashboardEvent('snapshot', this.registry.list().map(info => this.located(info)), this.activity(), this.audit.recent().map(toRecord), this.stats.history.samples()))),
             this.updates,
         );
     }

@@ -43,10 +43,38 @@ describeInBrowser('the broker dashboard, in Chromium', () => {
 
         await bob.close();
         await page.locator('tr[data-peer="bob"][data-online="false"]').waitFor();
-        await page.locator('#audit-events li', { hasText: 'disconnect bob' }).waitFor();
+        // Peer.close() deregisters before it disconnects.
+        await page.locator('#audit-events li', { hasText: 'deregister bob' }).waitFor();
         expect(await page.textContent('#peers-online')).toBe('1');
 
         await screenshot(page, 'dashboard');
+        expect(browser.pageErrors).toEqual([]);
+    });
+
+    it('plots the last 15 minutes: calls per second, latency p50/p99 at the broker, peers online, refusals', async () => {
+        const broker = await resources.broker();
+        const browser = await launchBrowser(resources);
+        const page = await browser.open(`${broker.httpUrl}/`);
+        await page.locator('#connection[data-state="live"]').waitFor();
+        const alice = resources.add(await Peer.connect({ url: broker.url, id: 'alice' }), p => p.close());
+        resources.add(await Peer.connect({ url: broker.url, id: 'bob' }), p => p.close());
+        for (let call = 0; call < 20; call++) await alice.to('bob').discovery.ping();
+        await alice.to('nobody').discovery.ping().catch(() => undefined);
+
+        // Each chart's line: the highest value of the window (data-max), the newest (data-latest).
+        const line = (chart: string, series: string) => page.locator(`#${chart} polyline[data-series="${series}"]`);
+        /** Waits until the line's attribute is at least `minimum`: the broker samples once a second and pushes the samples. */
+        const reaches = (chart: string, series: string, attribute: string, minimum: number) => page.waitForFunction(
+            ([selector, name, least]) => Number(document.querySelector(selector)?.getAttribute(name) || 0) >= least,
+            [`#${chart} polyline[data-series="${series}"]`, attribute, minimum] as const);
+        await reaches('trend-calls', 'calls', 'data-max', 1);
+        await reaches('trend-latency', 'p99', 'data-max', 0.001);
+        await reaches('trend-refusals', 'refusals', 'data-max', 1);
+        await reaches('trend-peers', 'online', 'data-latest', 2);
+        expect(await line('trend-peers', 'online').getAttribute('data-latest')).toBe('2');
+        expect(Number(await line('trend-latency', 'p50').getAttribute('data-max'))).toBeLessThanOrEqual(Number(await line('trend-latency', 'p99').getAttribute('data-max')));
+        expect(await line('trend-calls', 'calls').getAttribute('points')).toMatch(/^[\d.]+,[\d.]+( [\d.]+,[\d.]+)*$/);
+        await screenshot(page, 'dashboard-trends');
         expect(browser.pageErrors).toEqual([]);
     });
 
