@@ -62,6 +62,12 @@ describe('example clients', () => {
         await bob.waitFor(/\[team\] alice: hello team/);
         bob.type('/groups');
         await bob.waitFor(/team: alice, bob \(owner alice\)/);
+
+        // The group's topic is replicated state among its members.
+        alice.type('/group topic team Release day');
+        await bob.waitFor(/\* \[team\] topic: Release day \(set by alice\)/);
+        bob.type('/groups');
+        await bob.waitFor(/team: alice, bob \(owner alice\) topic: Release day/);
     });
 
     it('file share: a shared file is fetched with a progress report and its checksum verified', async () => {

@@ -1,6 +1,7 @@
 import { createInterface } from 'readline';
+import { MaxLength } from '@deepkit/type';
 import { ChatEntry, ChatGroupInfo } from '../../shared';
-import { Peer } from '../../peer';
+import { Peer, ReplicatedMap, replicatedState } from '../../peer';
 import { connectPeer, exampleArgs, explain, say } from '../shared/connect';
 
 const usage = `Usage: npm run chat -- --id <you> [--url ws://127.0.0.1:8080] [--token <token>] [--storage <file>]
@@ -12,8 +13,13 @@ Commands:
   /group create <name> <a,b,…>    create a group and tell its members
   /group invite <name> <peer>     add a member
   /group send <name> <text>       message every member
+  /group topic <name> <text>      set the group's topic (replicated state: every member sees it, also later)
   /groups                         groups you are in
   /help, /quit`;
+
+/** A group's settings live in a replicated map among its members (peer feature `replicatedState()`). */
+type Topic = string & MaxLength<200>;
+const features = { state: replicatedState() };
 
 async function main(): Promise<void> {
     const args = exampleArgs(usage);
@@ -21,7 +27,8 @@ async function main(): Promise<void> {
     // Not named `groups`: the /groups command is a method of that name, which would hide it inside its own body.
     const groupsByName = new Map<string, ChatGroupInfo>();
     // Messages can arrive while we connect (the queued ones): `show` uses the peer handed to `prepare`.
-    let peer!: Peer;
+    let peer!: Peer<typeof features>;
+    const settings = new Map<string, ReplicatedMap<Topic>>();
     await connectPeer(args, created => {
         peer = created;
         peer.presence$.subscribe(event => {
@@ -34,11 +41,27 @@ async function main(): Promise<void> {
         peer.chat.groups$.subscribe(group => {
             groupsByName.set(group.name, group);
             if (group.owner !== args.id) say(`* ${group.owner} added you to group "${group.name}" (${group.members.join(', ')})`);
+            followSettings(group).catch(error => say(`! ${explain(error, args)}`));
         });
-    });
-    for (const group of await peer.chat.groups()) groupsByName.set(group.name, group);
+    }, features);
+    for (const group of await peer.chat.groups()) {
+        groupsByName.set(group.name, group);
+        await followSettings(group);
+    }
     for (const known of await peer.broker.listPeers()) if (!online.has(known.id)) online.set(known.id, known.online);
     say(`Connected to ${peer.brokerUrl ?? args.url} as ${args.id}. Type /help for commands.`);
+
+    /** Opens the group's settings with its members (again when members change) and shows what others set. */
+    async function followSettings(group: ChatGroupInfo): Promise<ReplicatedMap<Topic>> {
+        const map = await peer.features.state.open<Topic>(`group-${group.id}`, { members: group.members });
+        if (!settings.has(group.id)) {
+            settings.set(group.id, map);
+            map.changes$.subscribe(change => {
+                if (change.by !== 'local' && change.key === 'topic') say(`* [${group.name}] topic: ${change.value} (set by ${change.by})`);
+            });
+        }
+        return map;
+    }
 
     /** Incoming messages are shown once and marked read, so the sender sees "read". */
     async function show(entry: ChatEntry): Promise<void> {
@@ -69,27 +92,36 @@ async function main(): Promise<void> {
         },
         async groups() {
             if (!groupsByName.size) return say('No groups yet.');
-            for (const group of groupsByName.values()) say(`  ${group.name}: ${group.members.join(', ')} (owner ${group.owner})`);
+            for (const group of groupsByName.values()) {
+                const topic = settings.get(group.id)?.get('topic');
+                say(`  ${group.name}: ${group.members.join(', ')} (owner ${group.owner})${topic ? ` topic: ${topic}` : ''}`);
+            }
         },
         async group(rest) {
             const [action, name, ...more] = rest.split(' ');
             if (action === 'create' && name && more[0]) {
                 const group = await peer.chat.createGroup(name, more[0].split(',').map(m => m.trim()).filter(Boolean));
                 groupsByName.set(group.name, group);
+                await followSettings(group);
                 return say(`Group "${name}" created: ${group.members.join(', ')}`);
             }
             const group = name ? groupsByName.get(name) : undefined;
-            if ((action === 'invite' || action === 'send') && !group) return say(`No group "${name}". /groups lists yours.`);
+            if ((action === 'invite' || action === 'send' || action === 'topic') && !group) return say(`No group "${name}". /groups lists yours.`);
             if (action === 'invite' && more[0]) {
                 const updated = await peer.chat.invite(group!.id, more[0]);
                 groupsByName.set(updated.name, updated);
+                await followSettings(updated);
                 return say(`Invited ${more[0]} to "${name}".`);
             }
             if (action === 'send' && more.length) {
                 const result = await peer.chat.sendToGroup(group!.id, more.join(' '));
                 return say(`Sent to "${name}": ${result.sent} delivered, ${result.queued} queued, ${result.failed} failed`);
             }
-            say('Usage: /group create <name> <a,b,…> | /group invite <name> <peer> | /group send <name> <text>');
+            if (action === 'topic' && more.length) {
+                (await followSettings(group!)).set('topic', more.join(' '));
+                return say(`Topic of "${name}" set.`);
+            }
+            say('Usage: /group create <name> <a,b,…> | /group invite <name> <peer> | /group send <name> <text> | /group topic <name> <text>');
         },
         async quit() {
             await peer.close();

@@ -1,6 +1,6 @@
 import { join } from 'path';
 import { parseArgs, ParseArgsConfig } from 'util';
-import { Peer } from '../../peer';
+import { FeatureMap, Peer } from '../../peer';
 import { AccessDenied, AuthenticationFailed, Disconnected, InvalidPeerId, PeerIdTaken, PeerReplaced, SwitchboardError } from '../../shared';
 
 export interface ExampleArgs {
@@ -47,11 +47,14 @@ export function exampleArgs(usage: string, extra: ParseArgsConfig['options'] = {
     }
 }
 
-/** Connects as a peer, or exits with one line saying what to do. Reports connection changes as they happen. */
-export async function connectPeer(args: ExampleArgs, prepare?: (peer: Peer) => void): Promise<Peer> {
-    let peer: Peer;
+/**
+ * Connects as a peer (with the opt-in `features` given), or exits with one line saying what to do. Reports
+ * connection changes as they happen.
+ */
+export async function connectPeer<F extends FeatureMap = Record<never, never>>(args: ExampleArgs, prepare?: (peer: Peer<F>) => void, features?: F): Promise<Peer<F>> {
+    let peer: Peer<F>;
     try {
-        peer = Peer.create({ url: args.urls, id: args.id, token: args.token, storage: args.storage, reconnect: { initialDelayMs: 200, maxDelayMs: 5000 } });
+        peer = Peer.create({ url: args.urls, id: args.id, token: args.token, storage: args.storage, reconnect: { initialDelayMs: 200, maxDelayMs: 5000 }, features });
     } catch (error) {
         return exit(2, explain(error, args));
     }

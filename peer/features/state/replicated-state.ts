@@ -1,7 +1,7 @@
-import { ReceiveType, resolveReceiveType } from '@deepkit/type';
+import { ReceiveType, resolveReceiveType, ValidationError } from '@deepkit/type';
 import * as Y from 'yjs';
 import { ReplicatedStateApi, STATE_NAME_PATTERN, StateDigest, StateSyncAnswer } from '@switchboard/protocol/state-api';
-import { AccessDenied, InvalidPeerId, MalformedMessage } from '@switchboard/protocol/errors';
+import { AccessDenied, InvalidPeerId, MalformedMessage, PayloadTooLarge } from '@switchboard/protocol/errors';
 import { FeatureContext } from '../../feature';
 import { MapStore, MERGE_AT_MOST } from './map-store';
 import { defaultStateLimits, LOADED, RemoteOrigin, ReplicatedMap, ROOT, StateLimits } from './replicated-map';
@@ -192,12 +192,16 @@ export class ReplicatedState {
         await remote.push(map.name, missing);
     }
 
-    /** A member that is offline or refuses is tried again at the next trigger (registration, presence, open). */
+    /**
+     * A member that is offline, or refuses because its app has not opened the map yet, is tried again at the next
+     * trigger (registration, presence, its own open). What a member sent that this peer refused (a value of another
+     * type, another Yjs shape) goes to `peer.errors$`.
+     */
     protected async syncQuietly(map: ReplicatedMap<any>, member: string): Promise<void> {
         try {
             await this.sync(map, member);
         } catch (error) {
-            if (error instanceof AccessDenied || error instanceof MalformedMessage) this.context.peer.errors$.next(error);
+            if (error instanceof MalformedMessage || error instanceof ValidationError || error instanceof PayloadTooLarge) this.context.peer.errors$.next(error);
         }
     }
 
