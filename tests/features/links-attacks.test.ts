@@ -151,6 +151,22 @@ describe('direct links: attacks', () => {
         expect((await closed).reason).toMatch(/route 3/);
     });
 
+    it('a peer cannot churn links: a second offer within a second of its first is refused', async () => {
+        const broker = await resources.broker();
+        await linkedPeer(broker.url, 'alice', { allow: () => true });
+        const mallory = await roguePeer(broker.url, 'mallory');
+        const offer = async () => {
+            const connection = resources.add(new RTCPeerConnection({ iceServers: [] }), c => c.close());
+            connection.createDataChannel('switchboard', { negotiated: true, id: 0 });
+            await connection.setLocalDescription(await connection.createOffer());
+            return signalling(mallory, 'alice').offer(randomHex(16), connection.localDescription!.sdp, randomHex(32)).catch(error => error);
+        };
+        expect(await offer()).toBeUndefined();
+        const refused = await offer();
+        expect(refused).toBeInstanceOf(AccessDenied);
+        expect(refused.reason).toBe('link-busy');
+    });
+
     it('the default policy: no link with a peer this one has neither called nor been called by', async () => {
         const broker = await resources.broker();
         await linkedPeer(broker.url, 'alice');

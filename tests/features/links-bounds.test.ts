@@ -47,8 +47,9 @@ describe('direct links: bounds', () => {
         const broker = await resources.broker();
         const alice = await linkedPeer(broker.url, 'alice', { idleMs: 300, allow: () => true });
         const bob = await linkedPeer(broker.url, 'bob', { allow: () => true });
+        void bob;
         const closed = linkEvent(alice, 'closed', 'bob');
-        await linked(alice, bob);
+        await alice.features.links.open('bob');
         expect((await closed).reason).toMatch(/idle for 300 ms/);
         expect(alice.features.links.list()).toEqual([]);
     });

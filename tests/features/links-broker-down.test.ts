@@ -35,7 +35,8 @@ describe('direct links while the broker is down', () => {
         const first = await brokerProcess();
         const alice = await linkedPeer(first.url, 'alice');
         const bob = await linkedPeer(first.url, 'bob');
-        const linked = firstValueFrom(alice.features.links.changes$.pipe(filter(event => event.kind === 'open' && event.peerId === 'bob')));
+        const opened = (peer: typeof alice, other: string) => firstValueFrom(peer.features.links.changes$.pipe(filter(event => event.kind === 'open' && event.peerId === other)));
+        const linked = Promise.all([opened(alice, 'bob'), opened(bob, 'alice')]);
         await alice.to('bob').controller<EchoController>(EchoController.path).echo('hello');
         await linked;
 

@@ -44,7 +44,8 @@ export class DirectLink {
     readonly id: string;
     readonly peerId: string;
     readonly role: LinkRole;
-    readonly openedAt = Date.now();
+    /** performance.now() at creation. */
+    readonly createdAt = performance.now();
     lastUsedAt = performance.now();
     state: LinkState = 'connecting';
     /** Calls made over this link (sent), for `peer.features.links` and tests. */
@@ -79,7 +80,9 @@ export class DirectLink {
         channel.addEventListener('close', () => this.close('the data channel closed'));
         options.connection.addEventListener('connectionstatechange', () => {
             const state = options.connection.connectionState;
-            if (state === 'failed' || state === 'closed') this.close(`the connection ${state}`);
+            // `disconnected`: ICE lost the other side (its process died, the network moved). It may come back, but
+            // meanwhile calls would wait for their deadline; the broker is the better path, and a new link can form.
+            if (state === 'disconnected' || state === 'failed' || state === 'closed') this.close(`the connection ${state}`);
         });
     }
 
@@ -187,6 +190,7 @@ export class DirectLink {
         }
         if (this.isClosed()) return;
         this.state = 'open';
+        this.lastUsedAt = performance.now();
         this.options.onOpen(this);
     }
 

@@ -37,6 +37,9 @@ export interface DirectLinksOptions {
     limits: LinkLimits;
 }
 
+/** A peer may offer a new link to replace the one it offered before after this long. */
+const REOFFER_INTERVAL_MS = 1000;
+
 export const defaultDirectLinksOptions: DirectLinksOptions = {
     allow: contactsOnly, auto: true, maxLinks: 16, idleMs: 5 * 60_000, connectTimeoutMs: 10_000, gatherTimeoutMs: 2_000,
     retryAfterMs: 30_000, limits: defaultLinkLimits,
@@ -210,6 +213,10 @@ export class DirectLinks implements CallInvoker {
         // Both offered at once: the offer of the peer with the smaller ID wins, on both sides.
         if (existing?.state === 'connecting' && existing.role === 'offerer' && this.context.peer.id < from) {
             throw new AccessDenied('Both peers offered a link at once; this peer\'s offer goes on.', 'link-glare');
+        }
+        // A peer may offer anew (it restarted, or lost its side of the link), but not churn links faster than that.
+        if (existing?.role === 'answerer' && performance.now() - existing.createdAt < REOFFER_INTERVAL_MS) {
+            throw new AccessDenied(`A link from you was offered less than ${REOFFER_INTERVAL_MS} ms ago; retry later.`, 'link-busy');
         }
         existing?.close('replaced by a new link from the same peer');
         const link = this.createLink(from, linkId, 'answerer');
