@@ -67,6 +67,27 @@ describe('one multicast frame costs the broker bounded work', () => {
     });
 });
 
+describe('the send budget', () => {
+    const resources = new Resources();
+    afterEach(() => resources.closeAll());
+
+    it('is not refilled by a stall of the broker’s event loop: after a 1.5 s stall a drained budget holds about a tick, not a second', async () => {
+        const perSecond = 20;
+        const broker = await resources.broker({ messagesPerSecond: perSecond });
+        const client = resources.add(await RawClient.open(broker.url, { handshake: true, timeoutMs: 10_000 }), c => c.terminate());
+        const whoami = () => client.request(clientFrame(client.takeId(), Types.Action, actionBody('switchboard/broker', 'whoami')), 10_000);
+        const refusals = async (count: number) => (await Promise.all(Array.from({ length: count }, whoami))).filter(answer => outcomesOf(answer) === 'RATE_LIMITED').length;
+
+        // Drain the budget (the handshake took one message of it).
+        await refusals(perSecond);
+        // The broker runs in this process: block its event loop as one huge frame or a long GC would.
+        const stalledUntil = Date.now() + 1500;
+        while (Date.now() < stalledUntil) { /* stalled */ }
+        // Wall time would have refilled all 20; the loop's free time gives back a fraction.
+        expect(await refusals(perSecond)).toBeGreaterThanOrEqual(perSecond / 2);
+    });
+});
+
 describe('a sender cannot get a receiver closed', () => {
     const resources = new Resources();
     afterEach(() => resources.closeAll());
