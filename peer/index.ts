@@ -19,3 +19,5 @@ export { grants, Grants } from './features/grants';
 export type { GrantDecision, GrantsOptions, ProtectOptions, GrantClaims } from './features/grants';
 export { directLinks, DirectLinks } from './features/links';
 export type { DirectLinksOptions, LinkEvent, LinkInfo, LinkLimits, LinkPolicy, PeerConnectionClass } from './features/links';
+export { transactions, Transactions } from './features/transactions';
+export type { TransactionOptions, RunOptions, TransactionResult, ParticipantResult, TransactionContext, TransactionHandler, TransactionEvent } from './features/transactions';

@@ -141,6 +141,14 @@ function checkSingleCopies(app: string): void {
     console.log(`one copy each of ${copies.size} @deepkit and @switchboard packages`);
 }
 
+/** The README's install lines pin Deepkit exactly (1.0.19, never ^1.0.19): ours require that one version. */
+function checkExactDeepkit(app: string): void {
+    const manifest = JSON.parse(readFileSync(join(app, 'package.json'), 'utf8')) as Record<string, Record<string, string> | undefined>;
+    const loose = Object.entries({ ...manifest.dependencies, ...manifest.devDependencies })
+        .filter(([name, version]) => name.startsWith('@deepkit/') && version !== '1.0.19');
+    if (loose.length) fail(`the app's package.json does not pin Deepkit to 1.0.19: ${loose.map(([name, version]) => `${name}@${version}`).join(', ')}`);
+}
+
 /** Deepkit's runtime types: the type compiler emits `__Ω<Name>` for interfaces and `__type` arrays on classes. */
 function checkRuntimeTypes(app: string): void {
     const checks: [file: string, expected: RegExp][] = [
@@ -296,7 +304,8 @@ async function main(): Promise<void> {
         const readme = readReadme();
 
         step('build and pack the four packages');
-        run('npm run build --silent', repository);
+        // --no-build: pack the dist/ folders as the last build left them.
+        if (!process.argv.includes('--no-build')) run('npm run build --silent', repository);
         const tarballs = pack(join(work, 'tarballs'));
 
         const protocolAdded = { done: false };
@@ -326,6 +335,9 @@ async function main(): Promise<void> {
                 step(`${line} (README)`);
                 const command = brokerUrl ? line.replace('ws://127.0.0.1:8080', brokerUrl) : line;
                 const output = run(withTarballs(command, tarballs, protocolAdded), app);
+                // The warning our own dependencies gave on Node 20 (README: `overrides`).
+                if (/EBADENGINE/.test(output)) fail('npm warned about an engine', output);
+                if (/^npm install\b/.test(line)) checkExactDeepkit(app);
                 if (/^node dist\/main\.js\b/.test(line)) {
                     for (const expected of ['Hello Alice (asked by alice)', 'Hello Bob (asked by bob)']) {
                         if (!output.includes(expected)) fail(`the two peers' calls did not print "${expected}"`, output);

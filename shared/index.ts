@@ -12,3 +12,4 @@ export * from './files-api';
 export * from './collab-api';
 export * from './links-api';
 export * from './http-actions-api';
+export * from './transactions-api';
