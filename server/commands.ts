@@ -63,6 +63,8 @@ export class StartCommand {
         tokenRevocationCheckMs?: number & Flag,
         /** @description NATS URLs, comma-separated: join a cluster of brokers (empty: a single broker) */
         natsUrl?: string & Flag,
+        /** @description accept a NATS URL without credentials (development only: anyone reaching NATS can read and inject) */
+        natsInsecure?: boolean & Flag,
         /** @description cluster name: brokers with the same name on one NATS share one peer namespace */
         cluster?: string & Flag,
         /** @description this broker's ID in the cluster (default: generated) */
@@ -75,7 +77,7 @@ export class StartCommand {
         const flags = {
             host, port, database, auth, tokenDatabase, maxPayloadBytes, messagesPerSecond, bytesPerSecond, callTimeoutMs, maxProtocolViolations, auditCalls,
             maxBufferedBytes, slowConsumerMs, peerIdGraceMs, handshakeTimeoutMs, maxConnectionsPerAddress, maxConnections, pingIntervalMs, registryRetentionDays,
-            registryMaxOfflinePeers, tokenRevocationCheckMs, natsUrl, cluster, brokerId, clusterHeartbeatMs, clusterDeathTimeoutMs,
+            registryMaxOfflinePeers, tokenRevocationCheckMs, natsUrl, natsInsecure, cluster, brokerId, clusterHeartbeatMs, clusterDeathTimeoutMs,
         };
         for (const [name, value] of Object.entries(flags)) {
             if (value !== undefined) (this.config as any)[name] = value;

@@ -1,5 +1,6 @@
 import { deserialize, integer, Maximum, Minimum, MinLength, Pattern, Positive, ReflectionClass, validate } from '@deepkit/type';
 import { BROKER_ID_PATTERN, CLUSTER_NAME_PATTERN } from './cluster/cluster-names';
+import { hasNatsCredentials } from './cluster/nats-servers';
 
 /**
  * The broker's settings. Each can be set in the environment as `SWITCHBOARD_` + the name in upper snake case
@@ -113,6 +114,12 @@ export class BrokerConfig {
      */
     natsUrl: string = '';
 
+    /**
+     * Accept a natsUrl without credentials (`nats://user:password@host:4222`): a NATS that anyone who reaches it may
+     * read and write, the cluster's directory and frames included. For a development machine only; logged loudly.
+     */
+    natsInsecure: boolean = false;
+
     /** Brokers with the same cluster name on one NATS serve one peer namespace; other clusters never see them. */
     cluster: string & Pattern<typeof CLUSTER_NAME_PATTERN> = 'switchboard';
 
@@ -174,6 +181,9 @@ export function assertValidConfig(config: BrokerConfig): void {
     if (first) throw new ConfigError(first.path, `${first.message} (got ${JSON.stringify(first.value)})`);
     if (config.bytesPerSecond && config.bytesPerSecond < config.maxPayloadBytes) {
         throw new ConfigError('bytesPerSecond', `must be at least maxPayloadBytes (${config.maxPayloadBytes}), or the largest message could never be sent (got ${config.bytesPerSecond})`);
+    }
+    if (config.natsUrl && !config.natsInsecure && !hasNatsCredentials(config.natsUrl)) {
+        throw new ConfigError('natsUrl', 'has no credentials: run nats-server with authorization and per-broker permissions (README: Cluster) and give this broker its user, nats://user:password@host:4222; or, on a development machine only, set natsInsecure (--natsInsecure)');
     }
     if (config.clusterDeathTimeoutMs < config.clusterHeartbeatMs * 2) {
         throw new ConfigError('clusterDeathTimeoutMs', `must be at least twice clusterHeartbeatMs (${config.clusterHeartbeatMs}), or one late heartbeat kills a broker (got ${config.clusterDeathTimeoutMs})`);

@@ -17,6 +17,7 @@ import { connectionBytesOf, DirectoryEntry, isConflict, sameOwner } from './dire
 import { BatchReader, BatchWriter, decodeOrigin, EnvelopeHandler, splitBatch } from './envelope';
 import { CallerCalls, InFlightCalls } from './in-flight-calls';
 import { NatsLink, NatsUnreachable } from './nats-link';
+import { hasNatsCredentials } from './nats-servers';
 import { ClusterPeerIdHolds } from './peer-id-holds';
 
 export interface NatsExchangeOptions {
@@ -32,6 +33,8 @@ export interface NatsExchangeOptions {
     deathTimeoutMs: number;
     /** The broker's maxPayloadBytes: bounds the batches a broker reassembles from parts. */
     maxPayloadBytes: number;
+    /** The URL may come without credentials (a NATS open to anyone who reaches it): said loudly in the log. */
+    natsInsecure?: boolean;
 }
 
 export function natsExchangeOptions(config: BrokerConfig): NatsExchangeOptions {
@@ -42,6 +45,7 @@ export function natsExchangeOptions(config: BrokerConfig): NatsExchangeOptions {
         heartbeatMs: config.clusterHeartbeatMs,
         deathTimeoutMs: config.clusterDeathTimeoutMs,
         maxPayloadBytes: config.maxPayloadBytes,
+        natsInsecure: config.natsInsecure,
     };
 }
 
@@ -152,13 +156,16 @@ export class NatsPeerExchange implements PeerExchange {
             await this.directory.rebuild(() => this.reassert());
         } catch (error) {
             await this.link.close();
-            throw new NatsUnreachable(`NATS at ${this.options.natsUrl} answers, but its JetStream directory does not (${(error as Error).message}). Start nats-server with JetStream (-js).`);
+            throw new NatsUnreachable(`NATS at ${this.link.redactedUrl} answers, but its JetStream directory does not (${(error as Error).message}). Start nats-server with JetStream (-js), and allow this broker's NATS user the cluster's subjects (README: Cluster, NATS permissions).`);
         }
         this.beat();
         this.lastTick = performance.now();
         this.timer = setInterval(() => this.tick(), this.options.heartbeatMs);
         this.timer.unref?.();
-        this.logger.log(`Cluster "${this.options.cluster}" on NATS ${this.options.natsUrl}: this broker is ${this.brokerId}`);
+        this.logger.log(`Cluster "${this.options.cluster}" on NATS ${this.link.redactedUrl}: this broker is ${this.brokerId}`);
+        if (!hasNatsCredentials(this.options.natsUrl)) {
+            this.logger.warn('INSECURE: natsInsecure is set and the NATS URL has no credentials. Anyone who reaches this NATS can read the cluster\'s directory and inject frames as any broker. Run nats-server with authorization and per-broker permissions (README: Cluster).');
+        }
     }
 
     async stop(): Promise<void> {

@@ -1,6 +1,7 @@
 import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import { Subject } from 'rxjs';
+import { inboxPrefixOf, parseNatsServers } from './nats-servers';
 
 export type LinkEvent = 'disconnected' | 'reconnected';
 
@@ -39,11 +40,20 @@ export class NatsLink {
         return this.connection?.info?.max_payload ?? 1024 * 1024;
     }
 
+    /** The URLs as they may be logged (no passwords). */
+    get redactedUrl(): string {
+        return parseNatsServers(this.servers).redacted;
+    }
+
     async open(): Promise<void> {
-        const servers = this.servers.split(',').map(server => server.trim()).filter(Boolean);
+        const { servers, user, pass, token, redacted } = parseNatsServers(this.servers);
         try {
             this.connection = await connect({
                 servers,
+                user,
+                pass,
+                token,
+                inboxPrefix: inboxPrefixOf(user),
                 name: this.name,
                 reconnect: true,
                 maxReconnectAttempts: -1,
@@ -54,7 +64,7 @@ export class NatsLink {
                 maxPingOut: 2,
             });
         } catch (error) {
-            throw new NatsUnreachable(`Cannot reach NATS at ${servers.join(', ')} (natsUrl, SWITCHBOARD_NATS_URL): ${(error as Error).message}. Start nats-server with JetStream (-js), or fix the URL.`);
+            throw new NatsUnreachable(`Cannot reach NATS at ${redacted} (natsUrl, SWITCHBOARD_NATS_URL): ${(error as Error).message}. Start nats-server with JetStream (-js), or fix the URL and its credentials (nats://user:password@host:4222).`);
         }
         this.isConnected = true;
         void this.follow(this.nc);

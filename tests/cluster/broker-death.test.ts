@@ -18,7 +18,7 @@ describeWithNats('Cluster: a broker killed with SIGKILL', () => {
     afterEach(() => resources.closeAll());
 
     it('fails the calls in flight through it, shows its peers offline once, and its peers move to a live broker', async () => {
-        const cluster = new TestCluster(nats, resources);
+        const cluster = await TestCluster.create(nats, resources);
         const death = { clusterHeartbeatMs: 100, clusterDeathTimeoutMs: 600 };
         // Started side by side: the child process takes most of this test's time.
         const [live, doomed] = await Promise.all([

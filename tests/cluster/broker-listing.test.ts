@@ -15,7 +15,7 @@ describeWithNats('the cluster in /status, /metrics and the dashboard', () => {
     let cluster: TestCluster;
     beforeEach(async () => {
         const nats = resources.add(await NatsServer.start(), server => server.dispose());
-        cluster = new TestCluster(nats, resources);
+        cluster = await TestCluster.create(nats, resources);
     });
     afterEach(() => resources.closeAll());
 

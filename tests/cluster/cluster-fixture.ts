@@ -8,21 +8,48 @@ import { NatsServer } from './nats-server';
 /** Settings that make a cluster notice deaths quickly in tests; the waits are still for events, never for time. */
 export const FAST_CLUSTER: Partial<BrokerConfig> = { clusterHeartbeatMs: 100, clusterDeathTimeoutMs: 1_000 };
 
-/** Brokers of one cluster (a name of their own) on one nats-server. */
+/** Broker IDs a test cluster has NATS users for. */
+const BROKER_IDS = ['b1', 'b2', 'b3', 'b4', 'b5', 'b6'];
+
+/**
+ * Brokers of one cluster (a name of their own) on one nats-server, each with its own NATS user and a broker's
+ * permissions only (as the README tells operators to run them): brokers are b1, b2 … in the order they start, unless
+ * a test names one of those IDs itself.
+ */
 export class TestCluster {
     readonly name = `test-${randomUUID().slice(0, 8)}`;
+    protected urls = new Map<string, string>();
+    protected started = new Set<string>();
 
-    constructor(readonly nats: NatsServer, protected resources: Resources) {
+    protected constructor(readonly nats: NatsServer, protected resources: Resources) {
+    }
+
+    static async create(nats: NatsServer, resources: Resources): Promise<TestCluster> {
+        const cluster = new TestCluster(nats, resources);
+        cluster.urls = await nats.addBrokers(cluster.name, BROKER_IDS);
+        return cluster;
     }
 
     broker(config: Partial<BrokerConfig> = {}): Promise<RunningBroker> {
-        return this.resources.broker({ natsUrl: this.nats.url, cluster: this.name, ...FAST_CLUSTER, ...config });
+        return this.resources.broker(this.settings(config));
     }
 
     /** Flags of `start` for a broker of this cluster in a child process. */
     flags(config: Partial<BrokerConfig> = {}): string[] {
-        const settings = { natsUrl: this.nats.url, cluster: this.name, ...FAST_CLUSTER, ...config };
-        return Object.entries(settings).flatMap(([name, value]) => [`--${name}`, String(value)]);
+        return Object.entries(this.settings(config)).flatMap(([name, value]) => [`--${name}`, String(value)]);
+    }
+
+    /** The natsUrl of broker `brokerId`: its own NATS user. */
+    natsUrlOf(brokerId: string): string {
+        return this.urls.get(brokerId)!;
+    }
+
+    protected settings(config: Partial<BrokerConfig>): Partial<BrokerConfig> {
+        const brokerId = config.brokerId || BROKER_IDS.find(id => !this.started.has(id));
+        const natsUrl = brokerId && this.urls.get(brokerId);
+        if (!natsUrl) throw new Error(`A test cluster has NATS users for brokers ${BROKER_IDS.join(', ')} only (asked for ${brokerId ?? 'one more'})`);
+        this.started.add(brokerId);
+        return { natsUrl, cluster: this.name, brokerId, ...FAST_CLUSTER, ...config };
     }
 }
 
@@ -41,8 +68,8 @@ export function usesCluster(resources: Resources): { readonly nats: NatsServer, 
         nats = await NatsServer.start();
     });
     afterAll(() => nats?.dispose());
-    beforeEach(() => {
-        cluster = new TestCluster(nats!, resources);
+    beforeEach(async () => {
+        cluster = await TestCluster.create(nats!, resources);
     });
     afterEach(() => resources.closeAll());
     return {

@@ -18,7 +18,7 @@ describeWithNats('Cluster: NATS goes away and comes back', () => {
     /** Two brokers; alice and carol on the first, bob on the second, all introduced. */
     async function twoBrokers() {
         nats = await NatsServer.start();
-        const cluster = new TestCluster(nats, resources);
+        const cluster = await TestCluster.create(nats, resources);
         const [one, two] = [await cluster.broker(SURVIVES_OUTAGE), await cluster.broker(SURVIVES_OUTAGE)];
         const { registration } = await resources.servingPeer(two.url, 'bob');
         await resources.servingPeer(one.url, 'carol');
@@ -69,7 +69,7 @@ describeWithNats('Cluster: NATS goes away and comes back', () => {
     for (const store of ['the same', 'an empty'] as const) {
         it(`an outage longer than the death timeout (${store} store): peers stay, same-broker calls all succeed, registrations made meanwhile are reconciled`, async () => {
             nats = await NatsServer.start();
-            const cluster = new TestCluster(nats, resources);
+            const cluster = await TestCluster.create(nats, resources);
             // The death timeout is a fraction of the outage.
             const short = { clusterHeartbeatMs: 100, clusterDeathTimeoutMs: 500 };
             const [one, two] = [await cluster.broker(short), await cluster.broker(short)];

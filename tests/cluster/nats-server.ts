@@ -1,7 +1,9 @@
 import { ChildProcess, spawn } from 'child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'fs';
+import { randomBytes } from 'crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { delimiter, join } from 'path';
+import { brokerUser, natsServerConfig, NatsUser } from '../../server/cluster/nats-permissions';
 
 /** nats-server from the PATH (Debian's package installs it in /usr/sbin, often not on a user's PATH), or $NATS_SERVER. */
 export function natsServerBinary(): string | undefined {
@@ -29,11 +31,18 @@ export function describeWithNats(name: string, body: () => void): void {
 /**
  * A real nats-server with JetStream for a test, on a free port of loopback, with a store of its own. It can be
  * stopped, killed, and started again on the same port with the same store or an empty one.
+ *
+ * Not open, as a cluster's NATS must never be: it knows only its users. `url` is the harness's own (every subject:
+ * tests look into buckets, the CLI's token commands use it); each broker gets a user of its own with only the
+ * subjects a broker needs (brokerUser), added with a configuration reload.
  */
 export class NatsServer {
     protected child?: ChildProcess;
     protected exited?: Promise<void>;
     protected output = '';
+    protected readonly users: NatsUser[] = [];
+    protected readonly adminPassword = randomBytes(12).toString('hex');
+    protected launchPort = -1;
     port = 0;
 
     protected constructor(protected readonly root: string) {
@@ -45,8 +54,51 @@ export class NatsServer {
         return server;
     }
 
+    /** The harness's own user: may use every subject. */
     get url(): string {
+        return `nats://admin:${this.adminPassword}@127.0.0.1:${this.port}`;
+    }
+
+    /** No credentials: what anyone who reaches the port has. */
+    get anonymousUrl(): string {
         return `nats://127.0.0.1:${this.port}`;
+    }
+
+    /**
+     * A NATS user for each broker ID of `cluster`, with a broker's permissions only; one configuration reload for all.
+     * @returns each broker's natsUrl, by broker ID
+     */
+    async addBrokers(cluster: string, brokerIds: string[]): Promise<Map<string, string>> {
+        const urls = new Map<string, string>();
+        for (const brokerId of brokerIds) {
+            const user = `${cluster}-${brokerId}`;
+            const password = randomBytes(12).toString('hex');
+            this.users.push(brokerUser(cluster, brokerId, user, password));
+            urls.set(brokerId, `nats://${user}:${password}@127.0.0.1:${this.port}`);
+        }
+        await this.reload();
+        return urls;
+    }
+
+    /** Writes the configuration; SIGHUP makes a running server read it again, and it says so in its log. */
+    protected async reload(): Promise<void> {
+        this.writeConfig();
+        if (!this.running) return;
+        const reloaded = () => this.output.split('Reloaded server configuration').length - 1;
+        const before = reloaded();
+        this.child!.kill('SIGHUP');
+        const deadline = Date.now() + 10_000;
+        while (reloaded() === before) {
+            if (!this.running) throw new Error(`nats-server exited at a configuration reload:\n${this.output}`);
+            if (Date.now() > deadline) throw new Error(`nats-server did not reload its configuration in 10 s:\n${this.output}`);
+            await new Promise(resolve => setTimeout(resolve, 5));
+        }
+    }
+
+    protected writeConfig(): void {
+        const admin: NatsUser = { user: 'admin', password: this.adminPassword, permissions: { publish: { allow: ['>'] }, subscribe: { allow: ['>'] } } };
+        // The port the running server was started with (-1: any free one): a reload may not change it.
+        writeFileSync(join(this.root, 'nats.conf'), natsServerConfig({ port: this.launchPort, storeDirectory: join(this.root, 'store'), users: [admin, ...this.users] }));
     }
 
     get running(): boolean {
@@ -81,8 +133,9 @@ export class NatsServer {
 
     protected async launch(): Promise<void> {
         const portsDirectory = mkdtempSync(join(this.root, 'ports-'));
-        const port = this.port ? String(this.port) : '-1';
-        const child = spawn(natsServerBinary()!, ['-a', '127.0.0.1', '-p', port, '-js', '-sd', join(this.root, 'store'), '--ports_file_dir', portsDirectory], { stdio: ['ignore', 'pipe', 'pipe'] });
+        this.launchPort = this.port || -1;
+        this.writeConfig();
+        const child = spawn(natsServerBinary()!, ['-c', join(this.root, 'nats.conf'), '--ports_file_dir', portsDirectory], { stdio: ['ignore', 'pipe', 'pipe'] });
         this.child = child;
         this.output = '';
         child.stdout!.on('data', chunk => this.output += chunk);
