@@ -60,6 +60,20 @@ describe('replicated state', () => {
         expect(atBob.get('only-alice')!.at).toBeInstanceOf(Date);
     });
 
+    it('converges among three members writing the same key while one of them is away', async () => {
+        const { url } = await resources.broker();
+        const peers = [await peer(url, 'alice'), await peer(url, 'bob'), await peer(url, 'carol')];
+        const maps = await Promise.all(peers.map(p => p.features.state.open<Note>('room', { members: ['alice', 'bob', 'carol'] })));
+        const carol = peers[2];
+        await carol.pause();
+        maps.forEach((map, i) => map.set('topic', note(`from ${peers[i].id}`)).set(`only-${peers[i].id}`, note('x')));
+        await carol.resume();
+
+        await sameEverywhere(...maps);
+        expect(maps[0].keys()).toEqual(['only-alice', 'only-bob', 'only-carol', 'topic']);
+        expect(new Set(maps.map(map => map.get('topic')!.text)).size).toBe(1);
+    });
+
     it('brings a member 5,000 updates behind up to date with one merged update', async () => {
         const { url } = await resources.broker();
         const alice = await peer(url, 'alice');
