@@ -38,8 +38,9 @@ interface HoldApi {
 }
 
 async function round(nats: NatsServer, cluster: string): Promise<string> {
-    const live = await startBroker({ port: 0, database: ':memory:', natsUrl: nats.url, cluster, logLevel: 'error' });
-    const doomed = await BrokerProcess.start(':memory:', ['--natsUrl', nats.url, '--cluster', cluster]);
+    const urls = await nats.addBrokers(cluster, ['live', 'doomed']);
+    const live = await startBroker({ port: 0, database: ':memory:', natsUrl: urls.get('live'), brokerId: 'live', cluster, logLevel: 'error' });
+    const doomed = await BrokerProcess.start(':memory:', ['--natsUrl', urls.get('doomed')!, '--brokerId', 'doomed', '--cluster', cluster]);
     const bob = await Peer.connect({ url: [doomed.url, live.url], id: 'bob', expose: [[HoldController, 'bench/hold']], reconnect: { initialDelayMs: 10, maxDelayMs: 50 } });
     const carol = await Peer.connect({ url: doomed.url, id: 'carol', reconnect: false });
     const alice = await Peer.connect({ url: live.url, id: 'alice' });

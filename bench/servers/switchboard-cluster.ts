@@ -8,4 +8,6 @@ import { serveBenchmark } from './process-protocol';
 void startBroker({
     port: 0, database: ':memory:', logLevel: 'error', messagesPerSecond: 1_000_000_000, maxConnectionsPerAddress: 0,
     natsUrl: process.env.BENCH_NATS_URL, brokerId: process.env.BENCH_BROKER_ID, cluster: 'bench',
+    // The bench's own NATS, on loopback for the length of one scenario, without users.
+    natsInsecure: true,
 }).then(broker => serveBenchmark(broker.port, () => broker.close()));

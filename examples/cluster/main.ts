@@ -5,9 +5,11 @@
  * printed) to watch its peers move to the others.
  */
 import { ChildProcess, spawn } from 'child_process';
+import { randomBytes } from 'crypto';
 import { mkdirSync } from 'fs';
 import { join } from 'path';
 import { parseArgs } from 'util';
+import { brokerUser, NatsUser, operatorUser } from '../../server/cluster/nats-permissions';
 import { NatsServerMissing, RunningNatsServer, startNatsServer } from './nats-server';
 
 const usage = `Usage: npm run cluster -- [--port 4001] [--brokers 3] [--cluster demo]
@@ -52,13 +54,21 @@ function parse(): { port: number, brokers: number, cluster: string } {
     }
 }
 
-/** One broker as `npm start` runs it, in the cluster; its output goes to ours, each line marked with its name. */
-function startBroker(name: string, port: number, nats: RunningNatsServer, cluster: string): BrokerProcess {
+/** `nats://user:password@host:port` for one of the NATS server's users. */
+function natsUrlOf(nats: RunningNatsServer, user: NatsUser): string {
+    return `nats://${user.user}:${user.password}@127.0.0.1:${nats.port}`;
+}
+
+/**
+ * One broker as `npm start` runs it, in the cluster, with its own NATS user (only its cluster's subjects, only its
+ * own inbox); its output goes to ours, each line marked with its name.
+ */
+function startBroker(name: string, port: number, nats: RunningNatsServer, cluster: string, user: NatsUser): BrokerProcess {
     const database = join('var', 'cluster', `${name}.sqlite`);
     // The compiled broker (`npm run cluster` builds first), which starts in about a second.
     const child = spawn(process.execPath, [join('server', 'dist', 'main.js'), 'start', '--port', String(port), '--database', database], {
         cwd: root,
-        env: { ...process.env, SWITCHBOARD_NATS_URL: nats.url, SWITCHBOARD_CLUSTER: cluster, SWITCHBOARD_BROKER_ID: name },
+        env: { ...process.env, SWITCHBOARD_NATS_URL: natsUrlOf(nats, user), SWITCHBOARD_CLUSTER: cluster, SWITCHBOARD_BROKER_ID: name },
         stdio: ['ignore', 'pipe', 'pipe'],
     });
     for (const stream of [child.stdout!, child.stderr!]) {
@@ -97,9 +107,14 @@ async function stopBroker(broker: BrokerProcess): Promise<void> {
 
 async function main(): Promise<void> {
     const options = parse();
+    // NATS is not open: each broker has a user of its own, and the token commands one more (the operator's).
+    const password = () => randomBytes(18).toString('base64url');
+    const names = Array.from({ length: options.brokers }, (_, i) => `broker-${i + 1}`);
+    const users = names.map(name => brokerUser(options.cluster, name, name, password()));
+    const operator = operatorUser(options.cluster, 'operator', password());
     let nats: RunningNatsServer;
     try {
-        nats = await startNatsServer();
+        nats = await startNatsServer({ users: [...users, operator] });
     } catch (error) {
         console.error(error instanceof NatsServerMissing ? error.message : `Could not start nats-server: ${(error as Error).message}`);
         return process.exit(1);
@@ -118,7 +133,7 @@ async function main(): Promise<void> {
     process.once('SIGINT', () => void stop(0));
     process.once('SIGTERM', () => void stop(0));
 
-    for (let i = 0; i < options.brokers; i++) brokers.push(startBroker(`broker-${i + 1}`, options.port + i, nats, options.cluster));
+    for (let i = 0; i < options.brokers; i++) brokers.push(startBroker(names[i], options.port + i, nats, options.cluster, users[i]));
     try {
         await Promise.all(brokers.map(listening));
     } catch (error) {
@@ -144,6 +159,8 @@ async function main(): Promise<void> {
         `  SWITCHBOARD_URL=${rotated(1)} npm run chat -- --id bob`,
         `  npm run web -- --broker ${rotated(2)}`,
         `Kill a broker (kill <pid>) to watch its peers move; Ctrl-C stops everything.`,
+        `NATS accepts only the brokers' users and the operator's, for the token commands:`,
+        `  SWITCHBOARD_NATS_URL='${natsUrlOf(nats, operator)}' SWITCHBOARD_CLUSTER=${options.cluster} npx switchboard token:list`,
         '',
     ].join('\n'));
 }

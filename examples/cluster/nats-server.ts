@@ -1,7 +1,8 @@
 import { ChildProcess, spawn } from 'child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, watch } from 'fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, watch, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { delimiter, join } from 'path';
+import { natsServerConfig, NatsUser } from '../../server/cluster/nats-permissions';
 
 /**
  * The `nats-server` binary: NATS_SERVER, else the first on PATH or in the sbin directories (Debian's package installs
@@ -27,10 +28,15 @@ export interface NatsServerOptions {
     storeDirectory?: string;
     /** Milliseconds to wait for the server to listen. */
     startTimeoutMs?: number;
+    /**
+     * The only clients the server accepts (nats-server's `authorization`), each with its permissions (see
+     * server/cluster/nats-permissions.ts). Without: open to anyone who reaches the port (the bench's own NATS only).
+     */
+    users?: NatsUser[];
 }
 
 export interface RunningNatsServer {
-    /** `nats://127.0.0.1:<port>` */
+    /** `nats://127.0.0.1:<port>`, without credentials */
     url: string;
     port: number;
     storeDirectory: string;
@@ -51,7 +57,12 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     const removeTemporary = () => rmSync(temporary, { recursive: true, force: true });
     mkdirSync(portsDirectory);
 
-    const args = ['-a', '127.0.0.1', '-p', String(options.port ?? -1), '-js', '-sd', storeDirectory, '--ports_file_dir', portsDirectory];
+    let args = ['-a', '127.0.0.1', '-p', String(options.port ?? -1), '-js', '-sd', storeDirectory, '--ports_file_dir', portsDirectory];
+    if (options.users) {
+        const config = join(temporary, 'nats.conf');
+        writeFileSync(config, natsServerConfig({ port: options.port ?? -1, storeDirectory, users: options.users }), { mode: 0o600 });
+        args = ['-c', config, '--ports_file_dir', portsDirectory];
+    }
     const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     let log = '';
     child.stderr!.on('data', chunk => log = (log + chunk).slice(-4000));
