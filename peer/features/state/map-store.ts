@@ -35,7 +35,7 @@ export class MapStore {
         this.pending.push(update);
         if (this.scheduled) return;
         this.scheduled = true;
-        this.flushing = this.flushing.then(() => new Promise<void>(resolve => setImmediate(resolve))).then(() => this.flush(doc));
+        this.flushing = this.flushing.then(() => new Promise<void>(resolve => nextTurn(resolve))).then(() => this.flush(doc));
     }
 
     /** Resolves when every update appended so far is stored. */
@@ -65,4 +65,10 @@ export class MapStore {
             // Storage closed under us (the peer is closing): the members still hold these writes.
         }
     }
+}
+
+/** After the current turn of the event loop (its promise jobs included); browsers have no setImmediate. */
+export function nextTurn(callback: () => void): void {
+    if (typeof setImmediate === 'function') setImmediate(callback);
+    else setTimeout(callback, 0);
 }

@@ -3,7 +3,7 @@ import * as Y from 'yjs';
 import { ReplicatedStateApi, STATE_NAME_PATTERN, StateDigest, StateSyncAnswer } from '@switchboard/protocol/state-api';
 import { AccessDenied, InvalidPeerId, MalformedMessage, PayloadTooLarge } from '@switchboard/protocol/errors';
 import { FeatureContext } from '../../feature';
-import { MapStore, MERGE_AT_MOST } from './map-store';
+import { MapStore, MERGE_AT_MOST, nextTurn } from './map-store';
 import { defaultStateLimits, LOADED, RemoteOrigin, ReplicatedMap, ROOT, StateLimits } from './replicated-map';
 import { checkUpdate } from './update-check';
 
@@ -148,7 +148,7 @@ export class ReplicatedState {
         const queued = this.outgoing.get(map.name);
         if (queued) return void queued.push(update);
         this.outgoing.set(map.name, [update]);
-        setImmediate(() => {
+        nextTurn(() => {
             const updates = this.outgoing.get(map.name) ?? [];
             this.outgoing.delete(map.name);
             if (this.context.peer.state !== 'registered') return; // sent by the sync after registering
