@@ -1,6 +1,6 @@
 import { createInterface } from 'readline';
 import { MaxLength } from '@deepkit/type';
-import { ChatEntry, ChatGroupInfo } from '../../shared';
+import { ChatEntry, ChatGroupInfo, PeerNotFound } from '../../shared';
 import { Peer, ReplicatedMap, replicatedState } from '../../peer';
 import { connectPeer, exampleArgs, explain, say } from '../shared/connect';
 
@@ -26,8 +26,11 @@ async function main(): Promise<void> {
     const online = new Map<string, boolean>();
     // Not named `groups`: the /groups command is a method of that name, which would hide it inside its own body.
     const groupsByName = new Map<string, ChatGroupInfo>();
-    // Messages can arrive while we connect (the queued ones): `show` uses the peer handed to `prepare`.
+    // Messages can arrive while we connect (the queued ones): `show` uses the peer handed to `prepare`, and holds
+    // them until "Connected" is printed.
     let peer!: Peer<typeof features>;
+    let connected = false;
+    const heldBack: ChatEntry[] = [];
     const settings = new Map<string, ReplicatedMap<Topic>>();
     await connectPeer(args, created => {
         peer = created;
@@ -50,6 +53,8 @@ async function main(): Promise<void> {
     }
     for (const known of await peer.broker.listPeers()) if (!online.has(known.id)) online.set(known.id, known.online);
     say(`Connected to ${peer.brokerUrl ?? args.url} as ${args.id}. Type /help for commands.`);
+    connected = true;
+    for (const entry of heldBack.splice(0)) await show(entry);
 
     /** Opens the group's settings with its members (again when members change) and shows what others set. */
     async function followSettings(group: ChatGroupInfo): Promise<ReplicatedMap<Topic>> {
@@ -65,12 +70,28 @@ async function main(): Promise<void> {
 
     /** Incoming messages are shown once and marked read, so the sender sees "read". */
     async function show(entry: ChatEntry): Promise<void> {
+        if (!connected) return void heldBack.push(entry);
         if (entry.direction === 'in' && entry.status === 'delivered') {
             const group = entry.groupId ? [...groupsByName.values()].find(g => g.id === entry.groupId) : undefined;
             say(`${group ? `[${group.name}] ` : ''}${entry.peerId}: ${entry.text}`);
             await peer.chat.markRead(entry.peerId, [entry.id]).catch(() => undefined);
         }
         if (entry.direction === 'out' && entry.status !== 'sending') say(`  (${entry.peerId}) "${short(entry.text)}" ${entry.status}`);
+    }
+
+    /**
+     * Whether the broker's registry knows `peerId` (online, or offline and kept). A message to a known peer that is
+     * offline is queued; to an ID that never registered it would wait forever. With the broker down, nobody can
+     * tell: the message is queued.
+     */
+    async function knownToBroker(peerId: string): Promise<boolean> {
+        if (peer.state !== 'registered') return true;
+        try {
+            await peer.broker.getPeer(peerId);
+            return true;
+        } catch (error) {
+            return !(error instanceof PeerNotFound);
+        }
     }
 
     const commands: Record<string, (rest: string) => Promise<void>> = {
@@ -84,6 +105,9 @@ async function main(): Promise<void> {
         async msg(rest) {
             const [to, ...words] = rest.split(' ');
             if (!to || !words.length) return say('Usage: /msg <peer> <text>');
+            if (!online.has(to) && !await knownToBroker(to)) {
+                return say(`! No peer "${to}" is known to the broker: it never registered. Check the ID; /peers lists who is known.`);
+            }
             await peer.chat.send(to, words.join(' '));
         },
         async history(rest) {

@@ -8,6 +8,7 @@ import { Outbox, OutboxItem, Queued } from '../outbox';
 import { RemotePeer } from '../remote-peer';
 import { ChatGroupRecord, ChatRecord } from '../storage/entities';
 import { PeerDatabase } from '../storage/peer-database';
+import { handedOn } from '@switchboard/protocol/wire';
 import { ChatOptions, defaultChatOptions } from './chat-options';
 import { SenderQuota, textBytes } from './sender-quota';
 
@@ -17,6 +18,8 @@ const STATUS_BATCH = 500;
 /** Where a ChatService sends: the remote chats of other peers. */
 export interface ChatTransport {
     readonly id: string;
+    /** `registered` while this peer can reach others now; anything else and a message waits in the outbox. */
+    readonly state?: string;
     to(peerId: string): RemotePeer;
     /** One call to many peers in one frame, copied to each by the broker (see Peer.broadcast). */
     broadcast<R>(targets: readonly string[], controller: ControllerDefinition<any>, action: string, args: unknown[], options: BroadcastOptions): Promise<BroadcastResult<R>>;
@@ -66,8 +69,10 @@ export class ChatService {
     }
 
     /**
-     * Sends a direct message. Resolves once it is delivered, or queued because the recipient is offline. Messages
-     * to one peer arrive in the order of the calls, even when they are not awaited one by one.
+     * Sends a direct message. Resolves once it is delivered, or queued because the recipient is offline; at once as
+     * queued while this peer itself is not connected (the outbox sends it when the broker is back, and the status
+     * moves on in `updates$`). Messages to one peer arrive in the order of the calls, even when they are not awaited
+     * one by one.
      */
     async send(to: string, text: string, groupId?: string): Promise<ChatEntry> {
         const message = new ChatMessage(crypto.randomUUID(), text, new Date, groupId);
@@ -76,6 +81,12 @@ export class ChatService {
         // The record and its outbox entry commit together: a crash cannot leave a message that never goes out.
         const queued = await this.enqueue({ recipient: to, kind: 'chat', payload: message, id: message.id }, session => session.add(record));
         this.updates$.next(toEntry(record));
+        if (this.transport.state !== undefined && this.transport.state !== 'registered') {
+            // Not connected: waiting for the first attempt would keep the app silent until the broker is back.
+            void queued.outcome.catch(() => this.setStatus('out', to, [message.id], 'failed')).catch(() => undefined);
+            await this.setStatus('out', to, [message.id], 'queued');
+            return toEntry(await this.record('out', to, message.id));
+        }
         try {
             const result = await queued.outcome;
             if (result === 'queued') await this.setStatus('out', to, [message.id], 'queued');
@@ -313,7 +324,7 @@ export class ChatService {
             if (result.outcomes[member] === 'denied') {
                 fates.set(member, { refused: `The broker's send policy does not allow messages from this peer to "${member}"; ask its administrator for access.` });
             } else {
-                fates.set(member, result.outcomes[member] === 'delivered' && reply && 'result' in reply ? 'delivered' : 'retry');
+                fates.set(member, handedOn(result.outcomes[member]) && reply && 'result' in reply ? 'delivered' : 'retry');
             }
         }
         return fates;
