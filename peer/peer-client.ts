@@ -17,7 +17,7 @@ import { ReceiveType, resolveReceiveType, typeOf } from '@deepkit/type';
 import { deserializeBSONWithoutOptimiser, serializeBSONWithoutOptimiser } from '@deepkit/bson';
 import { BroadcastReply, BroadcastResult, summarize } from './broadcast';
 import { Disconnected, MalformedMessage, Timeout } from '@switchboard/protocol/errors';
-import { connectionKey, decodeCallerIdentity, MulticastRequest, MulticastResultBody, Route, SwitchboardFrame } from '@switchboard/protocol/wire';
+import { connectionKey, decodeCallerIdentity, handedOn, MulticastRequest, MulticastResultBody, Route, SwitchboardFrame } from '@switchboard/protocol/wire';
 import { CallerContext } from './caller-context';
 import { InboundFrameGuard } from './inbound-frames';
 import { OpenStreams } from './open-streams';
@@ -209,7 +209,7 @@ export class PeerClient extends RpcClient {
             if (options.collectReplies) {
                 result.replies = {};
                 await Promise.all(targets.map(async (target, i) => {
-                    if (result.outcomes[target] === 'delivered') result.replies![target] = await replies[i].answer;
+                    if (handedOn(result.outcomes[target])) result.replies![target] = await replies[i].answer;
                     else replies[i].cancel();
                 }));
             }

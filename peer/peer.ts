@@ -368,12 +368,13 @@ export class Peer<F extends FeatureMap = Record<never, never>> implements CallIn
         const deadline = new CallDeadline(options.timeout ?? this.callTimeoutMs, `${targets.length} peers`);
         try {
             if (this.state !== 'registered') await deadline.within('registration', this.registeredOrStopped());
-            const result: BroadcastResult<R> = { delivered: 0, failed: 0, outcomes: {}, replies: options.collectReplies ? {} : undefined };
+            const result: BroadcastResult<R> = { delivered: 0, forwarded: 0, failed: 0, outcomes: {}, replies: options.collectReplies ? {} : undefined };
             for (let start = 0; start < targets.length; start += MAX_MULTICAST_TARGETS) {
                 const part = await deadline.during('action', this.client.multicast<R>(targets.slice(start, start + MAX_MULTICAST_TARGETS), path, action, args, {
                     timeout: deadline.remainingMs(), collectReplies: options.collectReplies,
                 }));
                 result.delivered += part.delivered;
+                result.forwarded += part.forwarded;
                 result.failed += part.failed;
                 Object.assign(result.outcomes, part.outcomes);
                 if (part.replies) Object.assign(result.replies!, part.replies);

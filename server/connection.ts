@@ -317,7 +317,7 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
             const routed = exchange.lookup(target) && exchange.route(target, peerFrame(firstId + i, this.id, target, RpcTypes.Action, body), origin);
             if (!routed) {
                 stats.callsUndeliverable++;
-                outcomes.push(registry.get(target) ? 'offline' : 'not-found');
+                outcomes.push(exchange.refusal?.(target) ? 'unavailable' : registry.get(target) ? 'offline' : 'not-found');
                 continue;
             }
             if (routed === 'busy') {
@@ -325,7 +325,7 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
                 this.receiverBusy(target);
                 continue;
             }
-            outcomes.push('delivered');
+            outcomes.push(routed === 'forwarded' ? 'forwarded' : 'delivered');
             stats.callsRouted++;
             stats.framesRouted++;
             stats.bytesRouted += multicastCopySize(target, body);

@@ -35,11 +35,18 @@ export enum SwitchboardFrame {
 export const MAX_MULTICAST_TARGETS = 10_000;
 
 /**
- * What became of one target of a multicast. `busy`: the target's connection had no room for the copy (ReceiverBusy;
- * its reply id gets that error). `duplicate`: the target was named before in the same multicast and got one copy,
- * under the id of its first mention.
+ * What became of one target of a multicast. `delivered`: written to the target's connection by its broker.
+ * `forwarded`: handed to the broker of the cluster that holds the target (its answer, or an error, comes back like
+ * any reply). `unavailable`: the target is on another broker that this broker cannot reach now (ClusterUnavailable).
+ * `busy`: the target's connection had no room for the copy (ReceiverBusy; its reply id gets that error).
+ * `duplicate`: the target was named before in the same multicast and got one copy, under the id of its first mention.
  */
-export type MulticastOutcome = 'delivered' | 'offline' | 'not-found' | 'denied' | 'busy' | 'duplicate';
+export type MulticastOutcome = 'delivered' | 'forwarded' | 'unavailable' | 'offline' | 'not-found' | 'denied' | 'busy' | 'duplicate';
+
+/** Whether the broker handed the copy on (to the target's connection, or to the target's broker): a reply will come. */
+export function handedOn(outcome: MulticastOutcome | undefined): boolean {
+    return outcome === 'delivered' || outcome === 'forwarded';
+}
 
 export interface MulticastRequest {
     targets: PeerId[] & MaxLength<typeof MAX_MULTICAST_TARGETS>;

@@ -113,6 +113,7 @@ export class NatsPeerExchange implements PeerExchange {
     protected needsRecovery = false;
     protected stopped = false;
     protected malformedBatches = 0;
+    protected published = 0;
 
     constructor(protected options: NatsExchangeOptions, protected logger: LoggerInterface = quietLogger) {
         this.brokerId = options.brokerId || randomUUID();
@@ -127,6 +128,11 @@ export class NatsPeerExchange implements PeerExchange {
         this.reader = new BatchReader(options.maxPayloadBytes + 2 * 1024 * 1024);
         this.holds = new ClusterPeerIdHolds(this.link, this.names, logger);
         this.reaper = new Reaper(this.directory, this.liveness, this.brokerId, options.deathTimeoutMs, () => this.disturbances);
+    }
+
+    /** Bytes of frames this broker published to other brokers so far (metrics, tests). */
+    get bytesPublished(): number {
+        return this.published;
     }
 
     /** Whether this broker reaches NATS right now. */
@@ -397,7 +403,7 @@ export class NatsPeerExchange implements PeerExchange {
         const type = frameType(frame);
         if (type === RpcTypes.Action || type === RpcTypes.ActionType) this.inFlight.add(brokerId, origin.connectionId, !!origin.typedErrors, frameId(frame), peerId);
         this.queued(brokerId, writer);
-        return true;
+        return 'forwarded';
     }
 
     /** Why `route` refused a peer that the directory places on another broker: the cluster, not the target. */
@@ -456,6 +462,7 @@ export class NatsPeerExchange implements PeerExchange {
         let subject = this.inboxes.get(brokerId);
         if (!subject) this.inboxes.set(brokerId, subject = this.names.inbox(brokerId));
         const maxPayload = this.link.maxPayload;
+        this.published += batch.length;
         try {
             if (batch.length <= maxPayload) this.link.nc.publish(subject, batch);
             else for (const part of splitBatch(batch, maxPayload)) this.link.nc.publish(subject, part);

@@ -84,8 +84,12 @@ export interface RegisterOptions {
     graceMs?: number;
 }
 
-/** What became of a routed frame: not routable (false), handed to the target's connection or broker (true), or refused by a receiver with no room for it ('busy'; the caller was answered). */
-export type RouteResult = boolean | 'busy';
+/**
+ * What became of a routed frame: not routable (false), written to the target's connection (true), handed to the
+ * cluster broker that holds the target ('forwarded'), or refused by a receiver with no room for it ('busy'; the
+ * caller was answered).
+ */
+export type RouteResult = boolean | 'busy' | 'forwarded';
 
 
 /**
