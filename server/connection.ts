@@ -452,7 +452,8 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
                 : !!reclaimSecret && !!claimed?.reclaimSecretHash && sameSecret(hashSecret(reclaimSecret), claimed.reclaimSecretHash);
             const secret = config.auth === 'open' ? (owner && reclaimSecret ? reclaimSecret : createSecret('sbr_')) : undefined;
             const reclaimSecretHash = secret && hashSecret(secret);
-            await exchange.register(peerId, this.connectionId, { takeover: owner, owner: { session: this.sessionName, reclaimSecretHash }, graceMs: config.peerIdGraceMs });
+            const claimant = { session: this.sessionName, reclaimSecretHash: reclaimSecret ? hashSecret(reclaimSecret) : undefined };
+            await exchange.register(peerId, this.connectionId, { takeover: owner, owner: { session: this.sessionName, reclaimSecretHash }, claimant, graceMs: config.peerIdGraceMs });
             this.myPeerId = peerId;
             registry.setOwner(peerId, this.sessionName, reclaimSecretHash);
             const tookOver = !!live && owner;

@@ -127,6 +127,7 @@ export class NatsPeerExchange implements PeerExchange {
         }, logger, Math.max(2_000, options.deathTimeoutMs));
         this.reader = new BatchReader(options.maxPayloadBytes + 2 * 1024 * 1024);
         this.holds = new ClusterPeerIdHolds(this.link, this.names, logger);
+        this.presence.subscribe(event => event.kind === 'online' && this.holds.online(event.peerId));
         this.reaper = new Reaper(this.directory, this.liveness, this.brokerId, options.deathTimeoutMs, () => this.disturbances);
     }
 

@@ -8,9 +8,9 @@ export interface NatsUser {
     permissions: { publish: { allow: string[] }, subscribe: { allow: string[] } };
 }
 
-/** The cluster's JetStream buckets: its directory, its tokens and its registry (ClusterState). */
+/** The cluster's JetStream buckets: its directory, its tokens, its registry (ClusterState) and its held peer IDs. */
 function bucketsOf(names: ClusterNames): string[] {
-    return [names.bucket, `${names.bucket}_tokens`, `${names.bucket}_peers`];
+    return [names.bucket, `${names.bucket}_tokens`, `${names.bucket}_peers`, `${names.bucket}_holds`];
 }
 
 /**

@@ -3,13 +3,13 @@ import { LoggerInterface } from '@deepkit/logger';
 import { PeerIdTaken } from '@switchboard/protocol/errors';
 import { HeldPeerIds } from '../exchange/held-peer-ids';
 import { PeerOwner, RegisterOptions } from '../exchange/peer-exchange';
-import { ClusterNames, PEER_KEY_PREFIX, peerKey } from './cluster-names';
+import { ClusterNames, peerKey } from './cluster-names';
 import { DirectoryEntry, sameOwner } from './directory-entry';
 import { NatsLink } from './nats-link';
 
-/** Key of a hold in the directory bucket; the directory's watch ignores the prefix. */
+/** Key of a hold in the cluster's holds bucket: the peer's directory key. */
 function holdKey(peerId: string): string {
-    return 'g.' + peerKey(peerId).slice(PEER_KEY_PREFIX.length);
+    return peerKey(peerId);
 }
 
 /** How long a registration waits for the hold store before it goes on without it. */
@@ -34,8 +34,8 @@ interface StoredHold {
 
 /**
  * The grace hold of peer IDs across a cluster: when a connection is lost without a deregister, its broker writes a
- * hold (owner, until) next to the directory entry, before the entry's delete, so no broker hands the ID to anyone but
- * its owner within the grace period. A registration of an ID that is not live reads the hold first. nats-server 2.9
+ * hold (owner, until) in a bucket of their own (`<bucket>_holds`: the directory's watch and revisions stay the
+ * directory's), before the entry's delete, so no broker hands the ID to anyone but its owner within the grace period. A registration of an ID that is not live reads the hold first. nats-server 2.9
  * ignores per-key TTLs, so a hold carries its end and the broker that wrote it deletes it then (an expired hold left
  * by a broker that died counts for nothing and is overwritten by the next).
  */
@@ -92,9 +92,11 @@ export class ClusterPeerIdHolds {
      * directory's is); a store that does not answer within READ_MS holds nothing.
      */
     async assertFree(peerId: string, options: RegisterOptions): Promise<void> {
-        const local = this.local.until(peerId);
-        if (local && !options.takeover && !sameOwner(this.local.ownerOf(peerId)!, options.owner)) throw PeerIdTaken.held(peerId, local);
-        if (!this.link.connected) return;
+        if (!this.link.connected) {
+            const local = this.local.until(peerId);
+            if (local && !options.takeover && !sameOwner(this.local.ownerOf(peerId)!, options.claimant)) throw PeerIdTaken.held(peerId, local);
+            return;
+        }
         await within(this.writing.get(peerId), READ_MS);
         const key = holdKey(peerId);
         let kv: KV;
@@ -110,13 +112,18 @@ export class ClusterPeerIdHolds {
         }
         if (typeof stored?.u !== 'number' || stored.u <= Date.now()) return;
         const owner: PeerOwner = { session: String(stored.o), reclaimSecretHash: typeof stored.h === 'string' ? stored.h : undefined };
-        if (!options.takeover && !sameOwner(owner, options.owner)) throw PeerIdTaken.held(peerId, new Date(stored.u));
+        if (!options.takeover && !sameOwner(owner, options.claimant)) throw PeerIdTaken.held(peerId, new Date(stored.u));
         this.local.release(peerId);
         await kv.delete(key).catch(() => undefined);
     }
 
     ownerOf(peerId: string): PeerOwner | undefined {
         return this.local.ownerOf(peerId);
+    }
+
+    /** The ID is online again somewhere in the cluster: a hold this broker made is over. */
+    online(peerId: string): void {
+        this.local.release(peerId);
     }
 
     heldUntil(peerId: string): Date | undefined {
@@ -131,7 +138,7 @@ export class ClusterPeerIdHolds {
     }
 
     protected store(): Promise<KV> {
-        this.kv ??= new Kvm(this.link.nc).open(this.names.bucket);
+        this.kv ??= new Kvm(this.link.nc).create(`${this.names.bucket}_holds`, { history: 1, maxValueSize: 1024 });
         this.kv.catch(() => this.kv = undefined);
         return this.kv;
     }

@@ -78,6 +78,12 @@ export interface RegisterOptions {
     /** Stored with the registration, where every broker of a cluster reads it (ownerOf). */
     owner?: PeerOwner;
     /**
+     * Who the registering client proved to be: its session and the hash of the reclaim secret it presented (`owner`
+     * holds the hash of the secret it is handed). A hold the broker cannot read synchronously (another broker's) is
+     * released to a claimant who is its owner.
+     */
+    claimant?: PeerOwner;
+    /**
      * Milliseconds the ID stays held for `owner` after its connection is lost without a deregister (`detach`): within
      * them only a register with `takeover` (the owner) gets it. 0 or unset: released at once.
      */

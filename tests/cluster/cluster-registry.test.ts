@@ -24,8 +24,9 @@ describeWithNats('Cluster: the registry is the cluster\'s, the audit trail names
         expect([known.online, known.capabilities, known.firstSeen]).toEqual([false, ['chat', 'files'], firstSeen]);
         expect((await api(watcher).listPeers({ online: false })).map(peer => peer.id)).toEqual(['bob']);
 
-        // Back on the new broker, it is the same peer: first seen is kept.
-        await resources.servingPeer(two.url, 'bob');
+        // Back on the new broker, it is the same peer: first seen is kept. (Its connection was lost, so the ID is held
+        // for it: it comes back with its reclaim secret.)
+        await resources.servingPeer(two.url, 'bob', { reclaimSecret: bob.registration.reclaimSecret });
         expect((await api(watcher).getPeer('bob')).firstSeen).toEqual(firstSeen);
     });
 
