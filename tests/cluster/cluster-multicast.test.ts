@@ -1,5 +1,6 @@
 import { rpc } from '@deepkit/rpc';
 import { Peer } from '../../peer';
+import { RateLimited } from '../../shared';
 import { api, eventually, Resources } from '../helpers';
 import { exchangeOf, sees, usesCluster } from './cluster-fixture';
 import { describeWithNats } from './nats-server';
@@ -46,6 +47,21 @@ describeWithNats('Cluster: a multicast across brokers', () => {
         expect(exchangeOf(one).bytesPublished - published).toBeLessThan(2 * body.byteLength);
         await eventually(() => InboxController.calls >= 1);
         expect([InboxController.calls, InboxController.bytes]).toEqual([1, body.byteLength]);
+    });
+
+    it('a multicast whose copies would pass the sender\'s byte budget is refused before anything reaches NATS', async () => {
+        const [one, two] = [await setup.cluster.broker(), await setup.cluster.broker()];
+        resources.add(await Peer.connect({ url: two.url, id: 'bob', expose: [[InboxController, 'test/inbox']] }), peer => peer.close());
+        const attacker = resources.peerClient(one.url);
+        await api(attacker).register('attacker');
+        await sees(one, 'bob', exchangeOf(two).brokerId);
+        const published = exchangeOf(one).bytesPublished;
+
+        // 1,000 distinct targets (bob and 999 names nobody holds) × 128 KiB: 125 MiB of copies, over a second's budget.
+        const targets = ['bob', ...Array.from({ length: 999 }, (_, i) => `nobody-${i}`)];
+        await expect(attacker.multicast(targets, 'test/inbox', 'take', [new Uint8Array(128 * 1024)], { timeout: 30_000 })).rejects.toBeInstanceOf(RateLimited);
+        expect(exchangeOf(one).bytesPublished).toBe(published);
+        expect(InboxController.calls).toBe(0);
     });
 
     it('outcomes tell where each copy went: delivered on this broker, forwarded to another; replies come from both', async () => {
