@@ -90,6 +90,21 @@ export class BrokerStats {
                 for (const broker of stats.brokers()) this.labels(broker.brokerId).set(broker.peers);
             },
         });
+        new Gauge({
+            name: 'switchboard_cluster_heartbeat_age_seconds', help: 'Seconds since each other broker of the cluster was last heard (absent on a single broker).', labelNames: ['broker_id'], registers: [this.registry],
+            collect() {
+                this.reset();
+                for (const broker of stats.brokers().slice(1)) if (broker.heartbeatAgeMs !== undefined) this.labels(broker.brokerId).set(broker.heartbeatAgeMs / 1000);
+            },
+        });
+        new Gauge({
+            name: 'switchboard_cluster_nats_connected', help: '1 while this broker reaches the cluster\'s NATS, 0 while it is cut off (absent on a single broker).', registers: [this.registry],
+            collect() {
+                this.reset();
+                const link = stats.brokers()[0]?.natsLink;
+                if (link) this.set(link === 'up' ? 1 : 0);
+            },
+        });
         counter('switchboard_registrations_total', 'Peer ID registrations accepted (including takeovers).', () => stats.registrations);
         new Counter({
             name: 'switchboard_calls_routed_total', labelNames: ['outcome'], registers: [this.registry],

@@ -17,6 +17,10 @@ export interface ClusterBroker {
     /** Peers registered on it. */
     peers: number;
     lastSeen: Date;
+    /** Milliseconds since its last heartbeat (0 for the broker serving the dashboard); absent on a single broker. */
+    heartbeatAgeMs?: number;
+    /** Its link to the cluster's NATS ('up' for another broker while its heartbeats arrive); absent on a single broker. */
+    natsLink?: 'up' | 'down';
 }
 
 /** The broker's traffic, as the dashboard shows it; rates are per second over the last tick. */

@@ -382,8 +382,14 @@ export class NatsPeerExchange implements PeerExchange {
     }
 
     brokers(): BrokerSummary[] {
-        const summaries: BrokerSummary[] = [{ brokerId: this.brokerId, alive: this.link.connected, peers: this.held.size, lastSeen: new Date }];
-        for (const broker of this.liveness.list()) summaries.push({ ...broker, peers: this.peersPerBroker.get(broker.brokerId) ?? 0 });
+        const now = Date.now();
+        const summaries: BrokerSummary[] = [{ brokerId: this.brokerId, alive: this.link.connected, peers: this.held.size, lastSeen: new Date(now), heartbeatAgeMs: 0, natsLink: this.link.connected ? 'up' : 'down' }];
+        for (const broker of this.liveness.list()) {
+            summaries.push({
+                ...broker, peers: this.peersPerBroker.get(broker.brokerId) ?? 0,
+                heartbeatAgeMs: Math.max(0, now - broker.lastSeen.getTime()), natsLink: broker.alive ? 'up' : 'down',
+            });
+        }
         return summaries;
     }
 

@@ -184,7 +184,8 @@ function renderBrokers(activity: BrokerActivity): void {
     const alive = activity.brokers.filter(broker => broker.alive).length;
     byId('brokers-alive').textContent = `${alive} of ${activity.brokers.length} alive`;
     byId('brokers').replaceChildren(...activity.brokers.map(broker => {
-        const tr = row([brokerName(broker.brokerId), broker.alive ? 'alive' : 'dead', String(broker.peers), time(broker.lastSeen)],
+        const heard = broker.heartbeatAgeMs === undefined || broker.brokerId === activity.brokerId ? time(broker.lastSeen) : `${(broker.heartbeatAgeMs / 1000).toFixed(1)} s ago`;
+        const tr = row([brokerName(broker.brokerId), broker.alive ? 'alive' : 'dead', String(broker.peers), heard, broker.natsLink ?? '–'],
             { 'data-broker': broker.brokerId, 'data-alive': String(broker.alive), title: broker.brokerId });
         tr.children[1].className = 'state';
         return tr;

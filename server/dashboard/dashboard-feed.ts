@@ -114,7 +114,7 @@ export class DashboardFeed {
 /** What a page would redraw: everything but the clock. */
 function changeKey(activity: BrokerActivity): string {
     // A broker's lastSeen moves with every heartbeat: only what an operator acts on (alive, peers) counts as a change.
-    const brokers = activity.brokers.map(broker => [broker.brokerId, broker.alive, broker.peers]);
+    const brokers = activity.brokers.map(broker => [broker.brokerId, broker.alive, broker.peers, broker.natsLink]);
     return JSON.stringify([brokers, activity.peersOnline, activity.peersKnown, activity.callsRouted, activity.bytesRouted,
         activity.callsPerSecond, activity.bytesPerSecond, activity.refusals, activity.transfers]);
 }

@@ -53,6 +53,13 @@ export interface BrokerSummary {
     peers: number;
     /** When it was last heard from; now, for this broker itself. */
     lastSeen: Date;
+    /** Milliseconds since its last heartbeat arrived (0 for this broker itself); absent on a single broker. */
+    heartbeatAgeMs?: number;
+    /**
+     * Its link to the cluster's NATS: this broker's own state; for another broker, 'up' while its heartbeats arrive (a
+     * broker cut off from NATS cannot send one) and 'down' once it is dead. Absent on a single broker.
+     */
+    natsLink?: 'up' | 'down';
 }
 
 export interface ExchangePresence {

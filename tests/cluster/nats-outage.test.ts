@@ -82,6 +82,7 @@ describeWithNats('Cluster: NATS goes away and comes back', () => {
             carol.transporter.disconnected.subscribe(() => closed = true);
 
             await outage(() => nats!.kill(), one, two);
+            expect(exchangeOf(one).brokers()[0].natsLink).toBe('down');
             // Calls between peers of one broker, in a loop, until several death timeouts have passed.
             const outageStarted = Date.now();
             let calls = 0;
