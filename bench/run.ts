@@ -6,6 +6,7 @@ import { parse, View } from 'vega';
 import { crossBrokerCall, failFast, fileTransfer, fullSizes, Measurement, peerCall, peerCrowd, quickSizes, SAME_BROKER } from './scenarios';
 import { BROKERED, directLinkCall } from './direct-links';
 import { stateSync } from './state-sync';
+import { transactionCost } from './transactions';
 import { HarnessProfiler, selfTimeTable } from './profile';
 import { callSystems, ServerProcess } from './systems';
 
@@ -127,6 +128,7 @@ async function main(): Promise<void> {
     await run('idle peers, fan-out, multicast', () => peerCrowd(sizes));
     await run('fail-fast', () => failFast());
     await run('replicated state', () => stateSync(quick ? 1_000 : 10_000));
+    await run('transaction', () => transactionCost(quick ? 20 : 500));
 
     const date = new Date().toISOString().slice(0, 19).replace(/:/g, '-');
     const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;

@@ -180,7 +180,9 @@ export class TransactionCoordinator {
         }
         if (changed) {
             record.acknowledged = { ...record.acknowledged };
-            await this.save(record);
+            // Off the caller's path: a lost acknowledgement only makes a restarted coordinator send the decision
+            // again, which the participant answers from its record.
+            this.context.inBackground(this.save(record));
         }
     }
 
