@@ -176,7 +176,7 @@ async function main(): Promise<void> {
             }
         }
         const bundle = readFileSync(join(app, 'public/app.js'), 'utf8');
-        if (bundle.includes('better-sqlite3')) fail('the app\'s bundle holds the SQLite storage: the package\'s ES module build should have left it out');
+        if (/better-sqlite3|SerialConnectionPool/.test(bundle)) fail('the app\'s bundle holds the SQLite storage: the package\'s ES module build should have left it out');
         console.log(`the app's bundle: ${(bundle.length / 1024).toFixed(0)} KiB`);
 
         step('a broker and the Node peer bob; public/ served; both pages in Chromium call bob');

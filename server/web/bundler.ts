@@ -24,11 +24,15 @@ function deepkitReflection(): Plugin {
     };
 }
 
+/** Our own modules that only Node runs: the SDK's SQLite storage (a browser peer stores in memory or Web Storage). */
+const OURS_NODE_ONLY = /\/storage\/serial-sqlite-adapter$/;
+
 function nodeOnlyStubs(): Plugin {
     return {
         name: 'node-only-stubs',
         setup(build) {
             build.onResolve({ filter: NODE_ONLY }, args => ({ path: args.path, namespace: 'node-only' }));
+            build.onResolve({ filter: OURS_NODE_ONLY }, args => ({ path: args.path, namespace: 'node-only' }));
             build.onLoad({ filter: /.*/, namespace: 'node-only' }, args => ({
                 contents: `module.exports = new Proxy({}, { get(_, key) {
                     if (key === '__esModule' || typeof key === 'symbol') return undefined;
