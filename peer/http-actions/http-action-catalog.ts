@@ -23,6 +23,9 @@ export interface HttpAction {
     parameters: TypeTuple;
     validate: Guard<unknown[]>;
     result: Type;
+    /** The action's RPC groups and data, for the security class. */
+    groups: string[];
+    data: Record<string, unknown>;
 }
 
 /**
@@ -115,6 +118,7 @@ export class HttpActionCatalog {
         }
         return {
             path, name, controller, result, parameters,
+            groups: marked.groups, data: marked.data,
             method: controller.controller.prototype[name],
             validate: getValidatorFunction(undefined, parameters) as Guard<unknown[]>,
         };

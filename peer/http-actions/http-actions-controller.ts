@@ -1,5 +1,6 @@
 import { InjectorContext } from '@deepkit/injector';
-import { rpc, RpcKernelConnection } from '@deepkit/rpc';
+import { rpc, RpcKernelConnection, RpcKernelSecurity, SessionState } from '@deepkit/rpc';
+import { AccessDenied } from '@switchboard/protocol/errors';
 import { MaxLength } from '@deepkit/type';
 import { HttpActionDescription, HttpActionsApi, MAX_HTTP_NAME } from '@switchboard/protocol/http-actions-api';
 import { HttpActionCatalog } from './http-action-catalog';
@@ -17,12 +18,22 @@ interface ScopedConnection {
  */
 @rpc.controller(HttpActionsApi)
 export class HttpActionsController implements HttpActionsApi {
-    constructor(protected catalog: HttpActionCatalog, protected connection: RpcKernelConnection) {
+    constructor(
+        protected catalog: HttpActionCatalog,
+        protected connection: RpcKernelConnection,
+        protected security: RpcKernelSecurity,
+        protected sessionState: SessionState,
+    ) {
     }
 
     @rpc.action()
     async call(controller: string & MaxLength<typeof MAX_HTTP_NAME>, action: string & MaxLength<typeof MAX_HTTP_NAME>, argumentsJson: string): Promise<string> {
         const found = this.catalog.find(controller, action);
+        // The peer's security class judges the action itself, as it would a direct call (an app may install its own).
+        const access = { controllerName: controller, controllerClassType: found.controller.controller, actionName: action, actionGroups: found.groups, actionData: found.data };
+        if (!await this.security.hasControllerAccess(this.sessionState.getSession(), access, this.connection)) {
+            throw new AccessDenied(`${controller}.${action} refused this caller.`, 'controller-access');
+        }
         const args = this.catalog.decodeArguments(found, argumentsJson);
         const scope = (this.connection as unknown as ScopedConnection).scope;
         const instance = scope.get(found.controller.controller, found.controller.module);

@@ -2,7 +2,7 @@ import { randomBytes } from 'crypto';
 import { rpcDecodeError, RpcTypes } from '@deepkit/rpc';
 import { deserializeBSONWithoutOptimiser, serializeBSONWithoutOptimiser } from '@deepkit/bson';
 import { MalformedMessage, PeerOffline, SwitchboardError, Timeout } from '@switchboard/protocol/errors';
-import { inspectFrame } from '@switchboard/protocol/frame-check';
+import { inspectFrame, MIN_FRAME_SIZE, readUint32 } from '@switchboard/protocol/frame-check';
 import { HttpActionsApi } from '@switchboard/protocol/http-actions-api';
 import { connectionKey, encodeCallerGone } from '@switchboard/protocol/wire';
 import { ExchangeEndpoint, FrameOrigin, PeerExchange } from '../exchange/peer-exchange';
@@ -79,7 +79,17 @@ export class HttpCaller implements ExchangeEndpoint {
         });
     }
 
-    deliverReply(frame: Uint8Array): void {
+    deliverReply(frames: Uint8Array): void {
+        // Errors for many calls at once come as concatenated frames (a target that closed with calls unanswered).
+        for (let offset = 0; frames.length - offset >= MIN_FRAME_SIZE;) {
+            const size = readUint32(frames, offset);
+            if (size < MIN_FRAME_SIZE || size > frames.length - offset) return;
+            this.settle(offset === 0 && size === frames.length ? frames : frames.subarray(offset, offset + size));
+            offset += size;
+        }
+    }
+
+    protected settle(frame: Uint8Array): void {
         const header = inspectFrame(frame);
         if (typeof header === 'string') return;
         const call = this.pending.get(header.id);

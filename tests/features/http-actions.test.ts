@@ -1,9 +1,10 @@
-import { rpc } from '@deepkit/rpc';
+import { rpc, RpcControllerAccess, RpcKernelBaseConnection, RpcKernelSecurity, Session } from '@deepkit/rpc';
 import { MinLength, Positive } from '@deepkit/type';
 import { firstValueFrom, Subject } from 'rxjs';
-import { CallerContext, Peer } from '../../peer';
+import { take, toArray } from 'rxjs/operators';
+import { CallerContext, Peer, PeerSecurity } from '../../peer';
 import { AuditLog, TokenStore } from '../../server';
-import { HttpActionsApi, httpVisible, NotFound } from '../../shared';
+import { AccessDenied, HTTP_SESSION_PREFIX, HttpActionsApi, httpVisible, NotFound } from '../../shared';
 import { eventually, Resources } from '../helpers';
 import { sees, usesCluster } from '../cluster/cluster-fixture';
 import { describeWithNats } from '../cluster/nats-server';
@@ -30,6 +31,14 @@ class OrdersController {
     @rpc.action()
     refund(item: string): string {
         return `refunded ${item}`;
+    }
+}
+
+/** An app's own security class: HTTP callers may not place orders. */
+class NoOrdersOverHttp extends PeerSecurity {
+    override async hasControllerAccess(session: Session, access: RpcControllerAccess, connection: RpcKernelBaseConnection): Promise<boolean> {
+        if (access.actionName === 'place' && this.caller?.session.startsWith(HTTP_SESSION_PREFIX)) throw this.transformError(new AccessDenied('No orders over HTTP.', 'app-rule'));
+        return super.hasControllerAccess(session, access, connection);
     }
 }
 
@@ -70,6 +79,12 @@ describe('actions over HTTP', () => {
         expect(await other.to(peer.id).controller<OrdersController>('shop/orders').refund('tea')).toBe('refunded tea');
     });
 
+    it("the target peer's security class judges the action itself", async () => {
+        const broker = await resources.broker();
+        resources.add(await Peer.connect({ url: broker.url, id: 'shop', providers: [{ provide: RpcKernelSecurity, useClass: NoOrdersOverHttp, scope: 'rpc' }], expose: [[OrdersController, 'shop/orders']] }), p => p.close());
+        expect(await answer(post(broker.httpUrl, '/peers/shop/shop/orders/place', ['tea', 1]))).toMatchObject({ status: 403, body: { code: 'ACCESS_DENIED', reason: 'app-rule' } });
+    });
+
     it('each failure has its status and code', async () => {
         const { broker } = await shop({ maxPayloadBytes: 1024 });
         const base = broker.httpUrl;
@@ -87,8 +102,14 @@ describe('actions over HTTP', () => {
         expect(await answer(timedOut)).toMatchObject({ status: 504, body: { code: 'TIMEOUT' } });
         release();
 
-        const gone = resources.add(await Peer.connect({ url: broker.url, id: 'gone', expose: [[OrdersController, 'shop/orders']] }), p => p.close());
-        await gone.close();
+        // A peer whose connection drops with calls unanswered: 503 at once for each, not at the timeout.
+        const { client: gone } = await resources.servingPeer(broker.url, 'gone');
+        gone.peerKernel!.registerController(OrdersController, 'shop/orders');
+        const parked = firstValueFrom(parked$.pipe(take(2), toArray()));
+        const abandoned = [0, 1].map(() => answer(post(base, '/peers/gone/shop/orders/wait', [], { 'x-timeout-ms': '600000' })));
+        await parked;
+        await gone.disconnect();
+        for (const call of abandoned) expect(await call).toMatchObject({ status: 503, body: { code: 'PEER_OFFLINE' } });
         expect(await answer(post(base, '/peers/gone/shop/orders/place', ['tea', 1]))).toMatchObject({ status: 503, body: { code: 'PEER_OFFLINE' } });
     });
 
