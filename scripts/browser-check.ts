@@ -16,6 +16,7 @@ import { dirname, extname, join, normalize } from 'path';
 import { chromium } from 'playwright-core';
 import { CallerContext } from '@switchboard/peer';
 import { startSwitchboard, SwitchboardTestKit } from '@switchboard/testing';
+import { readReadmeSection } from './readme-section';
 import { ControllerSymbol } from '@deepkit/rpc';
 
 const repository = join(__dirname, '..');
@@ -64,34 +65,6 @@ function run(commandLine: string, cwd: string): string {
     const output = `${result.stdout ?? ''}${result.stderr ?? ''}`;
     if (result.status !== 0) fail(`\`${commandLine}\` exited with ${result.status ?? result.signal}`, output);
     return output;
-}
-
-type Item = { commands: string[] } | { path: string, content: string };
-
-/** The section's fenced blocks in order: a shell block, or a file named (`path`) in the paragraph before it. */
-function readSection(): Item[] {
-    const text = readFileSync(join(repository, 'README.md'), 'utf8');
-    const start = text.indexOf(`\n${SECTION}\n`);
-    if (start < 0) fail(`README.md has no "${SECTION}" section`);
-    const end = text.indexOf('\n## ', start + 1);
-    const section = text.slice(start, end < 0 ? undefined : end);
-    const items: Item[] = [];
-    const block = /```(\w*)\n([\s\S]*?)```/g;
-    let match: RegExpExecArray | null;
-    let previousEnd = 0;
-    while ((match = block.exec(section))) {
-        const [, language, body] = match;
-        const before = section.slice(previousEnd, match.index).trim().split('\n\n').pop() ?? '';
-        previousEnd = match.index + match[0].length;
-        if (language === 'sh') {
-            items.push({ commands: body.split('\n').map(line => line.trim()).filter(line => line && !line.startsWith('#')) });
-            continue;
-        }
-        const paths = [...before.matchAll(/`([\w./-]+\.(?:ts|json|html))`/g)].map(found => found[1]);
-        if (!paths.length) fail(`README.md: no file name (\`path\`) in the paragraph before a ${language} block`, before);
-        items.push({ path: paths[paths.length - 1], content: body });
-    }
-    return items;
 }
 
 /** A README command as run here: the @switchboard packages from the tarballs (the protocol with the peer). */
@@ -151,7 +124,13 @@ async function main(): Promise<void> {
     let server: Server | undefined;
     try {
         if (!existsSync(CHROMIUM)) fail(`Chromium not found at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)`);
-        const items = readSection();
+        const items = (() => {
+            try {
+                return readReadmeSection(repository, SECTION, ['ts', 'json', 'html']);
+            } catch (error) {
+                return fail((error as Error).message);
+            }
+        })();
 
         step('build and pack @switchboard/protocol and @switchboard/peer');
         // --no-build: pack the dist/ folders as the last build left them.

@@ -12,6 +12,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { createServer } from 'net';
 import { tmpdir } from 'os';
 import { dirname, join } from 'path';
+import { readReadmeSection } from './readme-section';
 
 const repository = join(__dirname, '..');
 const packages: Record<string, string> = {
@@ -48,43 +49,6 @@ function run(commandLine: string, cwd: string): string {
     const output = `${result.stdout ?? ''}${result.stderr ?? ''}`;
     if (result.status !== 0) fail(`\`${commandLine}\` exited with ${result.status ?? result.signal}`, output);
     return output;
-}
-
-interface Readme {
-    /** Shell lines of the section, in order. */
-    commands: string[][];
-    /** Files the section shows, by path. */
-    files: [path: string, content: string][];
-    /** In the order they appear: a command block (index into commands) or a file. */
-    order: ({ commands: number } | { file: number })[];
-}
-
-/** The "Use it in your app" section: fenced blocks, each a shell block or a file named in the paragraph before it. */
-function readReadme(): Readme {
-    const text = readFileSync(join(repository, 'README.md'), 'utf8');
-    const start = text.indexOf('\n## Use it in your app\n');
-    if (start < 0) fail('README.md has no "## Use it in your app" section');
-    const end = text.indexOf('\n## ', start + 1);
-    const section = text.slice(start, end < 0 ? undefined : end);
-    const readme: Readme = { commands: [], files: [], order: [] };
-    const block = /```(\w*)\n([\s\S]*?)```/g;
-    let match: RegExpExecArray | null;
-    let previousEnd = 0;
-    while ((match = block.exec(section))) {
-        const [, language, body] = match;
-        const before = section.slice(previousEnd, match.index).trim().split('\n\n').pop() ?? '';
-        previousEnd = match.index + match[0].length;
-        if (language === 'sh') {
-            readme.order.push({ commands: readme.commands.length });
-            readme.commands.push(body.split('\n').map(line => line.trim()).filter(line => line && !line.startsWith('#')));
-        } else {
-            const path = /`([\w./-]+\.(?:ts|json))`/.exec(before)?.[1];
-            if (!path) fail(`README.md: no file name (\`path\`) in the paragraph before a ${language} block`, before);
-            readme.order.push({ file: readme.files.length });
-            readme.files.push([path, body]);
-        }
-    }
-    return readme;
 }
 
 /** Packs every package (from its dist/, which `npm run build` made) into `directory`; the tarballs by name. */
@@ -301,7 +265,13 @@ async function main(): Promise<void> {
     const startedAt = Date.now();
     let broker: Broker | undefined;
     try {
-        const readme = readReadme();
+        const readme = (() => {
+            try {
+                return readReadmeSection(repository, '## Use it in your app', ['ts', 'json']);
+            } catch (error) {
+                return fail((error as Error).message);
+            }
+        })();
 
         step('build and pack the four packages');
         // --no-build: pack the dist/ folders as the last build left them.
@@ -311,15 +281,15 @@ async function main(): Promise<void> {
         const protocolAdded = { done: false };
         let brokerUrl: string | undefined;
         let brokerPort = 0;
-        for (const item of readme.order) {
-            if ('file' in item) {
-                const [path, content] = readme.files[item.file];
+        for (const item of readme) {
+            if ('path' in item) {
+                const { path, content } = item;
                 step(`write ${path} (README)`);
                 mkdirSync(dirname(join(app, path)), { recursive: true });
                 writeFileSync(join(app, path), content);
                 continue;
             }
-            for (const line of readme.commands[item.commands]) {
+            for (const line of item.commands) {
                 if (/^npx switchboard start\b/.test(line)) {
                     checkCommandLine(app);
                     step(`${line} (README; here on a free port)`);
