@@ -4,7 +4,9 @@ import { join } from 'path';
 import { firstValueFrom } from 'rxjs';
 import { filter } from 'rxjs/operators';
 import { Peer, TransactionContext, transactions } from '../../peer';
-import { Resources } from '../helpers';
+import { CoordinatedTransaction, Participation } from '../../peer/features/transactions/transaction-entities';
+import { TransactionsApi } from '../../shared';
+import { eventually, Resources } from '../helpers';
 import { Run, runProgram } from '../processes';
 
 interface Transfer {
@@ -119,6 +121,29 @@ describe('transactions (two-phase commit)', () => {
         const result = await alice.features.transactions.run({ id: 't-offline', participants: ['bob', 'nobody'], operation: 'transfer', data: { amount: 1 }, timeoutMs: 60_000 });
         expect(result).toMatchObject({ outcome: 'aborted', participants: [{ peerId: 'bob', state: 'aborted' }, { peerId: 'nobody', vote: 'none', state: 'pending' }] });
         expect(ledgers.bob.calls.at(-1)).toBe('abort t-offline');
+    });
+
+    it("a stranger cannot fill a participant's storage, and finished transactions are forgotten after the retention", async () => {
+        const { broker, bob } = await shop();
+        const stranger = await peer(broker.url, 'stranger');
+        const remote = stranger.to('bob').controller<TransactionsApi>(TransactionsApi);
+        expect(await remote.prepare({ id: 'x-1', operation: 'no-such-operation', data: '', participants: ['bob'] })).toBe('no');
+        expect(await remote.decide('x-2', 'aborted')).toBe('aborted');
+        expect(await remote.decide('x-3', 'committed')).toBe('unknown');
+        expect(await bob.database.query(Participation).count()).toBe(0);
+
+        let now = Date.now();
+        const alice = await (async () => {
+            const created = Peer.create({ url: broker.url, id: 'alice-2', clock: () => now, features: { transactions: transactions({ retentionMs: 60_000 }) } });
+            await created.start();
+            return resources.add(created, p => p.close());
+        })();
+        expect((await alice.features.transactions.run(transfer('t-old'))).outcome).toBe('committed');
+        now += 61_000;
+        await alice.pause();
+        await alice.resume();
+        // Pruned after the registration, in the background: rows announce nothing.
+        await eventually(async () => await alice.database.query(CoordinatedTransaction).filter({ id: 't-old' }).count() === 0);
     });
 
     describe('killed with SIGKILL', () => {

@@ -94,6 +94,16 @@ export class TransactionCoordinator {
         }
     }
 
+    /** Forgets transactions decided before `before` that every participant acknowledged. */
+    async prune(before: Date): Promise<void> {
+        const old = await this.context.database.query(CoordinatedTransaction).filter({ state: { $ne: 'preparing' }, createdAt: { $lt: before } }).find();
+        const finished = old.filter(record => !this.running.has(record.id) && record.participants.every(peerId => isFinal(record.acknowledged[peerId])));
+        if (!finished.length) return;
+        await this.context.database.write(async session => {
+            await session.query(CoordinatedTransaction).filter({ id: { $in: finished.map(record => record.id) } }).deleteMany();
+        });
+    }
+
     async idle(): Promise<void> {
         await Promise.allSettled([...this.running.values()]);
     }
@@ -105,6 +115,7 @@ export class TransactionCoordinator {
         let record = await this.load(id);
         if (!record) {
             record = new CoordinatedTransaction(id, options.operation, checkedParticipants(options.participants), checkedData(options.data));
+            record.createdAt = new Date(this.context.clock());
             if (!TRANSACTION_ID_PATTERN.test(id)) throw new MalformedMessage(`Invalid transaction ID ${JSON.stringify(id).slice(0, 140)}: 1 to 128 letters, digits, ".", "_", ":" or "-".`);
             if (!options.operation || options.operation.length > 128) throw new MalformedMessage('A transaction needs an operation name of 1 to 128 characters.');
             await this.save(record);
@@ -122,7 +133,7 @@ export class TransactionCoordinator {
     /** Persists the decision, then announces it (before any participant hears it). */
     protected async decide(record: CoordinatedTransaction, outcome: TransactionOutcome): Promise<TransactionOutcome> {
         record.state = outcome;
-        record.decidedAt = new Date;
+        record.decidedAt = new Date(this.context.clock());
         await this.save(record);
         this.events$.next({ role: 'coordinator', id: record.id, coordinator: this.context.peer.id, state: outcome });
         return outcome;

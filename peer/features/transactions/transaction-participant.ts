@@ -43,10 +43,15 @@ export class TransactionParticipant {
         return this.lock.run(key, async () => {
             const record = await this.load(key);
             if (!record) {
-                // Never prepared: nothing can commit; an abort is remembered, so a prepare still running (or one that
-                // arrives late) votes no.
+                // Never prepared: nothing can commit, nothing to undo. An abort is remembered only while a prepare
+                // runs (so it votes no and is undone): remembering every abort would let any peer fill this storage.
+                // A prepare that arrives after the abort is in doubt, and asks (the coordinator answers aborted).
                 if (outcome === 'committed') return 'unknown';
-                await this.save(new Participation(key, coordinator, id, '', [], '', 'aborted'));
+                if (this.preparing.has(key)) {
+                    const aborted = new Participation(key, coordinator, id, '', [], '', 'aborted');
+                    aborted.updatedAt = new Date(this.context.clock());
+                    await this.save(aborted);
+                }
                 return 'aborted';
             }
             if (record.state !== 'prepared') return record.state;
@@ -96,6 +101,13 @@ export class TransactionParticipant {
         return this.resolving;
     }
 
+    /** Forgets finished transactions last changed before `before` (those in doubt stay). */
+    async prune(before: Date): Promise<void> {
+        await this.context.database.write(async session => {
+            await session.query(Participation).filter({ state: { $ne: 'prepared' }, updatedAt: { $lt: before } }).deleteMany();
+        });
+    }
+
     async idle(): Promise<void> {
         await Promise.allSettled([...this.preparing.values()]);
         await this.lock.idle();
@@ -108,23 +120,24 @@ export class TransactionParticipant {
         if (known) return known.vote ?? 'no';
         const handler = this.handlers.get(request.operation);
         const transaction = this.contextOf(coordinator, request.id, request.operation, request.participants, request.data);
+        // Nothing to prepare: no, without a record (a peer must not be able to fill this storage with refusals).
+        if (!handler || !transaction) return 'no';
         let vote: Vote = 'no';
-        if (handler && transaction) {
-            try {
-                vote = await handler.prepare(transaction) === true ? 'yes' : 'no';
-            } catch (error) {
-                this.context.peer.errors$.next(error as Error);
-            }
+        try {
+            vote = await handler.prepare(transaction) === true ? 'yes' : 'no';
+        } catch (error) {
+            this.context.peer.errors$.next(error as Error);
         }
         return this.lock.run(key, async () => {
             const aborted = await this.load(key);
             if (aborted) {
                 // The coordinator decided abort while the handler prepared (its vote came too late).
-                if (vote === 'yes') await this.run(() => handler!.abort(transaction!));
+                if (vote === 'yes') await this.run(() => handler.abort(transaction));
                 return 'no';
             }
             const record = new Participation(key, coordinator, request.id, request.operation, request.participants, request.data, vote === 'yes' ? 'prepared' : 'aborted');
             record.vote = vote;
+            record.updatedAt = new Date(this.context.clock());
             await this.save(record);
             this.events$.next({ role: 'participant', id: request.id, coordinator, state: record.state });
             return vote;
@@ -138,7 +151,7 @@ export class TransactionParticipant {
         const transaction = this.contextOf(record.coordinator, record.id, record.operation, record.participants, record.data);
         if (transaction) await (outcome === 'committed' ? handler.commit(transaction) : handler.abort(transaction));
         record.state = outcome;
-        record.updatedAt = new Date;
+        record.updatedAt = new Date(this.context.clock());
         await this.save(record);
         this.events$.next({ role: 'participant', id: record.id, coordinator: record.coordinator, state: outcome });
     }

@@ -11,9 +11,14 @@ export interface TransactionOptions {
     timeoutMs: number;
     /** How often a participant in doubt asks again for the outcome (besides each time a peer comes online). */
     inDoubtRetryMs: number;
+    /**
+     * How long finished transactions are remembered (running an ID again within it answers the same outcome and
+     * runs nothing); pruned after each registration. Transactions in doubt or not acknowledged are always kept.
+     */
+    retentionMs: number;
 }
 
-export const defaultTransactionOptions: TransactionOptions = { timeoutMs: 10_000, inDoubtRetryMs: 10_000 };
+export const defaultTransactionOptions: TransactionOptions = { timeoutMs: 10_000, inDoubtRetryMs: 10_000, retentionMs: 7 * 24 * 3600_000 };
 
 /**
  * `peer.features.transactions`: two-phase commit among peers.
@@ -60,9 +65,11 @@ export class Transactions {
 
     // ---- lifecycle (wired by the feature) -------------------------------------------------------------------
 
-    registered(): Promise<void> {
+    async registered(): Promise<void> {
         this.startRetries();
-        return Promise.all([this.coordinator.recover(), this.participant.resolveInDoubt()]).then(() => undefined);
+        const before = new Date(this.context.clock() - this.options.retentionMs);
+        await Promise.all([this.coordinator.prune(before), this.participant.prune(before)]);
+        await Promise.all([this.coordinator.recover(), this.participant.resolveInDoubt()]);
     }
 
     peerOnline(peerId: string): Promise<void> {
