@@ -63,7 +63,9 @@ describe('the broker command line', () => {
     it('an unknown command is an error with a suggestion and exit code 2, not an empty command list', async () => {
         const run = cli(['strat'], {});
         expect(await run.exit).toBe(2);
-        expect(lines(run.output())).toEqual(['Unknown command "strat". Did you mean "start"? Commands: start, peers, token:create, token:revoke, token:list, audit. See: switchboard --help']);
+        const [line, ...more] = lines(run.output());
+        expect(more).toEqual([]);
+        expect(line).toMatch(/^Unknown command "strat"\. Did you mean "start"\? Commands: start, peers, token:create, .+\. See: switchboard --help$/);
     });
 
     it('--help of a command shows each flag\'s whole text, and start --help the defaults', async () => {
