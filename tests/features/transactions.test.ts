@@ -4,7 +4,8 @@ import { join } from 'path';
 import { firstValueFrom } from 'rxjs';
 import { filter } from 'rxjs/operators';
 import { Peer, TransactionContext, transactions } from '../../peer';
-import { CoordinatedTransaction, Participation } from '../../peer/features/transactions/transaction-entities';
+import { PeerDatabase } from '../../peer/storage/peer-database';
+import { CoordinatedTransaction, Participation, participationKey } from '../../peer/features/transactions/transaction-entities';
 import { TransactionsApi } from '../../shared';
 import { eventually, Resources } from '../helpers';
 import { Run, runProgram } from '../processes';
@@ -38,6 +39,16 @@ class Ledger {
 }
 
 const resources = new Resources();
+
+/** A participant's record as a crash left it: voted yes (and, for `committed`, heard the outcome). */
+async function leftByACrash(storage: string, coordinator: string, id: string, participants: string[], state: 'prepared' | 'committed'): Promise<void> {
+    const database = new PeerDatabase(storage, [Participation, CoordinatedTransaction]);
+    await database.migrate();
+    const record = new Participation(participationKey(coordinator, id), coordinator, id, 'transfer', participants, JSON.stringify({ amount: 7 }), state);
+    record.vote = 'yes';
+    await database.persist(record);
+    database.disconnect();
+}
 
 describe('transactions (two-phase commit)', () => {
     let directory: string;
@@ -144,6 +155,37 @@ describe('transactions (two-phase commit)', () => {
         await alice.resume();
         // Pruned after the registration, in the background: rows announce nothing.
         await eventually(async () => await alice.database.query(CoordinatedTransaction).filter({ id: 't-old' }).count() === 0);
+    });
+
+    it('a participant in doubt whose coordinator is gone learns the outcome from another participant; with none that knows, it waits', async () => {
+        const broker = await resources.broker();
+        const files = (id: string) => join(directory, `${id}.sqlite`);
+        await leftByACrash(files('bob'), 'ghost', 't-ghost', ['bob', 'carol'], 'committed');
+        await leftByACrash(files('carol'), 'ghost', 't-ghost', ['bob', 'carol'], 'prepared');
+        await leftByACrash(files('dave'), 'ghost', 't-doubt', ['dave', 'erin'], 'prepared');
+        await leftByACrash(files('erin'), 'ghost', 't-doubt', ['dave', 'erin'], 'prepared');
+        const start = async (id: string, ledger: Ledger) => {
+            const created = Peer.create({ url: broker.url, id, storage: files(id), features: { transactions: transactions({ timeoutMs: 2_000 }) } });
+            created.features.transactions.handle('transfer', ledger.handler());
+            const committed = firstValueFrom(created.features.transactions.events$.pipe(filter(event => event.state === 'committed')));
+            await created.start();
+            resources.add(created, p => p.close());
+            return { peer: created, committed };
+        };
+        const ledgers = { bob: new Ledger(), carol: new Ledger(), dave: new Ledger(), erin: new Ledger() };
+        await start('bob', ledgers.bob);
+        const carol = await start('carol', ledgers.carol);
+        await carol.committed;
+        expect(ledgers.carol.calls).toEqual(['commit t-ghost']);
+        expect(ledgers.bob.calls).toEqual([]);
+
+        // Both voted yes and nobody reachable knows the outcome: deciding alone could contradict the coordinator.
+        const dave = await start('dave', ledgers.dave);
+        const erin = await start('erin', ledgers.erin);
+        await Promise.all([dave.peer.features.transactions.participant.resolveInDoubt(), erin.peer.features.transactions.participant.resolveInDoubt()]);
+        expect((await dave.peer.features.transactions.inDoubt()).map(record => record.id)).toEqual(['t-doubt']);
+        expect(await erin.peer.features.transactions.stateOf('ghost', 't-doubt')).toBe('prepared');
+        expect([...ledgers.dave.calls, ...ledgers.erin.calls]).toEqual([]);
     });
 
     describe('killed with SIGKILL', () => {
