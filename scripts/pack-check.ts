@@ -205,7 +205,8 @@ async function signalBroker(broker: Broker, signal: 'SIGINT' | 'SIGTERM'): Promi
     broker.child.kill(signal);
     const code = await broker.exit;
     if (code !== 0) fail(`the broker exited with ${code} on ${signal}, not 0`, broker.output());
-    if (!broker.output().includes(`${signal}: stopping`)) fail(`the broker did not say it was stopping on ${signal}`, broker.output());
+    // SIGTERM drains first (peers are told to move to another broker), SIGINT stops at once.
+    if (!new RegExp(`${signal}: (stopping|draining)`).test(broker.output())) fail(`the broker did not say it was stopping on ${signal}`, broker.output());
     console.log(`${signal}: the broker stopped, exit code 0`);
 }
 
