@@ -3,6 +3,10 @@ interface Heard {
     /** When its last heartbeat arrived (or when this broker first noticed it in the directory). */
     at: number;
     dead: boolean;
+    /** Heard since this broker's own NATS link came back (frames published to it before may have had no subscriber). */
+    unconfirmed?: boolean;
+    /** Its link epoch, from its heartbeats: a new one means its NATS link was interrupted. */
+    epoch?: number;
 }
 
 /**
@@ -25,6 +29,7 @@ export class BrokerLiveness {
             return false;
         }
         known.at = now;
+        known.unconfirmed = false;
         if (!known.dead) return false;
         known.dead = false;
         return true;
@@ -35,9 +40,41 @@ export class BrokerLiveness {
         if (brokerId !== this.selfId && !this.brokers.has(brokerId)) this.brokers.set(brokerId, { at: now, dead: false });
     }
 
-    /** This broker was cut off itself: silence during the outage says nothing about the others. */
+    /**
+     * This broker was cut off itself: silence during the outage says nothing about the others, and none of them is
+     * known to be subscribed again until it is heard (core NATS drops a frame that finds no subscriber, silently).
+     */
     restartClocks(now: number): void {
-        for (const heard of this.brokers.values()) heard.at = now;
+        for (const heard of this.brokers.values()) {
+            heard.at = now;
+            heard.unconfirmed = true;
+        }
+    }
+
+    /** Frames may go to it: alive, and heard since this broker's own link last came back. */
+    reachable(brokerId: string): boolean {
+        const known = this.brokers.get(brokerId);
+        return !known || (!known.dead && !known.unconfirmed);
+    }
+
+    /** A frame came from it: it is connected, so subscribed again. */
+    confirm(brokerId: string): void {
+        const known = this.brokers.get(brokerId);
+        if (known?.unconfirmed) known.unconfirmed = false;
+    }
+
+    /** Waiting to hear it after this broker's link came back. */
+    unconfirmed(brokerId: string): boolean {
+        return this.brokers.get(brokerId)?.unconfirmed ?? false;
+    }
+
+    /** Records its link epoch. @returns true when it changed: its NATS link was interrupted since its last heartbeat. */
+    epochChanged(brokerId: string, epoch: number): boolean {
+        const known = this.brokers.get(brokerId);
+        if (!known) return false;
+        const changed = known.epoch !== undefined && known.epoch !== epoch;
+        known.epoch = epoch;
+        return changed;
     }
 
     /** This broker's loop stood still for `ms`: that time counts as heard from everyone. */

@@ -114,6 +114,8 @@ export class NatsPeerExchange implements PeerExchange {
     protected stopped = false;
     protected malformedBatches = 0;
     protected published = 0;
+    /** Counts this broker's NATS reconnects; sent with each heartbeat, so the others notice an interruption. */
+    protected linkEpoch = 0;
 
     constructor(protected options: NatsExchangeOptions, protected logger: LoggerInterface = quietLogger) {
         this.brokerId = options.brokerId || randomUUID();
@@ -139,6 +141,11 @@ export class NatsPeerExchange implements PeerExchange {
     /** Whether this broker reaches NATS right now. */
     get connected(): boolean {
         return this.link.connected;
+    }
+
+    /** Every broker known before this broker's NATS link last came back has been heard since (tests, status). */
+    get hearsEveryBroker(): boolean {
+        return this.liveness.list().every(broker => !broker.alive || !this.liveness.unconfirmed(broker.brokerId));
     }
 
     /** Connected, with a directory watch that is caught up (not being rebuilt). */
@@ -404,7 +411,7 @@ export class NatsPeerExchange implements PeerExchange {
             if (!endpoint || this.localPeers.get(peerId) !== entry.connectionId) return false;
             return endpoint.deliverRequest(frame, origin) === false ? 'busy' : true;
         }
-        if (!this.link.connected || this.liveness.isDead(brokerId) || this.stopped) return false;
+        if (!this.link.connected || !this.liveness.reachable(brokerId) || this.stopped) return false;
         const writer = this.writer(brokerId);
         writer.request(origin, frame);
         const type = frameType(frame);
@@ -418,6 +425,7 @@ export class NatsPeerExchange implements PeerExchange {
         const entry = this.directory.entries.get(peerId);
         if (!entry || entry.brokerId === this.brokerId || this.stopped) return undefined;
         if (!this.link.connected) return ClusterUnavailable.for(peerId, LINK_DOWN);
+        if (this.liveness.unconfirmed(entry.brokerId)) return ClusterUnavailable.for(peerId, `its broker ${entry.brokerId} has not been heard since this broker's NATS link came back`);
         return undefined;
     }
 
@@ -428,7 +436,7 @@ export class NatsPeerExchange implements PeerExchange {
             return true;
         }
         const brokerId = this.remoteCallers.get(connectionId);
-        if (!brokerId || !this.link.connected || this.liveness.isDead(brokerId) || this.stopped) return false;
+        if (!brokerId || !this.link.connected || !this.liveness.reachable(brokerId) || this.stopped) return false;
         const writer = this.writer(brokerId);
         // Error replies for many ids come as concatenated frames (replyErrorFrames): each travels as its own envelope.
         let offset = 0;
@@ -480,8 +488,14 @@ export class NatsPeerExchange implements PeerExchange {
     }
 
     protected readonly envelopes: EnvelopeHandler = {
-        request: (sender, originHeader, frame) => this.incomingRequest(sender, originHeader, frame),
-        reply: (sender, frame) => this.incomingReply(sender, frame),
+        request: (sender, originHeader, frame) => {
+            this.liveness.confirm(sender);
+            this.incomingRequest(sender, originHeader, frame);
+        },
+        reply: (sender, frame) => {
+            this.liveness.confirm(sender);
+            this.incomingReply(sender, frame);
+        },
     };
 
     protected receive(message: Uint8Array): void {
@@ -569,7 +583,7 @@ export class NatsPeerExchange implements PeerExchange {
     protected beat(): void {
         if (!this.link.connected) return;
         try {
-            this.link.nc.publish(this.names.control, JSON.stringify({ b: this.brokerId, p: this.held.size }));
+            this.link.nc.publish(this.names.control, JSON.stringify({ b: this.brokerId, p: this.held.size, e: this.linkEpoch }));
         } catch {
             // The link went down between the check and the publish; the next tick tries again.
         }
@@ -577,13 +591,19 @@ export class NatsPeerExchange implements PeerExchange {
 
     protected heartbeat(data: Uint8Array): void {
         try {
-            const { b, leaving } = JSON.parse(new TextDecoder().decode(data)) as { b?: unknown, leaving?: unknown };
+            const { b, leaving, e } = JSON.parse(new TextDecoder().decode(data)) as { b?: unknown, leaving?: unknown, e?: unknown };
             if (typeof b !== 'string' || b.length > 64 || b === this.brokerId) return;
             if (leaving === true) {
                 if (this.liveness.left(b, Date.now())) this.brokerGone(b, 'is on a broker that stopped');
                 return;
             }
             if (this.liveness.heard(b, Date.now())) this.logger.log(`Cluster: broker ${b} is back`);
+            // Its link was interrupted: what was on the way to it, or back from it, was dropped by NATS. It waits to
+            // hear this broker before it sends anything here: a heartbeat at once shortens that wait to a round trip.
+            if (typeof e === 'number' && this.liveness.epochChanged(b, e)) {
+                this.failCalls(this.inFlight.take(b), '', target => ClusterUnavailable.for(target, `the NATS link of its broker ${b} was interrupted`));
+                this.beat();
+            }
         } catch {
             // Not a heartbeat.
         }
@@ -666,7 +686,10 @@ export class NatsPeerExchange implements PeerExchange {
     protected linkBack(): void {
         if (this.stopped) return;
         this.disturbances++;
+        this.linkEpoch++;
         this.liveness.restartClocks(Date.now());
+        // The others learn at once that this broker is subscribed again (and that its link was interrupted).
+        this.beat();
         this.logger.log('Cluster: NATS is back; rebuilding the directory view');
         void this.recover();
     }

@@ -96,10 +96,10 @@ export function forgets(broker: RunningBroker, peerId: string): Promise<void> {
     return eventually(() => exchangeOf(broker).lookup(peerId) === undefined);
 }
 
-/** Resolves when `broker` reaches NATS again with a rebuilt, caught-up directory view. */
+/** Resolves when `broker` reaches NATS again with a rebuilt, caught-up directory view, and has heard the other brokers since. */
 export async function recovered(broker: RunningBroker): Promise<void> {
     const exchange = exchangeOf(broker);
     // Healthy can hold for a moment before the broker notices that its watch stalled: then settling fails, and
     // the broker recovers on its next tick.
-    await eventually(async () => exchange.healthy && await exchange.settled().then(() => true, () => false), 20_000);
+    await eventually(async () => exchange.healthy && exchange.hearsEveryBroker && await exchange.settled().then(() => true, () => false), 20_000);
 }

@@ -1,4 +1,5 @@
 import { ClusterUnavailable, PeerIdTaken } from '../../shared';
+import { BrokerProcess } from '../../bench/chaos/broker-process';
 import { api, echoOf, eventually, Resources } from '../helpers';
 import { exchangeOf, recovered, sees, TestCluster } from './cluster-fixture';
 import { describeWithNats, NatsServer } from './nats-server';
@@ -64,6 +65,43 @@ describeWithNats('Cluster: NATS goes away and comes back', () => {
         await outage(() => nats!.kill(), one, two);
         await nats!.restart({ emptyStore: true });
         await worksAgain(one, two, alice);
+    });
+
+    it('right after NATS is back, a call across brokers is answered or fails fast: never lost to a broker not subscribed again yet', async () => {
+        nats = await NatsServer.start();
+        const cluster = await TestCluster.create(nats, resources);
+        // A broker's NATS reconnect wait follows its heartbeat interval: the second broker (500 ms, the default, in a
+        // process of its own) is subscribed again well after the first (100 ms).
+        const [one, two] = await Promise.all([
+            cluster.broker({ clusterHeartbeatMs: 100, clusterDeathTimeoutMs: 2_000 }),
+            BrokerProcess.start(':memory:', cluster.flags({ clusterHeartbeatMs: 500, clusterDeathTimeoutMs: 2_000 })).then(broker => resources.add(broker, child => child.kill())),
+        ]);
+        await resources.servingPeer(two.url, 'bob');
+        const alice = resources.peerClient(one.url);
+        await api(alice).register('alice');
+        await sees(one, 'bob');
+        expect(await echoOf(alice, 'bob').echo('before')).toBe('before');
+
+        await outage(() => nats!.kill(), one);
+        // Away for longer than the death timeout.
+        await new Promise(resolve => setTimeout(resolve, 3_000));
+        await nats!.restart();
+        await eventually(() => exchangeOf(one).connected, 10_000);
+        // Calls at once, while the other broker may not be subscribed again: NATS would drop a frame without a word.
+        const outcomes: string[] = [];
+        for (;;) {
+            try {
+                expect(await echoOf(alice, 'bob', 5_000).echo('after')).toBe('after');
+                outcomes.push('answered');
+                break;
+            } catch (error) {
+                outcomes.push((error as { code?: string }).code ?? String(error));
+                if (!(error instanceof ClusterUnavailable)) break;
+                await new Promise(resolve => setImmediate(resolve));
+            }
+        }
+        expect(outcomes.at(-1)).toBe('answered');
+        expect(new Set(outcomes.slice(0, -1))).toEqual(new Set(outcomes.length > 1 ? ['CLUSTER_UNAVAILABLE'] : []));
     });
 
     for (const store of ['the same', 'an empty'] as const) {
