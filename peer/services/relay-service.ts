@@ -14,6 +14,12 @@ export interface RelayOptions {
     quotaPerSender: number;
     /** Bytes (UTF-8 bodies) of the payloads one sender may have held here at once (default 10 MiB). */
     bytesPerSender: number;
+    /**
+     * Payloads from one original sender this peer keeps in its inbox (`inbox()`, default 1,000); past it, or past
+     * `inboxBytesPerSender` (default 10 MiB), that sender's oldest are dropped (`received$` showed them already).
+     */
+    inboxPerSender: number;
+    inboxBytesPerSender: number;
     /** TTL when the sender gives none, in seconds. */
     defaultTtlSeconds: number;
     /**
@@ -24,7 +30,7 @@ export interface RelayOptions {
     trustedRelays: string[];
 }
 
-export const defaultRelayOptions: RelayOptions = { quotaPerSender: 100, bytesPerSender: 10 * 1024 * 1024, defaultTtlSeconds: 7 * 24 * 3600, trustedRelays: [] };
+export const defaultRelayOptions: RelayOptions = { quotaPerSender: 100, bytesPerSender: 10 * 1024 * 1024, inboxPerSender: 1000, inboxBytesPerSender: 10 * 1024 * 1024, defaultTtlSeconds: 7 * 24 * 3600, trustedRelays: [] };
 
 export interface RelayHost {
     readonly id: string;
@@ -44,6 +50,8 @@ export class RelayService {
     readonly receipts$ = new Subject<DeliveryReceipt>();
     /** What each sender has held here. */
     protected held: SenderQuota;
+    /** What each original sender has in this peer's inbox. */
+    protected kept: SenderQuota;
 
     constructor(
         protected database: PeerDatabase,
@@ -61,6 +69,15 @@ export class RelayService {
             },
             'held payloads',
             'Wait for deliveries or use another relay.',
+        );
+        this.kept = new SenderQuota(
+            () => ({ items: this.options.inboxPerSender, bytes: this.options.inboxBytesPerSender }),
+            async sender => {
+                const kept = await this.database.query(ReceivedPayload).filter({ originalSender: sender }).select('body').find();
+                return { items: kept.length, bytes: kept.reduce((sum, received) => sum + textBytes(received.body), 0) };
+            },
+            'payloads in the inbox',
+            '',
         );
         outbox.handle('relay-deliver', async (recipient, key: string) => this.deliverHeld(key));
         outbox.handle('relay-receipt', async (sender, receipt: DeliveryReceipt) => {
@@ -142,14 +159,30 @@ export class RelayService {
         if (await this.database.query(ReceivedPayload).filter({ key }).has()) return;
         // The carrier is the caller the broker verified, whatever the envelope says.
         const { payload } = envelope;
+        const bytes = textBytes(payload.body);
+        // Counted before it is written: the sender's tally, read from storage on its first payload, must not count it twice.
+        const over = await this.kept.add(envelope.originalSender, bytes);
         try {
             await this.database.persist(new ReceivedPayload(key, payload.id, envelope.originalSender, via, payload.kind, payload.body, envelope.storedAt));
         } catch (error) {
+            this.kept.release(envelope.originalSender, 1, bytes);
             // The same payload, delivered twice at once (pushed and pulled): the other delivery took it.
             if (error instanceof UniqueConstraintFailure) return;
             throw error;
         }
+        if (over) await this.dropOldest(envelope.originalSender);
         this.received$.next(new RelayEnvelope(payload, envelope.originalSender, envelope.recipient, via, envelope.storedAt));
+    }
+
+    /** Makes room in the inbox for `sender`'s newest payloads: its oldest go, one by one, until it is within limits. */
+    protected async dropOldest(sender: string): Promise<void> {
+        while (this.kept.exceeds(sender)) {
+            const oldest = await this.database.query(ReceivedPayload).filter({ originalSender: sender }).orderBy('receivedAt').findOneOrUndefined();
+            if (!oldest) return;
+            const { modified } = await this.database.query(ReceivedPayload).filter({ key: oldest.key }).deleteMany();
+            // A concurrent delivery of the same sender dropped it already, and released it.
+            if (modified) this.kept.release(sender, 1, textBytes(oldest.body));
+        }
     }
 
     /** Everything received, oldest first, including what arrived before the app subscribed to `received$`. */

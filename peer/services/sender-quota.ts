@@ -49,6 +49,25 @@ export class SenderQuota {
         usage.bytes += bytes;
     }
 
+    /**
+     * Counts one item of `bytes` about to be stored, without refusing it: for storage that makes room by dropping
+     * the sender's oldest items instead. Release it if it is not stored after all. @returns whether the sender is
+     * now over its limits.
+     */
+    async add(sender: string, bytes: number): Promise<boolean> {
+        const usage = await this.of(sender);
+        usage.items++;
+        usage.bytes += bytes;
+        return this.exceeds(sender);
+    }
+
+    /** Whether `sender` holds more than its limits allow (as far as this tally knows). */
+    exceeds(sender: string): boolean {
+        const usage = this.usage.get(sender);
+        const { items, bytes } = this.limits();
+        return !!usage && (usage.items > items || usage.bytes > bytes);
+    }
+
     /** Items of `sender` that left storage (read, delivered, deleted) or were not stored after all. */
     release(sender: string, items: number, bytes: number): void {
         const usage = this.usage.get(sender);

@@ -1,4 +1,4 @@
-import { QuotaExceeded, RelayPayload } from '../../shared';
+import { QuotaExceeded, RelayEnvelope, RelayPayload } from '../../shared';
 import { startSwitchboard } from '../../peer/testing';
 
 describe('what a stranger can make a relay hold', () => {
@@ -18,5 +18,18 @@ describe('what a stranger can make a relay hold', () => {
         await ghost.to('relay').relay.pull();
         expect(await kit.peer('relay').relay.heldFor('ghost')).toBe(0);
         await relay.store('ghost', new RelayPayload('p-2', 'note', 'x'.repeat(600)));
+    });
+
+    it("a recipient's inbox keeps a bounded number and size of payloads per sender: the sender's oldest go first", async () => {
+        await using kit = await startSwitchboard({ peers: [{ id: 'bob', relay: { inboxPerSender: 3, inboxBytesPerSender: 1000 } }, 'mallory', 'alice'] });
+        await kit.peer('alice').to('bob').relay.deliver(new RelayEnvelope(new RelayPayload('a-1', 'note', 'from alice'), 'alice', 'bob', 'alice'));
+        const fromMallory = kit.peer('mallory').to('bob').relay;
+        for (let i = 1; i <= 5; i++) await fromMallory.deliver(new RelayEnvelope(new RelayPayload(`m-${i}`, 'note', `spam ${i}`), 'mallory', 'bob', 'mallory'));
+        const ids = async () => (await kit.peer('bob').relay.inbox()).map(envelope => envelope.payload.id);
+        expect(await ids()).toEqual(['a-1', 'm-3', 'm-4', 'm-5']);
+
+        // In bytes too: one large payload pushes out as many of the sender's older ones as it takes.
+        await fromMallory.deliver(new RelayEnvelope(new RelayPayload('m-big', 'note', 'x'.repeat(990)), 'mallory', 'bob', 'mallory'));
+        expect(await ids()).toEqual(['a-1', 'm-5', 'm-big']);
     });
 });
