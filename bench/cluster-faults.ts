@@ -2,7 +2,7 @@
  * What a cluster does under the faults of issue 19, with the default heartbeat settings (`clusterHeartbeatMs` 500,
  * `clusterDeathTimeoutMs` 2000): a real nats-server with a user per broker, one broker in this process ("live") and
  * one in a child process ("frozen"), SDK peers on both. A measurement, not a test:
- * `node -r ts-node/register/transpile-only bench/cluster-faults.ts [stall rounds] [stall ms] [outage ms]`.
+ * `npm run bench:cluster-faults [-- stall rounds, stall ms, outage ms]` (default 3 8000 6000).
  *
  * - Stall: SIGSTOP the child broker for longer than the death timeout, then SIGCONT. Counts offline events of the
  *   live broker's peers (must be 0: the woken broker may not judge them by the heartbeats it missed) and the time
