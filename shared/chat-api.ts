@@ -50,7 +50,7 @@ export class ChatGroupInfo {
         public id: string & MinLength<1> & MaxLength<64>,
         public name: string & MinLength<1> & MaxLength<200>,
         public members: (string & MaxLength<64>)[] & MaxLength<typeof MAX_GROUP_MEMBERS>,
-        public owner: string,
+        public owner: string & MaxLength<64>,
     ) {
     }
 }

@@ -1,7 +1,7 @@
 import { RemoteController } from '@deepkit/rpc';
 import { Observable } from 'rxjs';
 import { BrokerApi, PresenceEvent } from '@switchboard/protocol/broker-api';
-import { DiscoveryApi, discoveryIdempotent, DiscoveryStep, PeerDescription, PeerSighting } from '@switchboard/protocol/discovery-api';
+import { boundedCapabilities, DiscoveryApi, discoveryIdempotent, DiscoveryStep, PeerDescription, PeerSighting } from '@switchboard/protocol/discovery-api';
 import { PeerNotFound } from '@switchboard/protocol/errors';
 import { RemotePeer } from '../remote-peer';
 import { KnownPeer } from '../storage/entities';
@@ -14,6 +14,8 @@ export interface DiscoveryHost {
     readonly presence$: Observable<PresenceEvent>;
     announcedCapabilities(): string[];
     to(peerId: string): RemotePeer;
+    /** Follows these peers' presence (PeerOptions.presence); resolves once their state is known. */
+    watchPresence(peerIds: Iterable<string>): Promise<void>;
 }
 
 export interface Discovery {
@@ -27,6 +29,12 @@ const ASK_TIMEOUT_MS = 2000;
 const PEERS_TO_ASK = 5;
 /** Rows looked up in one query (SQLite bounds the parameters of one statement). */
 const WRITE_BATCH = 500;
+/**
+ * How long presence sightings wait in memory before they are written: a join's burst of presence (a snapshot, a
+ * reconnect storm) is one write, not one per batch. Past UNWRITTEN_MAX sightings they are written at once.
+ */
+const WRITE_DELAY_MS = 1000;
+const UNWRITTEN_MAX = 5000;
 
 /**
  * What this peer knows about others, and how it finds out, in the order of the discovery guide: ask the peer
@@ -44,6 +52,7 @@ export class DiscoveryService {
      */
     protected unwritten = new Map<string, PeerSighting>();
     protected writing?: Promise<void>;
+    protected writeTimer?: ReturnType<typeof setTimeout>;
 
     constructor(protected database: PeerDatabase, protected host: DiscoveryHost) {
         host.presence$.subscribe(event => this.learnFromPresence(event));
@@ -54,12 +63,15 @@ export class DiscoveryService {
     }
 
     async knows(peerId: string): Promise<PeerSighting | undefined> {
+        const unwritten = this.unwritten.get(peerId);
+        if (unwritten) return unwritten;
         const known = await this.database.query(KnownPeer).filter({ id: peerId }).findOneOrUndefined();
         return known && toSighting(known);
     }
 
     /** Resolves when the cache has taken in every presence event so far. */
     async idle(): Promise<void> {
+        if (this.writeTimer) this.writeNow();
         while (this.writing) await this.writing;
     }
 
@@ -68,10 +80,12 @@ export class DiscoveryService {
     }
 
     async discover(peerId: string): Promise<Discovery> {
+        // Presence by interest: a peer this one never dealt with is followed from now on, its state known first.
+        if (!this.online.has(peerId)) await this.host.watchPresence([peerId]).catch(() => undefined);
         if (this.online.has(peerId)) {
             try {
                 const description = await this.remote(peerId).info();
-                const sighting = new PeerSighting(peerId, true, description.capabilities, new Date, peerId);
+                const sighting = new PeerSighting(peerId, true, boundedCapabilities(description.capabilities), new Date, peerId);
                 await this.remember(sighting);
                 return { peer: sighting, step: 'live' };
             } catch {
@@ -83,7 +97,7 @@ export class DiscoveryService {
         const answers = await Promise.allSettled(askable.map(async id => ({ id, sighting: await this.remote(id).knows(peerId) })));
         for (const answer of answers) {
             if (answer.status !== 'fulfilled' || !answer.value.sighting) continue;
-            const sighting = new PeerSighting(peerId, answer.value.sighting.online, answer.value.sighting.capabilities, answer.value.sighting.lastSeen, answer.value.id);
+            const sighting = new PeerSighting(peerId, answer.value.sighting.online, boundedCapabilities(answer.value.sighting.capabilities), answer.value.sighting.lastSeen, answer.value.id);
             await this.remember(sighting);
             return { peer: sighting, step: 'peers' };
         }
@@ -109,9 +123,21 @@ export class DiscoveryService {
     protected learnFromPresence(event: PresenceEvent): void {
         if (event.kind === 'online') this.online.add(event.peerId);
         if (event.kind === 'offline') this.online.delete(event.peerId);
+        // The state of an ID this peer just started to follow, offline: the broker's record, not a sighting.
+        if (event.kind === 'offline' && event.sequence === 0) return;
         // Re-inserted, so the map's order stays the order of the peers' latest events.
         this.unwritten.delete(event.peerId);
         this.unwritten.set(event.peerId, new PeerSighting(event.peerId, event.kind !== 'offline', event.capabilities, event.at, 'presence'));
+        if (this.unwritten.size >= UNWRITTEN_MAX) return this.writeNow();
+        if (this.writeTimer || this.writing) return;
+        this.writeTimer = setTimeout(() => this.writeNow(), WRITE_DELAY_MS);
+        // A cache: a pending write never keeps a process alive.
+        (this.writeTimer as { unref?: () => void }).unref?.();
+    }
+
+    protected writeNow(): void {
+        clearTimeout(this.writeTimer);
+        this.writeTimer = undefined;
         this.writing ??= this.writeUnwritten();
     }
 
