@@ -11,6 +11,7 @@ import { ClusterState } from './cluster/cluster-state';
 import { DatabaseInUse } from './registry/database-lock';
 import { BrokerRuntime, PortInUse, TokenDatabaseHandle } from './runtime';
 import { NatsUnreachable } from './cluster/nats-link';
+import { readClusterTrail } from './cluster/cluster-audit';
 import { missingDatabase } from './command-line-checks';
 
 @cli.controller('start', { description: 'Start the broker (HTTP + WebSocket RPC on one port). Settings also come from SWITCHBOARD_* variables.' })
@@ -329,7 +330,22 @@ export class AuditCommand {
         limit: number & Flag = 50,
         /** @description SQLite file of registry and audit trail (default: SWITCHBOARD_DATABASE, else var/switchboard.sqlite) */
         database?: string & Flag,
+        /** @description read the whole cluster's trail from NATS (default: SWITCHBOARD_NATS_URL; rows of every broker) */
+        natsUrl?: string & Flag,
+        /** @description cluster name, with natsUrl (default: SWITCHBOARD_CLUSTER, else switchboard) */
+        cluster?: string & Flag,
     ): Promise<number> {
+        const config = this.injector.get(BrokerConfig);
+        const url = natsUrl ?? config.natsUrl;
+        if (url) {
+            try {
+                for (const event of await readClusterTrail(url, cluster ?? config.cluster, { peerId: peer, kind, limit })) this.logger.log(formatAuditEvent(event));
+                return 0;
+            } catch (error) {
+                this.logger.error((error as Error).message);
+                return 1;
+            }
+        }
         const opened = await openRegistry(this.injector, database).then(() => undefined, (error: Error) => error);
         if (opened) {
             this.logger.error(opened.message);

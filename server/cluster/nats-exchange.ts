@@ -7,7 +7,7 @@ import { ClusterUnavailable, PeerIdTaken, PeerOffline, SwitchboardError } from '
 import { MIN_FRAME_SIZE, readUint32 } from '@switchboard/protocol/frame-check';
 import { connectionKey, encodeCallerGone, Route, SwitchboardFrame } from '@switchboard/protocol/wire';
 import { BrokerConfig } from '../config';
-import { BrokerSummary, ExchangeEndpoint, ExchangePresence, FrameOrigin, PeerExchange, PeerLocation, PeerOwner, RegisterOptions, RouteResult } from '../exchange/peer-exchange';
+import { AuditRowLike, BrokerSummary, ExchangeEndpoint, ExchangePresence, FrameOrigin, PeerExchange, PeerLocation, PeerOwner, RegisterOptions, RouteResult } from '../exchange/peer-exchange';
 import { errorForClient, FINAL_REPLY_TYPES, frameId, frameType, replyErrorFrame, replyErrorFrames, ROUTE_OFFSET, sameBytes, SOURCE_OFFSET } from '../frames';
 import { BrokerLiveness } from './broker-liveness';
 import { Reaper } from './reaper';
@@ -18,6 +18,7 @@ import { BatchReader, BatchWriter, decodeOrigin, EnvelopeHandler, splitBatch } f
 import { CallerCalls, InFlightCalls } from './in-flight-calls';
 import { NatsLink, NatsUnreachable } from './nats-link';
 import { hasNatsCredentials } from './nats-servers';
+import { auditSubject, ClusterAuditRow, ensureAuditStream } from './cluster-audit';
 import { ClusterPeerIdHolds } from './peer-id-holds';
 
 export interface NatsExchangeOptions {
@@ -172,6 +173,7 @@ export class NatsPeerExchange implements PeerExchange {
             await this.link.close();
             throw new NatsUnreachable(`NATS at ${this.link.redactedUrl} answers, but its JetStream directory does not (${(error as Error).message}). Start nats-server with JetStream (-js), and allow this broker's NATS user the cluster's subjects (README: Cluster, NATS permissions).`);
         }
+        await ensureAuditStream(this.link.nc, this.names).catch(error => this.logger.warn('Cluster: the cluster audit stream is out of reach; audit rows stay in this broker\'s database', (error as Error).message));
         this.beat();
         this.lastTick = performance.now();
         this.timer = setInterval(() => this.tick(), this.options.heartbeatMs);
@@ -418,6 +420,17 @@ export class NatsPeerExchange implements PeerExchange {
         if (type === RpcTypes.Action || type === RpcTypes.ActionType) this.inFlight.add(brokerId, origin.connectionId, !!origin.typedErrors, frameId(frame), peerId);
         this.queued(brokerId, writer);
         return 'forwarded';
+    }
+
+    recordAudit(row: AuditRowLike): void {
+        if (!this.link.connected || this.stopped) return;
+        const { kind, at, brokerId, peerId, target, controller, action, reason, session, count, lastAt } = row;
+        const travelling: ClusterAuditRow = { kind, at: at.toISOString(), brokerId, peerId, target, controller, action, reason, session, count, lastAt: lastAt?.toISOString() };
+        try {
+            this.link.nc.publish(auditSubject(this.names, this.brokerId), JSON.stringify(travelling));
+        } catch {
+            // The link went down: the row is in this broker's database.
+        }
     }
 
     /** Why `route` refused a peer that the directory places on another broker: the cluster, not the target. */

@@ -1,5 +1,6 @@
 import { ClusterNames } from './cluster-names';
 import { inboxPrefixOf } from './nats-servers';
+import { auditStream, auditSubject } from './cluster-audit';
 
 /** One user of nats-server's `authorization { users = [...] }`. */
 export interface NatsUser {
@@ -33,6 +34,18 @@ function keyValueSubjects(buckets: string[]): string[] {
     })];
 }
 
+/** A broker writes its own audit rows to the cluster's audit stream, which it may create. */
+function auditWriteSubjects(names: ClusterNames, brokerId: string): string[] {
+    const stream = auditStream(names);
+    return [auditSubject(names, brokerId), `$JS.API.STREAM.INFO.${stream}`, `$JS.API.STREAM.CREATE.${stream}`];
+}
+
+/** `switchboard audit` with a NATS URL reads the cluster's audit stream, row by row. */
+function auditReadSubjects(names: ClusterNames): string[] {
+    const stream = auditStream(names);
+    return [`$JS.API.STREAM.INFO.${stream}`, `$JS.API.STREAM.MSG.GET.${stream}`];
+}
+
 /**
  * The NATS user of one broker: it may publish to every broker's inbox of its cluster and to the control subject,
  * use its cluster's buckets, and receive only its own inbox, the control subject and its own replies. A broker
@@ -46,7 +59,7 @@ export function brokerUser(cluster: string, brokerId: string, user: string, pass
         user,
         password,
         permissions: {
-            publish: { allow: [`${names.prefix}.b.*`, names.control, ...keyValueSubjects(bucketsOf(names))] },
+            publish: { allow: [`${names.prefix}.b.*`, names.control, ...keyValueSubjects(bucketsOf(names)), ...auditWriteSubjects(names, brokerId)] },
             subscribe: { allow: [names.inbox(brokerId), names.control, `${inboxPrefixOf(user)}.>`] },
         },
     };
@@ -58,7 +71,7 @@ export function operatorUser(cluster: string, user: string, password: string): N
         user,
         password,
         permissions: {
-            publish: { allow: keyValueSubjects(bucketsOf(new ClusterNames(cluster))) },
+            publish: { allow: [...keyValueSubjects(bucketsOf(new ClusterNames(cluster))), ...auditReadSubjects(new ClusterNames(cluster))] },
             subscribe: { allow: [`${inboxPrefixOf(user)}.>`] },
         },
     };

@@ -1,6 +1,21 @@
 import type { SwitchboardError } from '@switchboard/protocol/errors';
 import { Observable } from 'rxjs';
 
+/** An audit row as the exchange sees it (AuditEvent's fields). */
+export interface AuditRowLike {
+    kind: string;
+    at: Date;
+    brokerId: string;
+    peerId?: string;
+    target?: string;
+    controller?: string;
+    action?: string;
+    reason?: string;
+    session?: string;
+    count?: number;
+    lastAt?: Date;
+}
+
 /** Who sent a routed frame, as the broker verified it. Never taken from the frame itself. */
 export interface FrameOrigin {
     /** Hex of the sender's 16-byte connection id. */
@@ -160,6 +175,9 @@ export interface PeerExchange {
      * its bus: ClusterUnavailable). Undefined: the target is offline or unknown.
      */
     refusal?(peerId: string): SwitchboardError | undefined;
+
+    /** One audit row of this broker, for the cluster's trail (a cluster exchange publishes it; see cluster-audit.ts). */
+    recordAudit?(row: AuditRowLike): void;
 
     /** Writes a sourceDest frame to a connection. False when that connection is gone. */
     reply(connectionId: string, frame: Uint8Array): boolean;

@@ -105,6 +105,7 @@ export class AuditLog {
 
     protected publish(event: AuditEvent): void {
         this.writer.schedule(event);
+        this.exchange.recordAudit?.(event);
         this.recentEvents.push(event);
         if (this.recentEvents.length > RECENT) this.recentEvents.shift();
         if (this.recordedSubject.observed) this.recordedSubject.next(event);

@@ -3,7 +3,7 @@ import { randomBytes } from 'crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { delimiter, join } from 'path';
-import { brokerUser, natsServerConfig, NatsUser } from '../../server/cluster/nats-permissions';
+import { brokerUser, natsServerConfig, NatsUser, operatorUser } from '../../server/cluster/nats-permissions';
 
 /** nats-server from the PATH (Debian's package installs it in /usr/sbin, often not on a user's PATH), or $NATS_SERVER. */
 export function natsServerBinary(): string | undefined {
@@ -78,6 +78,15 @@ export class NatsServer {
         }
         await this.reload();
         return urls;
+    }
+
+    /** A user for the token and audit commands of `cluster` (operatorUser: its buckets and audit trail, no frames). */
+    async addOperator(cluster: string): Promise<string> {
+        const user = `${cluster}-operator`;
+        const password = randomBytes(12).toString('hex');
+        this.users.push(operatorUser(cluster, user, password));
+        await this.reload();
+        return `nats://${user}:${password}@127.0.0.1:${this.port}`;
     }
 
     /** Writes the configuration; SIGHUP makes a running server read it again, and it says so in its log. */
