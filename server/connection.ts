@@ -19,7 +19,7 @@ import { BROKER_ONLY_FRAMES, connectionKey, encodeCallerGone, encodeCallerIdenti
 import { BrokerConfig } from './config';
 import { ExchangeEndpoint, FrameOrigin, PeerExchange } from './exchange/peer-exchange';
 import { ChunkAssembler } from './chunk-assembler';
-import { ActionName, actionNameOf, chunkAckFrame, errorForClient, multicastCopySize, multicastResultFrame, peerFrame, readMulticastRequest, replyErrorFrame, errorFrame, FINAL_REPLY_TYPES, frameId, frameType, replyErrorFrames, sameBytes, SOURCE_OFFSET } from './frames';
+import { ActionName, actionNameOf, chunkAckFrame, errorForClient, multicastCopySize, multicastResultFrame, peerFrame, peerFrameHeader, readMulticastRequest, replyErrorFrame, errorFrame, FINAL_REPLY_TYPES, frameId, frameType, replyErrorFrames, sameBytes, SOURCE_OFFSET } from './frames';
 import { RefusalAudit } from './refusal-audit';
 import { SendBudget } from './rate-limit';
 import { AuditEntry, AuditLog } from './registry/audit-log';
@@ -52,6 +52,8 @@ export interface ReasonedTransport extends TransportConnection {
      * also starts the slow-consumer watch: a reader that stays full is closed.
      */
     hasRoomFor?(bytes: number): boolean;
+    /** Writes one frame given as its header and a body shared with other frames, without joining them. */
+    writeParts?(header: Uint8Array, body: Uint8Array): void;
 }
 
 /** WebSocket close codes the broker uses (4000–4999 are for applications). */
@@ -129,6 +131,8 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
     /** Set by the client's Hello frame: it decodes Switchboard's error classes. */
     typedErrors = false;
     protected cachedOrigin?: FrameOrigin;
+    /** The ID this connection deregistered last: its callers' pending requests still fail when it closes. */
+    protected deregisteredAs?: string;
 
     /** Called by the kernel right after construction; Deepkit's constructor signature is fixed. */
     attachTo(services: BrokerServices, gate: SwitchboardSecurity): void {
@@ -313,8 +317,11 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
                 outcomes.push('denied');
                 continue;
             }
-            // The copy is written only for a target that can take it: an unknown one costs a lookup, no bytes.
-            const routed = exchange.lookup(target) && exchange.route(target, peerFrame(firstId + i, this.id, target, RpcTypes.Action, body), origin);
+            // A copy is a header of its own and the one body, handed on side by side where the exchange can; it is
+            // made only for a target that can take it: an unknown one costs a lookup, no bytes.
+            const routed = exchange.lookup(target) && (exchange.routeParts
+                ? exchange.routeParts(target, peerFrameHeader(firstId + i, this.id, target, RpcTypes.Action, body.byteLength), body, origin)
+                : exchange.route(target, peerFrame(firstId + i, this.id, target, RpcTypes.Action, body), origin));
             if (!routed) {
                 stats.callsUndeliverable++;
                 outcomes.push(exchange.refusal?.(target) ? 'unavailable' : registry.get(target) ? 'offline' : 'not-found');
@@ -372,28 +379,37 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
     // ---- delivered to us by the exchange ----------------------------------------------------------------------
 
     deliverRequest(frame: Uint8Array, origin: FrameOrigin): boolean {
+        return this.deliver(frame, frame.byteLength, origin, () => this.writeFrame(frame));
+    }
+
+    deliverRequestParts(header: Uint8Array, body: Uint8Array, origin: FrameOrigin): boolean {
+        return this.deliver(header, header.byteLength + body.byteLength, origin, () => this.writeParts(header, body));
+    }
+
+    /** @param head the frame, or at least its header (id, route, type) @param size the whole frame's bytes */
+    protected deliver(head: Uint8Array, size: number, origin: FrameOrigin, write: () => void): boolean {
         const caller = origin.connectionId;
-        if (frameType(frame) === SwitchboardFrame.CallerGone) {
+        if (frameType(head) === SwitchboardFrame.CallerGone) {
             this.introduced.delete(caller);
             this.pendingFromCallers.delete(caller);
-            this.writeFrame(frame);
+            write();
             return true;
         }
         const typedErrors = !!origin.typedErrors;
         const transport = this.transportConnection as ReasonedTransport;
-        if (!this.closed && transport.hasRoomFor && !transport.hasRoomFor(frame.byteLength)) {
+        if (!this.closed && transport.hasRoomFor && !transport.hasRoomFor(size)) {
             // Refused to the sender, not written: a sender must not be able to get a receiver closed by filling its
             // buffer. A receiver that stays full is closed by the slow-consumer watch.
-            const error = ReceiverBusy.for(this.myPeerId ?? '', frame.byteLength);
+            const error = ReceiverBusy.for(this.myPeerId ?? '', size);
             const source = Buffer.from(caller, 'hex');
-            this.services.exchange.reply(caller, replyErrorFrame(frameId(frame), this.id, source, errorForClient(error, typedErrors)));
+            this.services.exchange.reply(caller, replyErrorFrame(frameId(head), this.id, source, errorForClient(error, typedErrors)));
             return false;
         }
         const introduced = this.introduced.get(caller);
         if (introduced !== origin && this.myPeerId && !sameIdentity(introduced, origin)) {
             evictOldest(this.introduced, MAX_TRACKED_CALLERS);
             this.introduced.set(caller, origin);
-            const source = frame.subarray(SOURCE_OFFSET, SOURCE_OFFSET + 16);
+            const source = head.subarray(SOURCE_OFFSET, SOURCE_OFFSET + 16);
             this.writeFrame(encodeCallerIdentity(this.myPeerId, source, { peerId: origin.peerId, session: origin.session, typedErrors }));
         }
         let pending = this.pendingFromCallers.get(caller);
@@ -402,8 +418,8 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
             this.pendingFromCallers.set(caller, pending = { typedErrors, ids: new Map() });
         }
         evictOldest(pending.ids, MAX_PENDING_PER_CALLER);
-        pending.ids.set(frameId(frame), performance.now());
-        this.writeFrame(frame);
+        pending.ids.set(frameId(head), performance.now());
+        write();
         return true;
     }
 
@@ -473,6 +489,7 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
         const peerId = this.myPeerId;
         if (!peerId) throw new NotRegistered();
         this.myPeerId = undefined;
+        this.deregisteredAs = peerId;
         await this.services.exchange.deregister(peerId, this.connectionId);
         this.record('deregister', { peerId });
     }
@@ -526,7 +543,8 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
 
     override close(): void {
         if (this.closed) return;
-        const peerId = this.myPeerId;
+        // A peer that deregistered (Peer.close() does, then disconnects) may still owe answers to its callers.
+        const peerId = this.myPeerId ?? this.deregisteredAs;
         super.close();
         const { exchange } = this.services;
         exchange.detach(this.connectionId);
@@ -556,6 +574,13 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
     protected writeFrame(frame: Uint8Array): void {
         if (this.closed) return;
         this.transportConnection.writeBinary!(frame);
+    }
+
+    protected writeParts(header: Uint8Array, body: Uint8Array): void {
+        if (this.closed) return;
+        const transport = this.transportConnection as ReasonedTransport;
+        if (transport.writeParts) transport.writeParts(header, body);
+        else transport.writeBinary!(Buffer.concat([header, body]));
     }
 
     /** Who this connection is, as receivers are told; cached, since every routed frame carries it. */

@@ -129,9 +129,22 @@ export function multicastCopySize(peerId: string, body: Uint8Array): number {
 
 /** A peer-routed frame from `source` to `peerId` around an already serialized BSON body (for multicast copies). */
 export function peerFrame(id: number, source: Uint8Array, peerId: string, type: number, body: Uint8Array): Uint8Array {
-    const size = multicastCopySize(peerId, body);
+    const header = peerFrameHeader(id, source, peerId, type, body.byteLength);
+    const frame = Buffer.allocUnsafe(header.byteLength + body.byteLength);
+    frame.set(header, 0);
+    frame.set(body, header.byteLength);
+    return frame;
+}
+
+/**
+ * The header of a peer-routed frame (everything before the body; its size field counts the body): a multicast copy
+ * is this header and the multicast's one body, written to the socket side by side without joining them.
+ */
+export function peerFrameHeader(id: number, source: Uint8Array, peerId: string, type: number, bodyLength: number): Uint8Array {
+    const length = SOURCE_OFFSET + 16 + peerId.length + 1 + 2;
+    const size = length + bodyLength;
     // Not zeroed first: every byte is written below.
-    const frame = Buffer.allocUnsafe(size);
+    const frame = Buffer.allocUnsafe(length);
     const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
     view.setUint32(0, size, true);
     frame[4] = 1;
@@ -144,7 +157,6 @@ export function peerFrame(id: number, source: Uint8Array, peerId: string, type: 
     frame[offset++] = 0;
     frame[offset++] = 0; // not composite
     frame[offset++] = type;
-    frame.set(body, offset);
     return frame;
 }
 

@@ -76,6 +76,11 @@ export class BrokerWebSocketServer extends RpcServer {
             };
             const outgoing = new OutgoingFrames(message => {
                 if (!ending && socket.readyState === WebSocket.OPEN) socket.send(message);
+            }, (header, body) => {
+                // One WebSocket message in two fragments: the body is not copied per receiver.
+                if (ending || socket.readyState !== WebSocket.OPEN) return;
+                socket.send(header, { binary: true, fin: false });
+                socket.send(body, { binary: true, fin: true });
             });
             const unsentBytes = () => socket.bufferedAmount + outgoing.pendingBytes;
             const slowReader = new SlowReaderWatch(config.slowConsumerMs, bufferLimit, unsentBytes, unsent => {
@@ -103,6 +108,15 @@ export class BrokerWebSocketServer extends RpcServer {
                     outgoing.flush();
                     ending = true;
                     socket.close(code, limitReason(reason));
+                },
+                writeParts: (header, body) => {
+                    if (ending || socket.readyState !== WebSocket.OPEN) return;
+                    const size = header.byteLength + body.byteLength;
+                    const unsent = unsentBytes();
+                    if (fitsOutgoingBuffer(unsent, size, bufferLimit)) return outgoing.pushParts(header, body);
+                    ending = true;
+                    outgoing.clear();
+                    queueMicrotask(() => end(CloseCode.slowConsumer, `slow consumer: ${unsent} bytes unsent`));
                 },
                 hasRoomFor: bytes => {
                     if (ending || socket.readyState !== WebSocket.OPEN) return true;

@@ -20,7 +20,11 @@ export class OutgoingFrames {
     protected queuedBytes = 0;
     protected scheduled = false;
 
-    constructor(protected send: (message: Uint8Array) => void) {
+    /**
+     * @param sendParts writes one message made of `header` then `body` without joining them (WebSocket fragments):
+     * a multicast sends one body to many receivers, each with a header of its own. Without it, parts are joined.
+     */
+    constructor(protected send: (message: Uint8Array) => void, protected sendParts?: (header: Uint8Array, body: Uint8Array) => void) {
     }
 
     /** Bytes written but not yet handed to the socket. */
@@ -40,6 +44,14 @@ export class OutgoingFrames {
             this.scheduled = true;
             schedule(this.flush);
         }
+    }
+
+    /** One frame written as its header and a body shared with other frames, in order with the rest. */
+    pushParts(header: Uint8Array, body: Uint8Array): void {
+        const size = header.byteLength + body.byteLength;
+        if (size < SEND_ALONE_BYTES || !this.sendParts) return this.push(concat([header, body], size));
+        this.flush();
+        this.sendParts(header, body);
     }
 
     readonly flush = (): void => {

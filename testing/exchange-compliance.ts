@@ -77,6 +77,17 @@ export function describeExchangeCompliance(name: string, harness: ExchangeHarnes
             expect(bob.requests[0].origin).toEqual(origin('c-alice', 'alice'));
         });
 
+        it('routeParts (where implemented) delivers header and body as one frame, in order with route, and says when the ID is unknown', async () => {
+            if (!exchange.routeParts) return;
+            const bob = new RecordingEndpoint('c-bob');
+            exchange.attach(bob);
+            await exchange.register('bob', 'c-bob');
+            exchange.route('bob', frame(1), origin('c-alice'));
+            expect(exchange.routeParts('bob', frame(2), frame(3), origin('c-alice'))).toBe(true);
+            expect(exchange.routeParts('nobody', frame(2), frame(3), origin('c-alice'))).toBe(false);
+            expect(bob.requests.map(r => [...r.frame])).toEqual([[1, 1, 1], [2, 2, 2, 3, 3, 3]]);
+        });
+
         it('keeps the order of frames for one peer', async () => {
             const bob = new RecordingEndpoint('c-bob');
             exchange.attach(bob);

@@ -88,11 +88,23 @@ export class InProcessPeerExchange implements PeerExchange {
     }
 
     route(peerId: string, frame: Uint8Array, origin: FrameOrigin): RouteResult {
-        const location = this.locations.get(peerId);
-        if (!location) return false;
-        const endpoint = this.endpoints.get(location.connectionId);
+        const endpoint = this.endpointOf(peerId);
         if (!endpoint) return false;
         return endpoint.deliverRequest(frame, origin) === false ? 'busy' : true;
+    }
+
+    routeParts(peerId: string, header: Uint8Array, body: Uint8Array, origin: FrameOrigin): RouteResult {
+        const endpoint = this.endpointOf(peerId);
+        if (!endpoint) return false;
+        const delivered = endpoint.deliverRequestParts
+            ? endpoint.deliverRequestParts(header, body, origin)
+            : endpoint.deliverRequest(Buffer.concat([header, body]), origin);
+        return delivered === false ? 'busy' : true;
+    }
+
+    protected endpointOf(peerId: string): ExchangeEndpoint | undefined {
+        const location = this.locations.get(peerId);
+        return location && this.endpoints.get(location.connectionId);
     }
 
     reply(connectionId: string, frame: Uint8Array): boolean {

@@ -38,6 +38,9 @@ export interface ExchangeEndpoint {
      */
     deliverRequest(frame: Uint8Array, origin: FrameOrigin): boolean | void;
 
+    /** The same, for a frame given as its header and a body other frames share (a multicast copy); never joined. */
+    deliverRequestParts?(header: Uint8Array, body: Uint8Array, origin: FrameOrigin): boolean | void;
+
     /** A sourceDest frame (a reply) addressed to this connection. */
     deliverReply(frame: Uint8Array): void;
 
@@ -169,6 +172,12 @@ export interface PeerExchange {
      * the receiving connection had no room for it and answered the caller with ReceiverBusy.
      */
     route(peerId: string, frame: Uint8Array, origin: FrameOrigin): RouteResult;
+
+    /**
+     * `route` for a frame given as its header and a body shared by many frames (a multicast's copies): an exchange
+     * that implements it hands both to the endpoint without joining them; without it, callers join them and `route`.
+     */
+    routeParts?(peerId: string, header: Uint8Array, body: Uint8Array, origin: FrameOrigin): RouteResult;
 
     /**
      * Why `route` just refused `peerId`, when the cause is not the target's absence (a cluster exchange cut off from

@@ -47,6 +47,23 @@ describe('one multicast frame costs the broker bounded work', () => {
         expect(outcomesOf(await three.request(multicastFrame(three.takeId(), ['bob', 'carol', 'nobody'], body), 10_000))).toBe('RATE_LIMITED');
     });
 
+    it('every online target gets the whole body (header of its own, the body shared) and answers under its own id', async () => {
+        const broker = await resources.broker();
+        for (const peerId of ['bob', 'carol', 'dave']) await resources.servingPeer(broker.url, peerId);
+        const mallory = await rawClient(broker.url);
+        const firstId = 6_000_000;
+        const text = 'y'.repeat(200 * 1024);
+        const replies = new Map<number, unknown>();
+        mallory.onFrame(frame => {
+            if (frame.type === Types.ResponseActionSimple && frame.id >= firstId) replies.set(frame.id, frame.body?.v);
+        });
+        const answer = await mallory.request(multicastFrame(mallory.takeId(), ['bob', 'carol', 'dave'], bson(actionBody('test/echo', 'echo', [text])), firstId), 10_000);
+        expect(outcomesOf(answer)).toEqual(['delivered', 'delivered', 'delivered']);
+        await eventually(() => replies.size === 3);
+        expect([...replies.keys()].sort()).toEqual([firstId, firstId + 1, firstId + 2]);
+        expect([...replies.values()].every(value => value === text)).toBe(true);
+    });
+
     it('a target named twice gets one copy: its later mentions are "duplicate"', async () => {
         const broker = await resources.broker();
         await resources.servingPeer(broker.url, 'bob');
