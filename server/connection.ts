@@ -295,7 +295,7 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
             copyBytes += multicastCopySize(targets[i], body);
         }
         // The multicast frame itself paid for one message and its own bytes on arrival.
-        if (!this.budget.take(firstMention.size - 1, copyBytes)) {
+        if (!this.budget.take(Math.max(0, firstMention.size - 1), copyBytes)) {
             return this.refuse(header.id, this.rateLimited(`a multicast of ${firstMention.size} copies, ${copyBytes} bytes in all`), {});
         }
         const { stats, exchange, registry } = this.services;

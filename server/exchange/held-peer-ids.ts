@@ -1,5 +1,8 @@
 import { PeerOwner } from './peer-exchange';
 
+/** Holds kept at most; past it the oldest goes first (a flood of lost connections must not grow memory). */
+const MAX_HOLDS = 100_000;
+
 interface Hold {
     owner: PeerOwner;
     until: number;
@@ -8,7 +11,8 @@ interface Hold {
 /**
  * Peer IDs whose connection was lost, held for their owner for a grace period: a crash, a network cut or a kick must
  * not hand the ID to whoever registers it next. Expired holds are dropped as new ones come (holds of one grace period
- * expire in the order they were made), so churn cannot grow this beyond the IDs lost within one grace period.
+ * expire in the order they were made), so churn cannot grow this beyond the IDs lost within one grace period, and
+ * never beyond MAX_HOLDS.
  */
 export class HeldPeerIds {
     protected holds = new Map<string, Hold>();
@@ -16,6 +20,7 @@ export class HeldPeerIds {
     /** Holds `peerId` for `owner` for `graceMs`; returns until when. */
     hold(peerId: string, owner: PeerOwner, graceMs: number): Date {
         this.dropExpired();
+        if (this.holds.size >= MAX_HOLDS) this.holds.delete(this.holds.keys().next().value!);
         const until = Date.now() + graceMs;
         // Re-inserted at the end, so the map stays in expiry order for one grace period.
         this.holds.delete(peerId);
