@@ -4,17 +4,17 @@ import { RpcTypes } from '@deepkit/rpc';
 import type { Subscription as NatsSubscription } from '@nats-io/nats-core';
 import { Subject, Subscription } from 'rxjs';
 import { ClusterUnavailable, PeerIdTaken, PeerOffline, SwitchboardError } from '@switchboard/protocol/errors';
-import { MIN_FRAME_SIZE, readUint32 } from '@switchboard/protocol/frame-check';
 import { connectionKey, encodeCallerGone, Route, SwitchboardFrame } from '@switchboard/protocol/wire';
 import { BrokerConfig } from '../config';
 import { AuditRowLike, BrokerSummary, ExchangeEndpoint, ExchangePresence, FrameOrigin, PeerExchange, PeerLocation, PeerOwner, RegisterOptions, RouteResult } from '../exchange/peer-exchange';
 import { errorForClient, FINAL_REPLY_TYPES, frameId, frameType, replyErrorFrame, replyErrorFrames, ROUTE_OFFSET, sameBytes, SOURCE_OFFSET } from '../frames';
 import { BrokerLiveness } from './broker-liveness';
 import { Reaper } from './reaper';
+import { BrokerOutbox } from './broker-outbox';
 import { ClusterNames } from './cluster-names';
 import { Directory, DirectoryUnavailable } from './directory';
 import { connectionBytesOf, DirectoryEntry, isConflict, sameOwner } from './directory-entry';
-import { BatchReader, BatchWriter, decodeOrigin, EnvelopeHandler, splitBatch } from './envelope';
+import { BatchReader, decodeOrigin, EnvelopeHandler } from './envelope';
 import { CallerCalls, InFlightCalls } from './in-flight-calls';
 import { NatsLink, NatsUnreachable } from './nats-link';
 import { hasNatsCredentials } from './nats-servers';
@@ -89,9 +89,7 @@ export class NatsPeerExchange implements PeerExchange {
     protected held = new Map<string, DirectoryEntry>();
     /** peerId → connectionId, of the IDs held here. */
     protected localPeers = new Map<string, string>();
-    protected writers = new Map<string, BatchWriter>();
-    protected inboxes = new Map<string, string>();
-    protected flushScheduled = false;
+    protected readonly outbox: BrokerOutbox;
     /** Caller connection on another broker → that broker: where replies to it go. */
     protected remoteCallers = new Map<string, string>();
     /** Caller connection on another broker → the peers here it called: told CallerGone if its broker dies. */
@@ -114,7 +112,6 @@ export class NatsPeerExchange implements PeerExchange {
     protected needsRecovery = false;
     protected stopped = false;
     protected malformedBatches = 0;
-    protected published = 0;
     /** Counts this broker's NATS reconnects; sent with each heartbeat, so the others notice an interruption. */
     protected linkEpoch = 0;
 
@@ -129,6 +126,9 @@ export class NatsPeerExchange implements PeerExchange {
             synced: () => undefined,
         }, logger, Math.max(2_000, options.deathTimeoutMs));
         this.reader = new BatchReader(options.maxPayloadBytes + 2 * 1024 * 1024);
+        this.outbox = new BrokerOutbox(this.brokerId, this.link, this.names, logger, (brokerId, error) => {
+            this.failCalls(this.inFlight.take(brokerId), '', target => ClusterUnavailable.for(target, `publishing to its broker failed: ${error.message}`));
+        });
         this.holds = new ClusterPeerIdHolds(this.link, this.names, logger);
         this.presence.subscribe(event => event.kind === 'online' && this.holds.online(event.peerId));
         this.reaper = new Reaper(this.directory, this.liveness, this.brokerId, options.deathTimeoutMs, () => this.disturbances);
@@ -136,7 +136,7 @@ export class NatsPeerExchange implements PeerExchange {
 
     /** Bytes of frames this broker published to other brokers so far (metrics, tests). */
     get bytesPublished(): number {
-        return this.published;
+        return this.outbox.bytesPublished;
     }
 
     /** Whether this broker reaches NATS right now. */
@@ -194,7 +194,7 @@ export class NatsPeerExchange implements PeerExchange {
         this.holds.stop();
         // Releasing every ID here tells the other brokers at once, instead of after the death timeout.
         for (const connectionId of [...this.endpoints.keys()]) this.detach(connectionId);
-        this.flush();
+        this.outbox.flush();
         // The others list this broker as gone at once, instead of as dead after the timeout.
         if (this.link.connected) {
             try {
@@ -414,11 +414,10 @@ export class NatsPeerExchange implements PeerExchange {
             return endpoint.deliverRequest(frame, origin) === false ? 'busy' : true;
         }
         if (!this.link.connected || !this.liveness.reachable(brokerId) || this.stopped) return false;
-        const writer = this.writer(brokerId);
-        writer.request(origin, frame);
         const type = frameType(frame);
+        // Tracked before it is queued: a publish that fails at once fails the calls in flight.
         if (type === RpcTypes.Action || type === RpcTypes.ActionType) this.inFlight.add(brokerId, origin.connectionId, !!origin.typedErrors, frameId(frame), peerId);
-        this.queued(brokerId, writer);
+        this.outbox.request(brokerId, origin, frame);
         return 'forwarded';
     }
 
@@ -450,54 +449,8 @@ export class NatsPeerExchange implements PeerExchange {
         }
         const brokerId = this.remoteCallers.get(connectionId);
         if (!brokerId || !this.link.connected || !this.liveness.reachable(brokerId) || this.stopped) return false;
-        const writer = this.writer(brokerId);
-        // Error replies for many ids come as concatenated frames (replyErrorFrames): each travels as its own envelope.
-        let offset = 0;
-        while (frame.length - offset >= MIN_FRAME_SIZE) {
-            const size = readUint32(frame, offset);
-            if (size < MIN_FRAME_SIZE || size > frame.length - offset) break;
-            writer.reply(offset === 0 && size === frame.length ? frame : frame.subarray(offset, offset + size));
-            offset += size;
-        }
-        this.queued(brokerId, writer);
+        this.outbox.reply(brokerId, frame);
         return true;
-    }
-
-    protected writer(brokerId: string): BatchWriter {
-        let writer = this.writers.get(brokerId);
-        if (!writer) this.writers.set(brokerId, writer = new BatchWriter(this.brokerId));
-        return writer;
-    }
-
-    /** Publishes a batch that reached NATS's max payload at once; everything else at the end of the microtask. */
-    protected queued(brokerId: string, writer: BatchWriter): void {
-        if (writer.bytes >= this.link.maxPayload) return this.publish(brokerId, writer);
-        if (this.flushScheduled) return;
-        this.flushScheduled = true;
-        queueMicrotask(() => this.flush());
-    }
-
-    protected flush(): void {
-        this.flushScheduled = false;
-        for (const [brokerId, writer] of this.writers) {
-            if (!writer.empty) this.publish(brokerId, writer);
-        }
-    }
-
-    protected publish(brokerId: string, writer: BatchWriter): void {
-        const batch = writer.take();
-        if (!this.link.connected) return; // their calls were failed when the link went down
-        let subject = this.inboxes.get(brokerId);
-        if (!subject) this.inboxes.set(brokerId, subject = this.names.inbox(brokerId));
-        const maxPayload = this.link.maxPayload;
-        this.published += batch.length;
-        try {
-            if (batch.length <= maxPayload) this.link.nc.publish(subject, batch);
-            else for (const part of splitBatch(batch, maxPayload)) this.link.nc.publish(subject, part);
-        } catch (error) {
-            this.logger.warn(`Cluster: could not publish to broker ${brokerId}`, (error as Error).message);
-            this.failCalls(this.inFlight.take(brokerId), '', target => ClusterUnavailable.for(target, `publishing to its broker failed: ${(error as Error).message}`));
-        }
     }
 
     protected readonly envelopes: EnvelopeHandler = {
@@ -549,9 +502,7 @@ export class NatsPeerExchange implements PeerExchange {
         // The peer left while the frame was on its way: the caller hears it now, not at its timeout.
         if (type !== RpcTypes.Action && type !== RpcTypes.ActionType) return;
         const error = errorForClient(PeerOffline.for(peerId, new Date, 'went offline before the call reached it'), !!origin.typedErrors);
-        const writer = this.writer(sender);
-        writer.reply(replyErrorFrame(frameId(frame), NO_CONNECTION, callerBytes, error));
-        this.queued(sender, writer);
+        this.outbox.reply(sender, replyErrorFrame(frameId(frame), NO_CONNECTION, callerBytes, error));
     }
 
     protected incomingReply(sender: string, frame: Uint8Array): void {
@@ -661,7 +612,7 @@ export class NatsPeerExchange implements PeerExchange {
     protected brokerGone(brokerId: string, reason: string): void {
         this.failCalls(this.inFlight.take(brokerId), reason);
         this.reader.forget(brokerId);
-        this.writers.get(brokerId)?.take();
+        this.outbox.drop(brokerId);
         for (const [caller, broker] of this.remoteCallers) {
             if (broker !== brokerId) continue;
             this.remoteCallers.delete(caller);
@@ -693,7 +644,7 @@ export class NatsPeerExchange implements PeerExchange {
         this.disturbances++;
         this.logger.warn('Cluster: lost NATS; peers of this broker stay registered and call each other, calls to peers on other brokers fail with ClusterUnavailable until it is back');
         for (const calls of this.inFlight.takeAll()) this.failCalls(calls, '', target => ClusterUnavailable.for(target, LINK_DOWN));
-        for (const writer of this.writers.values()) writer.take();
+        this.outbox.drop();
     }
 
     protected linkBack(): void {
