@@ -14,18 +14,10 @@ import { NatsLink } from './nats-link';
 export const AUDIT_MAX_AGE_MS = 7 * 24 * 3600 * 1000;
 export const AUDIT_MAX_BYTES = 256 * 1024 * 1024;
 
-export function auditStream(names: ClusterNames): string {
-    return `${names.bucket}_audit`;
-}
-
-export function auditSubject(names: ClusterNames, brokerId: string): string {
-    return `${names.prefix}.audit.${brokerId}`;
-}
-
 /** The stream, created if absent (by every broker at start: the first creates it, the others find it). */
 export async function ensureAuditStream(nc: NatsConnection, names: ClusterNames): Promise<void> {
     const manager = await jetstreamManager(nc);
-    const name = auditStream(names);
+    const name = names.auditStream;
     const info = await manager.streams.info(name).catch(() => undefined);
     if (info) return;
     await manager.streams.add({
@@ -62,7 +54,7 @@ const decoder = new TextDecoder();
 /** The newest rows of the cluster's audit stream that match, oldest first. */
 export async function readClusterAudit(nc: NatsConnection, names: ClusterNames, query: ClusterAuditQuery = {}): Promise<ClusterAuditRow[]> {
     const manager: JetStreamManager = await jetstreamManager(nc);
-    const name = auditStream(names);
+    const name = names.auditStream;
     const info = await manager.streams.info(name).catch(() => undefined);
     if (!info || info.state.messages === 0) return [];
     const limit = query.limit ?? 100;

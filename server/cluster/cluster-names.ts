@@ -24,6 +24,16 @@ export class ClusterNames {
     inbox(brokerId: string): string {
         return `${this.prefix}.b.${brokerId}`;
     }
+
+    /** The JetStream stream of the cluster's audit trail (cluster-audit.ts). */
+    get auditStream(): string {
+        return `${this.bucket}_audit`;
+    }
+
+    /** Where one broker publishes its audit rows. */
+    auditSubject(brokerId: string): string {
+        return `${this.prefix}.audit.${brokerId}`;
+    }
 }
 
 /**

@@ -18,7 +18,7 @@ import { BatchReader, decodeOrigin, EnvelopeHandler } from './envelope';
 import { CallerCalls, InFlightCalls } from './in-flight-calls';
 import { NatsLink, NatsUnreachable } from './nats-link';
 import { hasNatsCredentials } from './nats-servers';
-import { auditSubject, ClusterAuditRow, ensureAuditStream } from './cluster-audit';
+import { ClusterAuditRow, ensureAuditStream } from './cluster-audit';
 import { ClusterPeerIdHolds } from './peer-id-holds';
 
 export interface NatsExchangeOptions {
@@ -426,7 +426,7 @@ export class NatsPeerExchange implements PeerExchange {
         const { kind, at, brokerId, peerId, target, controller, action, reason, session, count, lastAt } = row;
         const travelling: ClusterAuditRow = { kind, at: at.toISOString(), brokerId, peerId, target, controller, action, reason, session, count, lastAt: lastAt?.toISOString() };
         try {
-            this.link.nc.publish(auditSubject(this.names, this.brokerId), JSON.stringify(travelling));
+            this.link.nc.publish(this.names.auditSubject(this.brokerId), JSON.stringify(travelling));
         } catch {
             // The link went down: the row is in this broker's database.
         }

@@ -1,6 +1,5 @@
 import { ClusterNames } from './cluster-names';
 import { inboxPrefixOf } from './nats-servers';
-import { auditStream, auditSubject } from './cluster-audit';
 
 /** One user of nats-server's `authorization { users = [...] }`. */
 export interface NatsUser {
@@ -36,13 +35,13 @@ function keyValueSubjects(buckets: string[]): string[] {
 
 /** A broker writes its own audit rows to the cluster's audit stream, which it may create. */
 function auditWriteSubjects(names: ClusterNames, brokerId: string): string[] {
-    const stream = auditStream(names);
-    return [auditSubject(names, brokerId), `$JS.API.STREAM.INFO.${stream}`, `$JS.API.STREAM.CREATE.${stream}`];
+    const stream = names.auditStream;
+    return [names.auditSubject(brokerId), `$JS.API.STREAM.INFO.${stream}`, `$JS.API.STREAM.CREATE.${stream}`];
 }
 
 /** `switchboard audit` with a NATS URL reads the cluster's audit stream, row by row. */
 function auditReadSubjects(names: ClusterNames): string[] {
-    const stream = auditStream(names);
+    const stream = names.auditStream;
     return [`$JS.API.STREAM.INFO.${stream}`, `$JS.API.STREAM.MSG.GET.${stream}`];
 }
 

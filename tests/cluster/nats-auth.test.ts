@@ -1,5 +1,7 @@
 import { Kvm } from '@nats-io/kv';
-import { connect, NatsConnection } from '@nats-io/transport-node';
+import { jetstream } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { connect } from '@nats-io/transport-node';
 import { BrokerConfig, ConfigError } from '../../server';
 import { assertValidConfig } from '../../server/config';
 import { parseNatsServers } from '../../server/cluster/nats-servers';
@@ -63,6 +65,6 @@ describeWithNats('Cluster: the NATS of a cluster is not open', () => {
         expect((await (await new Kvm(asOne).open(`switchboard_${cluster.name}`)).get('p.bob'))?.operation).toBe('PUT');
         const other = await new Kvm(await natsAs(nats.url)).create('switchboard_other');
         await other.put('p.bob', 'secret');
-        await expect((await new Kvm(asOne, { timeout: 2_000 }).open('switchboard_other')).get('p.bob')).rejects.toThrow();
+        await expect((await new Kvm(jetstream(asOne, { timeout: 2_000 })).open('switchboard_other')).get('p.bob')).rejects.toThrow();
     });
 });
