@@ -15,12 +15,14 @@ import {
 } from '@deepkit/rpc';
 import { ReceiveType, resolveReceiveType, typeOf } from '@deepkit/type';
 import { deserializeBSONWithoutOptimiser, serializeBSONWithoutOptimiser } from '@deepkit/bson';
+import { Subject } from 'rxjs';
 import { BroadcastReply, BroadcastResult, summarize } from './broadcast';
 import { Disconnected, MalformedMessage, Timeout } from '@switchboard/protocol/errors';
 import { connectionKey, decodeCallerIdentity, handedOn, MulticastRequest, MulticastResultBody, Route, SwitchboardFrame } from '@switchboard/protocol/wire';
 import { CallerContext } from './caller-context';
 import { InboundFrameGuard } from './inbound-frames';
 import { OpenStreams } from './open-streams';
+import { ServedCalls } from './served-calls';
 import { PeerKernel } from './kernel';
 
 export interface SendOptions {
@@ -65,6 +67,10 @@ export class PeerClient extends RpcClient {
     callersEvicted = 0;
     protected callers = new Map<string, CallerState>();
     protected options: PeerClientOptions;
+    /** The broker is draining (SwitchboardFrame.Drain): finish what is in flight and move to another broker. */
+    readonly drain$ = new Subject<void>();
+    /** Calls from other peers this client is serving (their answer not written yet); `served$` after each answer. */
+    readonly serving = new ServedCalls();
     /** Calls of ours answered with a stream: ended with Disconnected when the connection goes. */
     protected readonly openStreams = new OpenStreams();
 
@@ -104,6 +110,8 @@ export class PeerClient extends RpcClient {
 
     protected dispatch(message: RpcMessage): void {
         if (message.routeType !== Route.peer) {
+            // Only the broker writes the client route: a peer's frames reach us on the peer and source-dest routes.
+            if (message.id === 0 && message.type === SwitchboardFrame.Drain && message.routeType === Route.client) return this.drain$.next();
             if (this.replies.has(message.id)) this.openStreams.noticed(message);
             return super.onMessage(message);
         }
@@ -124,6 +132,7 @@ export class PeerClient extends RpcClient {
         }
         const caller = this.caller(source);
         if (!caller.connection) caller.connection = this.createCallerConnection(caller.context);
+        this.serving.received(source, message);
         caller.connection.handleMessage(message);
     }
 
@@ -163,6 +172,7 @@ export class PeerClient extends RpcClient {
             // An answer finished after the broker connection closed has nowhere to go; throwing here would become an
             // unhandled rejection inside Deepkit's action handler.
             write: (answer: RpcMessageDefinition) => {
+                this.serving.answered(context.connectionId, answer);
                 if (this.transporter.isConnected()) this.transporter.send(answer);
             },
             close: () => this.dropCaller(context.connectionId),
@@ -179,6 +189,7 @@ export class PeerClient extends RpcClient {
         const caller = this.callers.get(source);
         if (!caller) return;
         this.callers.delete(source);
+        this.serving.forgetCaller(source);
         caller.connection?.close();
     }
 

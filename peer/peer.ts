@@ -15,6 +15,7 @@ import { CircuitBreaker, CircuitBreakerOptions, defaultCircuitBreaker } from './
 import { ConnectionWatchdog } from './connection-watchdog';
 import { PeerKernel } from './kernel';
 import { PeerClient } from './peer-client';
+import { BrokerMove } from './broker-move';
 import { CallInvoker, CallOptions, RemotePeer } from './remote-peer';
 import { PeerDatabase } from './storage/peer-database';
 import { WebSocketTransport } from './websocket-transport';
@@ -172,6 +173,10 @@ export class Peer<F extends FeatureMap = Record<never, never>> implements CallIn
     /** Work started in the background (outbox flushes …) that close() must wait for before closing SQLite. */
     protected background = new Set<Promise<unknown>>();
     protected retryOptions: BackoffOptions & { attempts: number };
+    /** Moving off a draining broker: our calls in flight, and the move under way. */
+    protected move = new BrokerMove();
+    /** The next reconnect round starts without its backoff delay (leaving a draining broker). */
+    protected reconnectAtOnce = false;
     protected featureSet: PeerFeatures<F>;
 
     protected constructor(protected options: PeerOptions<F>, extraEntities: ClassType[] = []) {
@@ -218,6 +223,7 @@ export class Peer<F extends FeatureMap = Record<never, never>> implements CallIn
             this.transport.abort('The broker stopped answering pings.');
         });
         if (options.token) this.client.token.set(options.token);
+        this.client.drain$.subscribe(() => this.leaveDrainingBroker());
         for (const [controller, path] of [...this.featureSet.controllers, ...options.expose ?? []]) this.kernel.registerController(controller, path);
     }
 
@@ -284,7 +290,8 @@ export class Peer<F extends FeatureMap = Record<never, never>> implements CallIn
         let transient: Error | undefined;
         for (let tried = 1; ; tried++) {
             try {
-                return await this.connectOnce();
+                await this.connectOnce();
+                return undefined;
             } catch (error) {
                 if (!unreachable(error)) throw error;
                 if (!(error instanceof OfflineError)) transient = error;
@@ -427,14 +434,39 @@ export class Peer<F extends FeatureMap = Record<never, never>> implements CallIn
     }
 
     protected async attempt(deadline: CallDeadline, controller: RpcControllerState, method: string, args: unknown[]): Promise<any> {
+        // No call starts on a broker that is going: it waits for the peer on its next broker.
+        if (this.move.underWay) await deadline.within('registration', this.move.underWay);
         if (this.state !== 'registered') await deadline.within('registration', this.registeredOrStopped());
-        if (!controller.getState(method).types) {
-            if (deadline.passed()) throw deadline.timeout('types');
-            // Deepkit's action() would load the types with the same timeout as the action: each would get it whole.
-            await deadline.within('types', this.client.actionClient.loadActionTypes(controller, method, { timeout: deadline.remainingMs() }));
+        this.move.callStarted();
+        try {
+            if (!controller.getState(method).types) {
+                if (deadline.passed()) throw deadline.timeout('types');
+                // Deepkit's action() would load the types with the same timeout as the action: each would get it whole.
+                await deadline.within('types', this.client.actionClient.loadActionTypes(controller, method, { timeout: deadline.remainingMs() }));
+            }
+            if (deadline.passed()) throw deadline.timeout('action');
+            return await deadline.during('action', this.client.actionClient.action(controller, method, args, { timeout: deadline.remainingMs() }));
+        } finally {
+            this.move.callEnded();
         }
-        if (deadline.passed()) throw deadline.timeout('action');
-        return deadline.during('action', this.client.actionClient.action(controller, method, args, { timeout: deadline.remainingMs() }));
+    }
+
+    /**
+     * Our broker is draining (SwitchboardFrame.Drain). With other brokers to go to: new calls wait, the calls we make
+     * and serve finish (at most `callTimeoutMs`), then the peer moves to the next broker at once. With one URL it stays
+     * until the broker closes the connection, then reconnects as usual.
+     */
+    protected leaveDrainingBroker(): void {
+        if (this.brokerUrls.length < 2 || this.state !== 'registered' || this.closing.signal.aborted) return;
+        this.move.run(this.callTimeoutMs, [this.client.serving.idle()], async () => {
+            this.reconnectAtOnce = true;
+            const left = firstValueFrom(this.state$.pipe(filter(state => state !== 'registered')));
+            await this.client.disconnect();
+            await left;
+            await this.registeredOrStopped();
+        }).catch(error => {
+            if (!this.closing.signal.aborted) this.errors$.next(error);
+        });
     }
 
     /**
@@ -592,7 +624,9 @@ export class Peer<F extends FeatureMap = Record<never, never>> implements CallIn
         const backoff = { ...defaultBackoff, ...(this.options.reconnect || {}) };
         const stopped = () => this.closing.signal.aborted || this.paused || this.replaced;
         for (let round = 0; !stopped(); round++) {
-            await sleep(backoffDelay(round, backoff), this.closing.signal);
+            const atOnce = round === 0 && this.reconnectAtOnce;
+            this.reconnectAtOnce = false;
+            if (!atOnce) await sleep(backoffDelay(round, backoff), this.closing.signal);
             for (let tried = 0; tried < this.brokerUrls.length; tried++) {
                 if (stopped()) return;
                 try {

@@ -8,6 +8,7 @@ import { BrokerServices } from './connection';
 import { BrokerController } from './controllers/broker-controller';
 import { HealthController } from './controllers/health-controller';
 import { DashboardController } from './controllers/dashboard-controller';
+import { DrainController } from './controllers/drain-controller';
 import { DashboardFeed } from './dashboard/dashboard-feed';
 import { InProcessPeerExchange } from './exchange/in-process-exchange';
 import { NatsPeerExchange, natsExchangeOptions } from './cluster/nats-exchange';
@@ -39,7 +40,7 @@ export function createBrokerApp(config: Partial<BrokerConfig> = {}) {
     const app = new App({
         config: BrokerConfig,
         controllers: [
-            BrokerController, HealthController, DashboardController, HttpActionsController,
+            BrokerController, HealthController, DashboardController, DrainController, HttpActionsController,
             ...brokerCommands,
         ],
         providers: [

@@ -13,6 +13,7 @@ import { BrokerRuntime, PortInUse, TokenDatabaseHandle } from './runtime';
 import { NatsUnreachable } from './cluster/nats-link';
 import { readClusterTrail } from './cluster/cluster-audit';
 import { missingDatabase } from './command-line-checks';
+import { DrainCommand } from './drain-command';
 
 @cli.controller('start', { description: 'Start the broker (HTTP + WebSocket RPC on one port). Settings also come from SWITCHBOARD_* variables.' })
 export class StartCommand {
@@ -74,11 +75,14 @@ export class StartCommand {
         clusterHeartbeatMs?: number & Flag,
         /** @description ms without heartbeats after which a cluster broker counts as dead */
         clusterDeathTimeoutMs?: number & Flag,
+        /** @description SIGTERM or `drain`: ms to wait for peers to move before stopping anyway */
+        drainTimeoutMs?: number & Flag,
     ): Promise<number> {
         const flags = {
             host, port, database, auth, tokenDatabase, maxPayloadBytes, messagesPerSecond, bytesPerSecond, callTimeoutMs, maxProtocolViolations, auditCalls,
             maxBufferedBytes, slowConsumerMs, peerIdGraceMs, handshakeTimeoutMs, maxConnectionsPerAddress, maxConnections, pingIntervalMs, registryRetentionDays,
             registryMaxOfflinePeers, tokenRevocationCheckMs, natsUrl, natsInsecure, cluster, brokerId, clusterHeartbeatMs, clusterDeathTimeoutMs,
+            drainTimeoutMs,
         };
         for (const [name, value] of Object.entries(flags)) {
             if (value !== undefined) (this.config as any)[name] = value;
@@ -115,9 +119,14 @@ export class StartCommand {
             await new Promise<void>(resolve => {
                 onSignal = resolve;
                 if (signalled) resolve();
+                // Drained on request (`switchboard drain`): done.
+                void runtime.finished.then(resolve);
             });
-            this.logger.log(`${signalled}: stopping, peers are told and pending writes are flushed …`);
-            return await runtime.stop().then(() => 0, error => {
+            // SIGTERM (a rolling restart, an orchestrator) drains: peers move first. A second signal stops at once.
+            const ending = signalled === 'SIGTERM' ? runtime.drain() : runtime.stop();
+            if (signalled) this.logger.log(`${signalled}: ${signalled === 'SIGTERM' ? 'draining' : 'stopping'}, peers are told and pending writes are flushed …`);
+            onSignal = () => void runtime.stop();
+            return await ending.then(() => 0, error => {
                 this.logger.error(`Stopping failed: ${(error as Error).message}`);
                 return 1;
             });
@@ -359,7 +368,7 @@ export class AuditCommand {
 }
 
 /** The commands `server/main.ts` offers; its `--help` lists these and no others. */
-export const brokerCommands: ClassType[] = [StartCommand, PeersCommand, TokenCreateCommand, TokenRevokeCommand, TokenListCommand, AuditCommand];
+export const brokerCommands: ClassType[] = [StartCommand, PeersCommand, TokenCreateCommand, TokenRevokeCommand, TokenListCommand, AuditCommand, DrainCommand];
 
 /**
  * Makes the App's command line ours alone. FrameworkModule brings `server:start` (a server without our start-up

@@ -134,6 +134,11 @@ export class BrokerConfig {
      * peers go offline. A broker cut off from NATS for this long closes its peers' connections so they move on.
      */
     clusterDeathTimeoutMs: integer & Positive = 2_000;
+    /**
+     * SIGTERM or `switchboard drain`: how long the broker waits, after telling its peers to move to another broker and
+     * refusing new connections, for its connections to go before it stops anyway.
+     */
+    drainTimeoutMs: integer & Positive = 30_000;
 }
 
 /** How each setting is spelled in the environment, for messages that name it. */

@@ -1,6 +1,6 @@
 import { createServer, Server } from 'http';
 import { AddressInfo } from 'net';
-import { ApplicationServer } from '@deepkit/framework';
+import { ApplicationServer, RpcServer } from '@deepkit/framework';
 import { Logger, LoggerLevel } from '@deepkit/logger';
 import { assertValidConfig, BrokerConfig } from './config';
 import { PeerExchange } from './exchange/peer-exchange';
@@ -10,6 +10,7 @@ import { AuditLog } from './registry/audit-log';
 import { DatabaseLock } from './registry/database-lock';
 import { BrokerStats } from './stats';
 import { ClusterState } from './cluster/cluster-state';
+import { BrokerWebSocketServer } from './websocket-server';
 
 /** The http server the framework serves HTTP and WebSocket RPC on; the runtime decides when it listens. */
 export class BrokerHttpServer {
@@ -43,7 +44,12 @@ export class PortInUse extends Error {
 export class BrokerRuntime {
     protected started = false;
     protected stopped = false;
+    protected stopping?: Promise<void>;
+    protected draining?: Promise<void>;
     protected databaseLock?: DatabaseLock;
+    protected whenStopped!: () => void;
+    /** Resolves once the broker has stopped (after `stop()`, or a drain that ended). */
+    readonly finished = new Promise<void>(resolve => this.whenStopped = resolve);
 
     constructor(
         public readonly config: BrokerConfig,
@@ -57,6 +63,7 @@ export class BrokerRuntime {
         protected stats: BrokerStats,
         protected audit: AuditLog,
         protected clusterState: ClusterState,
+        protected rpcServer: RpcServer,
     ) {
     }
 
@@ -83,6 +90,7 @@ export class BrokerRuntime {
         try {
             await this.startServices();
         } catch (error) {
+            this.stats.stopSampling();
             this.databaseLock.release();
             await this.clusterState.close();
             throw error;
@@ -109,9 +117,38 @@ export class BrokerRuntime {
         await this.applicationServer.start({ listenOnSignals: false });
     }
 
+    /**
+     * Stops gracefully (SIGTERM, `switchboard drain`): refuses new connections, tells its SDK peers to move to another
+     * broker (they first finish the calls they make and serve), waits up to `timeoutMs` for its connections to go, then
+     * stops. Safe to call twice; `stop()` during a drain ends it at once.
+     */
+    drain(timeoutMs: number = this.config.drainTimeoutMs): Promise<void> {
+        if (!this.started || this.stopped) return this.stopping ?? Promise.resolve();
+        this.draining ??= (async () => {
+            const server = this.rpcServer as BrokerWebSocketServer;
+            this.logger.log(`Draining: ${server.connectionCount} connections are told to move to another broker; stopping once they are gone, at most in ${timeoutMs} ms`);
+            let timer: ReturnType<typeof setTimeout> | undefined;
+            await Promise.race([server.drain(), new Promise(resolve => timer = setTimeout(resolve, timeoutMs)), this.finished]);
+            clearTimeout(timer);
+            if (server.connectionCount) this.logger.log(`Drain: ${server.connectionCount} connections still open after ${timeoutMs} ms; closing them`);
+            await this.stop();
+        })();
+        return this.draining;
+    }
+
+    /** Whether a drain has begun. */
+    get isDraining(): boolean {
+        return !!this.draining;
+    }
+
     /** Closes every connection, marks all peers offline, writes pending registry and audit rows. Safe to call twice. */
-    async stop(): Promise<void> {
-        if (!this.started || this.stopped) return;
+    stop(): Promise<void> {
+        if (!this.started) return Promise.resolve();
+        this.stopping ??= this.stopServices().finally(() => this.whenStopped());
+        return this.stopping;
+    }
+
+    protected async stopServices(): Promise<void> {
         this.stopped = true;
         this.stats.stopSampling();
         await this.applicationServer.close();

@@ -9,6 +9,7 @@ import { ConnectionLimits } from './transport/connection-limits';
 import { Heartbeat } from './transport/heartbeat';
 import { fitsOutgoingBuffer, outgoingBufferLimit, requestFits, SlowReaderWatch } from './transport/outgoing-buffer';
 import { OutgoingFrames } from '@switchboard/protocol/outgoing-frames';
+import { encodeDrain } from '@switchboard/protocol/wire';
 
 /**
  * How long a socket the broker closes may take to answer the close frame. ws waits 30 s by default; a client that
@@ -37,6 +38,9 @@ const MAX_CLOSE_REASON_BYTES = 123;
  */
 export class BrokerWebSocketServer extends RpcServer {
     protected sockets = new Map<WebSocket, RpcKernelBaseConnection | undefined>();
+    /** Set by drain(): new connections are refused, and `emptied` runs once the last socket is gone. */
+    protected draining = false;
+    protected emptied?: () => void;
 
     constructor(protected config: BrokerConfig, protected logger: LoggerInterface, protected stats: BrokerStats) {
         super();
@@ -55,13 +59,19 @@ export class BrokerWebSocketServer extends RpcServer {
         server.on('connection', (socket, request) => {
             // ws emits protocol errors (bad frames, oversized messages) as events; unheard, they would end the process.
             socket.on('error', () => undefined);
+            if (this.draining) {
+                this.sockets.set(socket, undefined);
+                socket.once('close', () => this.forget(socket));
+                socket.close(GOING_AWAY, 'this broker is draining (about to stop): connect to another broker');
+                return;
+            }
             const address = request.socket.remoteAddress ?? '';
             const admission = limits.admit(address);
             if (!admission.admitted) {
                 // Accepted only to say why: an HTTP refusal of the upgrade reaches no browser code.
                 this.stats.refused('TOO_MANY_CONNECTIONS');
                 this.sockets.set(socket, undefined);
-                socket.once('close', () => this.sockets.delete(socket));
+                socket.once('close', () => this.forget(socket));
                 socket.close(CloseCode.tooManyConnections, admission.reason);
                 return;
             }
@@ -156,7 +166,7 @@ export class BrokerWebSocketServer extends RpcServer {
             socket.on('close', () => {
                 clearTimeout(handshakeDeadline);
                 slowReader.stop();
-                this.sockets.delete(socket);
+                this.forget(socket);
                 // Before the connection's own close, so a client that sees its peer go offline may reconnect at once.
                 admission.release();
                 created.close();
@@ -172,11 +182,39 @@ export class BrokerWebSocketServer extends RpcServer {
                     socket.terminate();
                 }
                 this.sockets.clear();
+                this.emptied?.();
                 server.close();
             },
         };
     }
+
+    /** Open sockets. */
+    get connectionCount(): number {
+        return this.sockets.size;
+    }
+
+    /**
+     * Refuses new connections and tells every SDK client (those that sent Hello) to move to another broker
+     * (SwitchboardFrame.Drain). Resolves once every socket is gone; the caller bounds the wait.
+     */
+    drain(): Promise<void> {
+        this.draining = true;
+        const notice = encodeDrain();
+        for (const [socket, connection] of this.sockets) {
+            if (connection instanceof BrokerConnection && connection.typedErrors && socket.readyState === WebSocket.OPEN) socket.send(notice);
+        }
+        if (!this.sockets.size) return Promise.resolve();
+        return new Promise(resolve => this.emptied = resolve);
+    }
+
+    protected forget(socket: WebSocket): void {
+        this.sockets.delete(socket);
+        if (!this.sockets.size) this.emptied?.();
+    }
 }
+
+/** The WebSocket close code of a server going down (RFC 6455): what a refused connection hears while draining. */
+const GOING_AWAY = 1001;
 
 function limitReason(reason: string): string {
     while (Buffer.byteLength(reason) > MAX_CLOSE_REASON_BYTES) reason = reason.slice(0, -1);

@@ -1,4 +1,4 @@
-import { createRpcMessagePeer, readUint32LE, serializeBinaryRpcMessage } from '@deepkit/rpc';
+import { createRpcMessage, createRpcMessagePeer, readUint32LE, RpcMessageRouteType, serializeBinaryRpcMessage } from '@deepkit/rpc';
 import { deserializeBSONWithoutOptimiser } from '@deepkit/bson';
 import { MaxLength, Minimum, validate } from '@deepkit/type';
 import { PeerId } from './peer-id';
@@ -29,6 +29,11 @@ export enum SwitchboardFrame {
     Multicast = 103,
     /** Broker → client: what became of each target of a Multicast, in target order. */
     MulticastResult = 104,
+    /**
+     * Broker → client, body-less, on the client route with id 0: "this broker is draining (about to stop): finish what
+     * is in flight and move to another broker". Sent only to clients that sent Hello.
+     */
+    Drain = 105,
 }
 
 /** Targets one multicast may name. */
@@ -81,6 +86,10 @@ export function encodeCallerIdentity(receiverPeerId: string, callerConnection: U
 
 export function encodeCallerGone(receiverPeerId: string, callerConnection: Uint8Array): Uint8Array {
     return serializeBinaryRpcMessage(createRpcMessagePeer(0, SwitchboardFrame.CallerGone, callerConnection, receiverPeerId));
+}
+
+export function encodeDrain(): Uint8Array {
+    return serializeBinaryRpcMessage(createRpcMessage(0, SwitchboardFrame.Drain, undefined, Route.client as RpcMessageRouteType.client));
 }
 
 /**
