@@ -574,12 +574,14 @@ export class NatsPeerExchange implements PeerExchange {
     }
 
     protected tick(): void {
-        // A tick a whole beat late: this broker's loop stood still (GC, SIGSTOP, a VM pause, a blocking handler), and
-        // the heartbeats that arrived meanwhile wait unread behind this timer. Their senders' silence is this
-        // broker's own: it does not count, and evidence gathered for a reap before it is void.
+        // A tick a quarter of the death timeout late: this broker's loop stood still (GC, SIGSTOP, a VM pause, a
+        // blocking handler), and the heartbeats that arrived meanwhile wait unread behind this timer. Their senders'
+        // silence is this broker's own: it does not count, and evidence gathered for a reap before it is void. (A live
+        // broker looks dead only after heartbeat + stall > death timeout, and the death timeout is at least two
+        // beats: smaller lags, common on a busy machine, need not slow death detection down.)
         const late = performance.now() - this.lastTick - this.options.heartbeatMs;
         this.lastTick = performance.now();
-        if (late > this.options.heartbeatMs) {
+        if (late > this.options.deathTimeoutMs / 4) {
             this.disturbances++;
             this.liveness.discount(late);
             if (late > this.options.deathTimeoutMs / 2) this.logger.warn(`Cluster: this broker's event loop stood still for ${Math.round(late)} ms; it re-learns the others' liveness before judging them`);
