@@ -106,7 +106,11 @@ export class RelayService {
         const stored = await this.database.query(HeldPayload).filter({ key }).findOneOrUndefined();
         if (stored) return { payloadId: payload.id, expiresAt: stored.expiresAt };
         const bytes = textBytes(payload.body);
-        await this.held.reserve(sender, bytes);
+        await this.held.reserve(sender, bytes).catch(async error => {
+            // Payloads whose TTL ended for a recipient that never came back still count until touched: drop them first.
+            if (!(error instanceof QuotaExceeded) || !await this.expireHeldFrom(sender)) throw error;
+            await this.held.reserve(sender, bytes);
+        });
         try {
             // The checks run in the transaction too, so concurrent stores cannot pass the quota or store twice.
             await this.outbox.enqueue({ recipient, kind: 'relay-deliver', payload: key, id: key }, async session => {
@@ -257,6 +261,13 @@ export class RelayService {
     protected async undelivered(session: DatabaseSession<DatabaseAdapter>): Promise<OutboxItem[]> {
         const held = await session.query(HeldPayload).filter({ state: 'held' }).orderBy('storedAt').find();
         return held.map(payload => ({ recipient: payload.recipient, kind: 'relay-deliver', payload: payload.key, id: payload.key }));
+    }
+
+    /** Drops `sender`'s held payloads whose TTL is over. @returns whether there were any. */
+    protected async expireHeldFrom(sender: string): Promise<boolean> {
+        const over = await this.database.query(HeldPayload).filter({ originalSender: sender, state: 'held', expiresAt: { $lte: new Date(this.now()) } }).find();
+        for (const payload of over) await this.expire(payload);
+        return over.length > 0;
     }
 
     /** @returns true when the payload's TTL is over; it is then dropped, not delivered. */

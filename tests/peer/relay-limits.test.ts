@@ -32,4 +32,16 @@ describe('what a stranger can make a relay hold', () => {
         await fromMallory.deliver(new RelayEnvelope(new RelayPayload('m-big', 'note', 'x'.repeat(990)), 'mallory', 'bob', 'mallory'));
         expect(await ids()).toEqual(['a-1', 'm-5', 'm-big']);
     });
+
+    it('payloads whose TTL ended for a recipient that never came back no longer count against their sender', async () => {
+        // The TTL runs on the relay's clock, which the test moves instead of waiting.
+        let now = Date.now();
+        await using kit = await startSwitchboard({ peers: [{ id: 'relay', clock: () => now, relay: { quotaPerSender: 1 } }, 'alice'] });
+        const relay = kit.peer('alice').to('relay').relay;
+        await relay.store('ghost', new RelayPayload('p-1', 'note', 'soon stale'), 60);
+        await expect(relay.store('ghost', new RelayPayload('p-2', 'note', 'too many'), 60)).rejects.toBeInstanceOf(QuotaExceeded);
+        now += 61_000;
+        await expect(relay.store('ghost', new RelayPayload('p-2', 'note', 'room again'), 60)).resolves.toMatchObject({ payloadId: 'p-2' });
+        expect(await kit.peer('relay').relay.heldFor('ghost')).toBe(1);
+    });
 });
