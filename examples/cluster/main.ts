@@ -11,11 +11,13 @@ import { join } from 'path';
 import { parseArgs } from 'util';
 import { brokerUser, NatsUser, operatorUser } from '../../server/cluster/nats-permissions';
 import { NatsServerMissing, RunningNatsServer, startNatsServer } from './nats-server';
+import { rollingRestart } from './rolling-restart';
 
-const usage = `Usage: npm run cluster -- [--port 4001] [--brokers 3] [--cluster demo]
+const usage = `Usage: npm run cluster -- [--port 4001] [--brokers 3] [--cluster demo] [--rolling-restart]
 
 Starts nats-server and <brokers> brokers on consecutive ports from --port (4001, 4002, 4003), each with its
-dashboard on the same port. Ctrl-C stops them all.`;
+dashboard on the same port. Ctrl-C stops them all. --rolling-restart: once up, peers call each other in a loop while
+each broker is restarted in turn (SIGTERM: it drains, its peers move first); prints the failed calls, then stops.`;
 
 const root = join(__dirname, '..', '..');
 /** Long enough for a broker to flush its writes and tell its peers. */
@@ -29,13 +31,14 @@ interface BrokerProcess {
     exited: Promise<number | string>;
 }
 
-function parse(): { port: number, brokers: number, cluster: string } {
+function parse(): { port: number, brokers: number, cluster: string, rollingRestart: boolean } {
     try {
         const { values } = parseArgs({
             options: {
                 port: { type: 'string', default: '4001' },
                 brokers: { type: 'string', default: '3' },
                 cluster: { type: 'string', default: 'demo' },
+                'rolling-restart': { type: 'boolean' },
                 help: { type: 'boolean' },
             },
         });
@@ -47,7 +50,7 @@ function parse(): { port: number, brokers: number, cluster: string } {
         const brokers = Number(values.brokers);
         if (!Number.isInteger(port) || port < 1 || port + brokers - 1 > 65535) throw new Error(`--port must be a port number, got "${values.port}".`);
         if (!Number.isInteger(brokers) || brokers < 1 || brokers > 16) throw new Error(`--brokers must be 1 … 16, got "${values.brokers}".`);
-        return { port, brokers, cluster: values.cluster! };
+        return { port, brokers, cluster: values.cluster!, rollingRestart: !!values['rolling-restart'] };
     } catch (error) {
         console.error(`${(error as Error).message}\n${usage}`);
         return process.exit(2);
@@ -163,6 +166,20 @@ async function main(): Promise<void> {
         `  SWITCHBOARD_NATS_URL='${natsUrlOf(nats, operator)}' SWITCHBOARD_CLUSTER=${options.cluster} npx switchboard token:list`,
         '',
     ].join('\n'));
+
+    if (options.rollingRestart) {
+        const restartable = brokers.map((broker, i) => ({
+            name: broker.name,
+            restart: async () => {
+                await stopBroker(brokers[i]);
+                brokers[i] = startBroker(broker.name, broker.port, nats, options.cluster, users[i]);
+                await listening(brokers[i]);
+            },
+        }));
+        const { calls, failed } = await rollingRestart(restartable, urls);
+        console.log(`Rolling restart of ${brokers.length} brokers under load: ${calls} calls, ${failed} failed.`);
+        await stop(failed ? 1 : 0);
+    }
 }
 
 void main();
