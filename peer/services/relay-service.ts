@@ -130,17 +130,28 @@ export class RelayService {
         return { payloadId: payload.id, expiresAt };
     }
 
-    /** Hands the caller everything held for it and forgets it (receipts go to the senders). */
+    /**
+     * Hands the caller what is held for it, oldest first, and forgets it (receipts go to the senders): at most
+     * PULL_MAX_BYTES of bodies a call (at least one payload), so the answer fits in a frame; the caller pulls again
+     * until it gets none. Read a few at a time: held bodies are up to a megabyte each.
+     */
     async pull(recipient: string): Promise<RelayEnvelope[]> {
-        const held = await this.database.query(HeldPayload).filter({ recipient, state: 'held' }).orderBy('storedAt').find();
         const envelopes: RelayEnvelope[] = [];
-        for (const payload of held) {
-            await this.outbox.cancel(payload.key, 'relay-deliver', recipient);
-            if (await this.expire(payload)) continue;
-            // Pushed meanwhile: the recipient has it already.
-            if (await this.delivered(payload)) envelopes.push(toEnvelope(payload, this.host.id));
+        let bytes = 0;
+        for (;;) {
+            const page = await this.database.query(HeldPayload).filter({ recipient, state: 'held' }).orderBy('storedAt').limit(PULL_PAGE).find();
+            if (!page.length) return envelopes;
+            for (const payload of page) {
+                const size = textBytes(payload.body);
+                if (envelopes.length && bytes + size > PULL_MAX_BYTES) return envelopes;
+                await this.outbox.cancel(payload.key, 'relay-deliver', recipient);
+                if (await this.expire(payload)) continue;
+                // Pushed meanwhile: the recipient has it already.
+                if (!await this.delivered(payload)) continue;
+                envelopes.push(toEnvelope(payload, this.host.id));
+                bytes += size;
+            }
         }
-        return envelopes;
     }
 
     async heldFor(recipient: string): Promise<number> {
@@ -283,6 +294,11 @@ export class RelayService {
         return this.host.to(peerId).controller<RelayApi>(RelayApi);
     }
 }
+
+/** Bytes of bodies one `pull` answer carries at most: half the broker's default frame limit (16 MiB). */
+const PULL_MAX_BYTES = 8 * 1024 * 1024;
+/** Held payloads read at a time while pulling. */
+const PULL_PAGE = 8;
 
 /** The payload is stored already (a retry): nothing is written again. */
 class AlreadyStored extends Error {

@@ -44,4 +44,20 @@ describe('what a stranger can make a relay hold', () => {
         await expect(relay.store('ghost', new RelayPayload('p-2', 'note', 'room again'), 60)).resolves.toMatchObject({ payloadId: 'p-2' });
         expect(await kit.peer('relay').relay.heldFor('ghost')).toBe(1);
     });
+
+    it('pull answers at most 8 MiB of payloads a call; the rest stays held for the next pull', async () => {
+        await using kit = await startSwitchboard({ peers: ['relay', 'alice'] });
+        const relay = kit.peer('alice').to('relay').relay;
+        for (let i = 0; i < 10; i++) await relay.store('ghost', new RelayPayload(`p-${i}`, 'note', `${i}`.padEnd(1_000_000, '.')));
+        const ghost = await kit.addPeer({ id: 'ghost', reconnect: false });
+        const pulled: string[] = [];
+        for (let answer = await ghost.to('relay').relay.pull(); answer.length; answer = await ghost.to('relay').relay.pull()) {
+            expect(answer.reduce((sum, envelope) => sum + envelope.payload.body.length, 0)).toBeLessThanOrEqual(8 * 1024 * 1024);
+            pulled.push(...answer.map(envelope => envelope.payload.id));
+        }
+        // Pulled or pushed (the relay pushes to a recipient it sees come online), each once.
+        const pushed = (await ghost.relay.inbox()).map(envelope => envelope.payload.id);
+        expect(new Set([...pulled, ...pushed]).size).toBe(10);
+        expect(await kit.peer('relay').relay.heldFor('ghost')).toBe(0);
+    });
 });
