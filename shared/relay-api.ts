@@ -50,7 +50,7 @@ export interface RelayApi {
     /** Keeps the payload until `recipient` comes online (or the TTL ends); a receipt goes back to the caller. */
     store(recipient: string & MaxLength<64>, payload: RelayPayload, ttlSeconds?: TtlSeconds): Promise<{ payloadId: string, expiresAt: Date }>;
 
-    /** What this relay holds for the caller; handed over and forgotten. */
+    /** What this relay holds for the caller, oldest first, handed over and forgotten: at most 8 MiB a call, so pull until []. */
     pull(): Promise<RelayEnvelope[]>;
 
     /**
