@@ -1,5 +1,6 @@
 export { Peer } from './peer';
 export type { PeerOptions, PeerState } from './peer';
+export type { PresenceMode } from './presence-follower';
 export { RemotePeer } from './remote-peer';
 export type { CallOptions } from './remote-peer';
 export { PeerClient } from './peer-client';

@@ -25,6 +25,7 @@ import { Outbox } from './outbox';
 import { ChatService } from './services/chat-service';
 import { ChatOptions, defaultChatOptions } from './services/chat-options';
 import { DiscoveryService } from './services/discovery-service';
+import { PresenceFollower, PresenceMode } from './presence-follower';
 import { ChatPeerController } from './controllers/chat-controller';
 import { DiscoveryController } from './controllers/discovery-controller';
 import { ChatApi } from '@switchboard/protocol/chat-api';
@@ -98,6 +99,11 @@ export interface PeerOptions<F extends FeatureMap = FeatureMap> {
     relay?: Partial<RelayOptions>;
     /** What other peers may make this peer store through its chat (unread messages per sender, groups per owner). */
     chat?: Partial<ChatOptions>;
+    /**
+     * Whose presence this peer follows (presence$, outbox flushes and fresh circuits on a peer's return): `'interest'`
+     * (default) the peers it deals with (see PresenceMode), `'all'` every peer of the broker, `false` none.
+     */
+    presence?: PresenceMode;
     /** Opt-in features by name (see peer/feature.ts): `{ state: replicatedState(), grants: grants() }` → `peer.features.state`. */
     features?: F;
 }
@@ -153,12 +159,8 @@ export class Peer<F extends FeatureMap = Record<never, never>> implements CallIn
     readonly features: FeatureApis<F>;
 
     protected readonly presenceSubject = new Subject<PresenceEvent>();
-    protected presenceSubscription?: Subscription;
-    /**
-     * Deepkit's client holds an action's Observable only weakly and ends the stream when it is garbage-collected;
-     * a subscription alone does not keep it. So we keep the Observable for as long as we follow presence.
-     */
-    protected presenceStream?: Observable<PresenceEvent>;
+    /** Follows the broker's batched presence by interest (PeerOptions.presence), across reconnects. */
+    protected presenceFollower: PresenceFollower;
     protected remotes = new Map<string, RemotePeer>();
     protected brokerProxy?: { timeout: number, proxy: RemoteController<BrokerApi> };
     protected breakers = new Map<string, CircuitBreaker>();
@@ -191,6 +193,7 @@ export class Peer<F extends FeatureMap = Record<never, never>> implements CallIn
         this.featureSet = new PeerFeatures(options.features);
         this.database = new PeerDatabase(options.storage ?? ':memory:', [...extraEntities, ...this.featureSet.entities]);
         this.presence$ = this.presenceSubject.asObservable();
+        this.presenceFollower = new PresenceFollower(options.presence ?? 'interest', this, this.id, (event, answer) => this.onPresence(event, answer), error => this.errors$.next(error));
         this.outbox = new Outbox(this.database);
         this.chat = new ChatService(this.database, this.outbox, this, { ...defaultChatOptions, ...options.chat });
         this.discovery = new DiscoveryService(this.database, this);
@@ -336,8 +339,19 @@ export class Peer<F extends FeatureMap = Record<never, never>> implements CallIn
     /** Another peer; cached, so its controller proxies (and their types) are reused. */
     to(peerId: string): RemotePeer {
         let remote = this.remotes.get(peerId);
-        if (!remote) this.remotes.set(peerId, remote = new RemotePeer(peerId, this));
+        if (!remote) {
+            this.remotes.set(peerId, remote = new RemotePeer(peerId, this));
+            void this.presenceFollower.watch([peerId]);
+        }
         return remote;
+    }
+
+    /**
+     * Follows these peers' presence on presence$ from now on (with `presence: 'interest'`, the default; peers this one
+     * calls are followed without it). Resolves once the broker follows them for this peer.
+     */
+    watchPresence(peerIds: Iterable<string>): Promise<void> {
+        return this.presenceFollower.watch(peerIds);
     }
 
     /** Replaces the announced capabilities; they are announced again after every reconnect. */
@@ -546,30 +560,22 @@ export class Peer<F extends FeatureMap = Record<never, never>> implements CallIn
         this.background.add(tracked);
     }
 
-    /** Subscribes to the broker's presence and resolves once the snapshot of who is online has arrived. */
+    /** Subscribes to the broker's presence and resolves once the snapshot of what this peer follows has arrived. */
     protected async followPresence(): Promise<void> {
-        this.presenceSubscription?.unsubscribe();
-        let synced!: () => void;
-        const snapshotDone = new Promise<void>(resolve => synced = resolve);
-        this.presenceStream = await this.broker.presence(true);
-        this.presenceSubscription = this.presenceStream.subscribe({
-            next: event => {
-                if (event.kind === 'synced') return synced();
-                this.presenceSubject.next(event);
-                // The broker says the peer is online (in the snapshot or live): give it a fresh circuit. A live
-                // "online" (sequence > 0) means it came back: send whatever waits for it.
-                if (event.kind === 'online') {
-                    this.breakers.get(event.peerId)?.reset();
-                    if (event.sequence > 0) this.inBackground(this.outbox.flush(event.peerId));
-                    if (event.sequence > 0) this.featureSet.peerOnline(event.peerId, work => this.inBackground(work));
-                }
-            },
-            error: () => synced(),
-        });
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        await Promise.race([snapshotDone, new Promise<void>((resolve, reject) => {
-            timer = setTimeout(() => reject(new Timeout('The broker did not send the presence snapshot in time.', this.callTimeoutMs)), this.callTimeoutMs);
-        })]).finally(() => clearTimeout(timer));
+        await this.presenceFollower.follow();
+    }
+
+    /** `answer`: the state of a peer this one just started to watch; it says nothing about a return. */
+    protected onPresence(event: PresenceEvent, answer: boolean): void {
+        this.presenceSubject.next(event);
+        if (answer) return;
+        // The broker says the peer is online (in the snapshot or live): give it a fresh circuit. A live
+        // "online" (sequence > 0) means it came back: send whatever waits for it.
+        if (event.kind === 'online') {
+            this.breakers.get(event.peerId)?.reset();
+            if (event.sequence > 0) this.inBackground(this.outbox.flush(event.peerId));
+            if (event.sequence > 0) this.featureSet.peerOnline(event.peerId, work => this.inBackground(work));
+        }
     }
 
     /**
@@ -613,8 +619,7 @@ export class Peer<F extends FeatureMap = Record<never, never>> implements CallIn
     protected stopReplaced(): void {
         if (this.replaced) return;
         this.replaced = true;
-        this.presenceSubscription?.unsubscribe();
-        this.presenceStream = undefined;
+        this.presenceFollower.stop();
         this.state$.next('replaced');
         this.errors$.next(PeerReplaced.for(this.id));
     }
@@ -648,8 +653,7 @@ export class Peer<F extends FeatureMap = Record<never, never>> implements CallIn
         if (this.closing.signal.aborted) return;
         this.closing.abort();
         this.watchdog.stop();
-        this.presenceSubscription?.unsubscribe();
-        this.presenceStream = undefined;
+        this.presenceFollower.stop();
         // A clean close frees our ID at once; a lost connection leaves it held for us (the broker's peerIdGraceMs).
         if (this.state === 'registered') await deregisterWithin(this.broker, CLOSE_DEREGISTER_MS);
         await this.client.disconnect();

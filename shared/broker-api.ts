@@ -50,6 +50,23 @@ export class PresenceEvent {
     }
 }
 
+/**
+ * Presence changes sent together: the snapshot in bounded parts (the last one `synced`), then the changes of one
+ * event-loop turn of the broker, in the order they happened. One frame however many peers changed in that turn.
+ */
+@entity.name('@switchboard/PresenceBatch')
+export class PresenceBatch {
+    constructor(
+        public events: PresenceEvent[] = [],
+        /** The snapshot is complete with this batch: from then on the subscriber knows the state of what it follows. */
+        public synced: boolean = false,
+    ) {
+    }
+}
+
+/** Most peer IDs one `watch` or `unwatch` call names (a connection may watch up to the broker's limit in several). */
+export const MAX_WATCH_IDS_PER_CALL = 1000;
+
 export interface PeerFilter {
     online?: boolean;
     capability?: Capability;
@@ -98,8 +115,28 @@ export interface BrokerApi {
 
     getPeer(peerId: PeerId): PeerInfo;
 
-    /** Live presence changes; with `snapshot`, first one `online` event per peer online now, then `synced`. */
+    /**
+     * Live presence changes of every peer, one frame each; with `snapshot`, first one `online` event per peer online
+     * now, then `synced`. Costs the broker work per subscriber on every change anywhere: for stock Deepkit clients
+     * and dashboards. SDK peers use `watch` and `presenceBatches`.
+     */
     presence(snapshot?: boolean): Observable<PresenceEvent>;
+
+    /**
+     * Adds peer IDs to what this connection follows (its interest) and answers their state now: `online` (with
+     * capabilities) or `offline`, one event each, sequence 0. Their changes then arrive on `presenceBatches`.
+     * QuotaExceeded past the broker's limit of watched IDs per connection.
+     */
+    watch(peerIds: PeerId[] & MaxLength<typeof MAX_WATCH_IDS_PER_CALL>): PresenceEvent[];
+
+    /** Stops following these peer IDs. */
+    unwatch(peerIds: PeerId[] & MaxLength<typeof MAX_WATCH_IDS_PER_CALL>): void;
+
+    /**
+     * Presence of the watched peer IDs (or of `everyone`), batched: the snapshot of their state in bounded batches
+     * (the last one `synced`), then the changes of each event-loop turn as one batch.
+     */
+    presenceBatches(everyone?: boolean): Observable<PresenceBatch>;
 
     /**
      * The operator's live view: peers, traffic, transfers and audit decisions (see DashboardEvent). Admin tokens only
@@ -108,4 +145,4 @@ export interface BrokerApi {
     dashboard(): Observable<DashboardEvent>;
 }
 
-export const BrokerApi = ControllerSymbol<BrokerApi>('switchboard/broker', [PeerInfo, PresenceEvent, DashboardEvent, BrokerActivity, AuditRecord]);
+export const BrokerApi = ControllerSymbol<BrokerApi>('switchboard/broker', [PeerInfo, PresenceEvent, PresenceBatch, DashboardEvent, BrokerActivity, AuditRecord]);

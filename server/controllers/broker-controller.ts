@@ -1,6 +1,7 @@
 import { rpc, RpcKernelConnection } from '@deepkit/rpc';
 import { Observable, Subscription } from 'rxjs';
-import { BrokerApi, Capability, PeerFilter, PeerInfo, PresenceEvent, Registration, WhoAmI } from '@switchboard/protocol/broker-api';
+import { BrokerApi, Capability, MAX_WATCH_IDS_PER_CALL, PeerFilter, PeerInfo, PresenceBatch, PresenceEvent, Registration, WhoAmI } from '@switchboard/protocol/broker-api';
+import { MaxLength } from '@deepkit/type';
 import { DashboardEvent } from '@switchboard/protocol/dashboard';
 import { AccessDenied, NotRegistered, PeerNotFound, QuotaExceeded } from '@switchboard/protocol/errors';
 import { PeerId } from '@switchboard/protocol/peer-id';
@@ -8,6 +9,7 @@ import { BrokerConfig } from '../config';
 import { BrokerConnection } from '../connection';
 import { DashboardFeed } from '../dashboard/dashboard-feed';
 import { PeerExchange } from '../exchange/peer-exchange';
+import { PresenceFanout, PresenceInterest } from '../presence/presence-fanout';
 import { PeerRegistry } from '../registry/peer-registry';
 
 /**
@@ -22,6 +24,9 @@ export class BrokerController implements BrokerApi {
     protected connection: BrokerConnection;
     /** Streams of this connection someone is subscribed to now. */
     protected liveStreams = 0;
+    /** The peer IDs this connection watches (`watch`), for its `presenceBatches` streams. */
+    protected interest?: PresenceInterest;
+    protected presenceFanout: PresenceFanout;
 
     constructor(
         connection: RpcKernelConnection,
@@ -31,6 +36,7 @@ export class BrokerController implements BrokerApi {
         protected dashboardFeed: DashboardFeed,
     ) {
         this.connection = connection as BrokerConnection;
+        this.presenceFanout = PresenceFanout.of(registry);
     }
 
     @rpc.action()
@@ -93,6 +99,27 @@ export class BrokerController implements BrokerApi {
     }
 
     @rpc.action()
+    watch(peerIds: PeerId[] & MaxLength<typeof MAX_WATCH_IDS_PER_CALL>): PresenceEvent[] {
+        return this.presenceFanout.watch(this.interestOfConnection(), peerIds);
+    }
+
+    @rpc.action()
+    unwatch(peerIds: PeerId[] & MaxLength<typeof MAX_WATCH_IDS_PER_CALL>): void {
+        if (this.interest) this.presenceFanout.unwatch(this.interest, peerIds);
+    }
+
+    @rpc.action()
+    presenceBatches(everyone: boolean = false): Observable<PresenceBatch> {
+        this.assertStreamAvailable();
+        const interest = this.interestOfConnection();
+        return this.limited(new Observable<PresenceBatch>(subscriber => this.presenceFanout.follow(interest, {
+            everyone,
+            pending: [],
+            send: batch => subscriber.next(batch),
+        })));
+    }
+
+    @rpc.action()
     dashboard(): Observable<DashboardEvent> {
         // The security class refuses non-admins (and audits it) before this runs; this stays as the last line of defence.
         if (!this.connection.isAdmin()) {
@@ -100,6 +127,10 @@ export class BrokerController implements BrokerApi {
         }
         this.assertStreamAvailable();
         return this.limited(this.dashboardFeed.stream());
+    }
+
+    protected interestOfConnection(): PresenceInterest {
+        return this.interest ??= new PresenceInterest(this.connection.connectionId);
     }
 
     /** Refuses a new stream early, so the caller hears of the limit at the call rather than at its subscription. */

@@ -29,6 +29,7 @@ describe('peer.broadcast: one frame from the sender, a copy for each target', ()
         const sender = await kit.addPeer({ id: 'sender', token: await token('sender', { denyTargets: ['secret'] }) });
         for (const id of ['bob', 'carol', 'secret']) await kit.addPeer({ id, token: await token(id), expose: [[InboxController, 'test/inbox']] });
         const dave = await kit.addPeer({ id: 'dave', token: await token('dave') });
+        await sender.watchPresence(['dave']);
         const daveGone = collect(sender.presence$, 1, event => event.peerId === 'dave' && event.kind === 'offline');
         await dave.close();
         await daveGone;

@@ -4,7 +4,8 @@ import { collect } from '../helpers';
 
 describe('discovery', () => {
     it('the discovery controller answers info, ping, capabilities and what it knows', async () => {
-        await using kit = await startSwitchboard({ peers: [{ id: 'bob', capabilities: ['chat', 'files'], appVersion: '1.2.3' }, 'alice'] });
+        // bob follows everyone's presence: what it knows of alice comes from it (by interest it would not follow her).
+        await using kit = await startSwitchboard({ peers: [{ id: 'bob', capabilities: ['chat', 'files'], appVersion: '1.2.3', presence: 'all' }, 'alice'] });
         const bob = kit.peer('alice').to('bob').discovery;
         expect(await bob.info()).toMatchObject({ id: 'bob', appVersion: '1.2.3', capabilities: ['chat', 'files'] });
         expect((await bob.ping()).at).toBeInstanceOf(Date);
@@ -24,7 +25,8 @@ describe('discovery', () => {
         const gone = collect(alice.presence$, 1, e => e.peerId === 'dave' && e.kind === 'offline');
         await kit.peer('dave').close();
         await gone;
-        const newcomer = await kit.addPeer('newcomer');
+        // Follows everyone: the peers it may ask are those it knows online.
+        const newcomer = await kit.addPeer({ id: 'newcomer', presence: 'all' });
         expect(await newcomer.discovery.discover('dave')).toMatchObject({ step: 'peers', peer: { id: 'dave', online: false, learnedFrom: 'alice' } });
 
         // cache: nobody else is online to ask, but the newcomer remembers

@@ -224,6 +224,8 @@ describe('Peer: resilience', () => {
         const retry = { attempts: 1_000_000, initialDelayMs: 10, maxDelayMs: 50 };
         await using kit = await startSwitchboard({ peers: [{ id: 'alice', retry, circuitBreaker: { failureThreshold: 1_000_000 } }] });
         const alice = kit.peer('alice');
+        // Presence by interest: alice follows bob before he first comes (calling him would, too).
+        await alice.watchPresence(['bob']);
         const offline = async () => {
             const bob = await kit.addPeer('bob');
             bob.expose(ClockController, 'app/clock');
@@ -258,6 +260,7 @@ describe('Peer: long-running processes', () => {
 
     it('presence keeps flowing after a garbage collection (Deepkit holds remote Observables only weakly)', async () => {
         await using kit = await startSwitchboard({ peers: ['alice'] });
+        await kit.peer('alice').watchPresence(['bob']);
         await collectGarbage();
         const seen = collect(kit.peer('alice').presence$, 1, e => e.peerId === 'bob' && e.kind === 'online');
         await kit.addPeer('bob');
