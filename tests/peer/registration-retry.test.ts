@@ -1,5 +1,6 @@
 import { Peer } from '../../peer';
-import { PeerIdTaken } from '../../shared';
+import { PeerTokenStore } from '../../server/registry/token-store';
+import { PeerIdTaken, Timeout } from '../../shared';
 import { collect, eventually, Resources } from '../helpers';
 import { exchangeOf, recovered, usesCluster } from '../cluster/cluster-fixture';
 import { describeWithNats } from '../cluster/nats-server';
@@ -12,16 +13,18 @@ const fast = { initialDelayMs: 20, maxDelayMs: 200 };
 describeWithNats('Peer: registration retries what a broker could not do yet', () => {
     const fixture = usesCluster(resources);
 
-    it('a broker cut off from NATS cannot register us yet: connect retries on its own and registers once NATS is back', async () => {
-        const broker = await fixture.cluster.broker(SURVIVES_OUTAGE);
+    it('a broker cut off from NATS cannot admit us yet: connect retries on its own and registers once NATS is back', async () => {
+        // Token mode: the tokens live in the cluster, so a broker cut off from NATS cannot check one (Timeout).
+        const broker = await fixture.cluster.broker({ ...SURVIVES_OUTAGE, auth: 'token' });
+        const token = await broker.app.get<PeerTokenStore>().create('alice-app', { peerIds: ['alice'] });
         await fixture.nats.kill();
         await eventually(() => !exchangeOf(broker).connected, 10_000);
 
-        const alice = resources.add(Peer.create({ url: broker.url, id: 'alice', reconnect: fast, connectTimeoutMs: 60_000 }), p => p.close());
+        const alice = resources.add(Peer.create({ url: broker.url, id: 'alice', token, reconnect: fast, connectTimeoutMs: 60_000 }), p => p.close());
         const firstFailure = collect(alice.errors$, 1);
         const started = alice.start();
-        // The broker answered, but could not register the ID while its directory is out of reach.
-        await firstFailure;
+        // The broker answered, but could not check the token while the cluster is out of reach.
+        expect((await firstFailure)[0]).toBeInstanceOf(Timeout);
         await fixture.nats.restart();
         await recovered(broker);
         await started;
