@@ -655,7 +655,8 @@ export class Peer<F extends FeatureMap = Record<never, never>> implements CallIn
         this.watchdog.stop();
         this.presenceFollower.stop();
         // A clean close frees our ID at once; a lost connection leaves it held for us (the broker's peerIdGraceMs).
-        if (this.state === 'registered') await deregisterWithin(this.broker, CLOSE_DEREGISTER_MS);
+        // Only on a live connection: a call on a dropped one would make Deepkit's client connect again.
+        if (this.state === 'registered' && this.client.transporter.isConnected()) await deregisterWithin(this.broker, CLOSE_DEREGISTER_MS);
         await this.client.disconnect();
         this.state$.next('closed');
         this.state$.complete();
