@@ -7,6 +7,7 @@ import { crossBrokerCall, failFast, fileTransfer, fullSizes, Measurement, peerCa
 import { BROKERED, directLinkCall } from './direct-links';
 import { stateSync } from './state-sync';
 import { transactionCost } from './transactions';
+import { fullRegistrationSizes, quickRegistrationSizes, reconnectStorm, registrationCost } from './registration';
 import { HarnessProfiler, selfTimeTable } from './profile';
 import { callSystems, ServerProcess } from './systems';
 
@@ -129,6 +130,8 @@ async function main(): Promise<void> {
     await run('fail-fast', () => failFast());
     await run('replicated state', () => stateSync(quick ? 1_000 : 10_000));
     await run('transaction', () => transactionCost(quick ? 20 : 500));
+    await run('registration cost', () => registrationCost(quick ? quickRegistrationSizes : fullRegistrationSizes));
+    await run('reconnect storm', () => reconnectStorm(quick ? quickRegistrationSizes : fullRegistrationSizes));
 
     const date = new Date().toISOString().slice(0, 19).replace(/:/g, '-');
     const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
