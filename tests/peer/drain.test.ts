@@ -1,4 +1,6 @@
 import { BrokerProcess } from '../../bench/chaos/broker-process';
+import { firstValueFrom } from 'rxjs';
+import { filter } from 'rxjs/operators';
 import { Peer } from '../../peer';
 import WebSocket from 'ws';
 import { EchoController, echoOf, eventually, heldCalls, Resources } from '../helpers';
@@ -65,13 +67,20 @@ describeWithNats('Broker drain: its peers move to another broker without a faile
             callInALoop(echo(alice, 'bob', ['echo']), done),
             callInALoop(echo(carol, 'dave'), done), // untouched
         ];
-        // Every loop is under way before the drain.
-        await Promise.all([echo(alice, 'carol')(), echo(alice, 'bob')()]);
+        try {
+            // Every loop is under way before the drain.
+            await Promise.all([echo(alice, 'carol')(), echo(alice, 'bob')()]);
 
-        await one.runtime.drain(30_000);
-        // A few rounds after the drain: the peers serve and call from broker two.
-        await Promise.all([echo(alice, 'carol')(), echo(alice, 'bob')(), echo(dave, 'alice')()]);
-        drained();
+            await one.runtime.drain(30_000);
+            // Broker one is gone once its peers left it; they are back on broker two a moment later.
+            await Promise.all([alice, bob].map(peer => firstValueFrom(peer.state$.pipe(filter(state => state === 'registered' && peer.brokerUrl === two.url)))));
+            await sees(two, 'alice', exchangeOf(two).brokerId);
+            await sees(two, 'bob', exchangeOf(two).brokerId);
+            // A few rounds after the drain: the peers serve and call from broker two.
+            await Promise.all([echo(alice, 'carol')(), echo(alice, 'bob')(), echo(dave, 'alice')()]);
+        } finally {
+            drained();
+        }
         const results = await Promise.all(loops);
         for (const result of results) expect(result.failed).toEqual([]);
         for (const result of results) expect(result.ok).toBeGreaterThan(0);
