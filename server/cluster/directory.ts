@@ -4,6 +4,7 @@ import { KV, Kvm, KvWatchEntry } from '@nats-io/kv';
 import { ExchangePresence } from '../exchange/peer-exchange';
 import { ClusterNames, PEER_KEY_PREFIX, peerIdOfKey, peerKey, probeKey } from './cluster-names';
 import { decodeEntry, DirectoryEntry, encodeEntry } from './directory-entry';
+import { DirectoryPresence } from './directory-presence';
 import { NatsLink } from './nats-link';
 
 /** What the exchange hears from the directory. */
@@ -39,8 +40,8 @@ export class Directory {
     protected floors = new Map<string, number>();
     /** After a rebuild: entries the new watch has not confirmed yet (the store may have been emptied). */
     protected unconfirmed = new Set<string>();
-    /** The presence view: what presence has reported, per peer ID. */
-    protected watched = new Map<string, DirectoryEntry>();
+    /** The presence view (server/cluster/directory-presence.ts). */
+    protected readonly presence = new DirectoryPresence(event => this.listener.presence(event), () => this.closed);
     protected chains = new Map<string, Promise<unknown>>();
     protected pending = new Set<Promise<unknown>>();
     protected kv?: KV;
@@ -303,16 +304,7 @@ export class Directory {
             this.entries.set(peerId, entry);
             if (!current || current.connectionId !== entry.connectionId) this.listener.moved(peerId, current, entry);
         }
-
-        const previous = this.watched.get(peerId);
-        this.watched.set(peerId, entry);
-        if (!previous) return this.emit('online', entry, at);
-        if (previous.connectionId !== entry.connectionId) {
-            this.emit('offline', previous, at);
-            return this.emit('online', entry, at);
-        }
-        // A rebuilt watch shows the unchanged entries again: not news.
-        if (previous.revision !== entry.revision && !(this.seen && sameList(previous.capabilities, entry.capabilities))) this.emit('capabilities', entry, at);
+        this.presence.put(entry, at, !!this.seen);
     }
 
     protected watchedDelete(peerId: string, revision: number, at: Date): void {
@@ -323,22 +315,14 @@ export class Directory {
             this.listener.moved(peerId, current, undefined);
         }
         if (!this.entries.has(peerId)) this.floors.set(peerId, Math.max(revision, this.floors.get(peerId) ?? 0));
-        const previous = this.watched.get(peerId);
-        if (!previous) return;
-        this.watched.delete(peerId);
-        this.emit('offline', previous, at);
+        this.presence.delete(peerId, at);
     }
 
     /** The snapshot is complete: whatever it did not show is gone (the store was emptied, or entries were reaped). */
     protected finishSync(): void {
         const seen = this.seen!;
         this.seen = undefined;
-        const now = new Date;
-        for (const [peerId, previous] of [...this.watched]) {
-            if (seen.has(peerId)) continue;
-            this.watched.delete(peerId);
-            this.emit('offline', previous, now);
-        }
+        this.presence.sweep(seen, new Date);
         for (const peerId of [...this.unconfirmed]) {
             const current = this.entries.get(peerId);
             this.entries.delete(peerId);
@@ -348,13 +332,4 @@ export class Directory {
         for (const resolve of this.settleWaiters.splice(0)) resolve();
         this.listener.synced();
     }
-
-    protected emit(kind: ExchangePresence['kind'], entry: DirectoryEntry, at: Date): void {
-        if (this.closed) return;
-        this.listener.presence({ kind, peerId: entry.peerId, capabilities: entry.capabilities, at });
-    }
-}
-
-function sameList(a: string[], b: string[]): boolean {
-    return a.length === b.length && a.every((item, index) => item === b[index]);
 }
