@@ -2,6 +2,7 @@ import { BrokerProcess } from '../../bench/chaos/broker-process';
 import { firstValueFrom } from 'rxjs';
 import { filter } from 'rxjs/operators';
 import { Peer } from '../../peer';
+import { TokenStore } from '../../server/registry/token-store';
 import WebSocket from 'ws';
 import { EchoController, echoOf, eventually, heldCalls, Resources } from '../helpers';
 import { exchangeOf, sees, usesCluster } from '../cluster/cluster-fixture';
@@ -38,6 +39,27 @@ function turnsAway(url: string): Promise<boolean> {
         socket.on('open', () => setTimeout(() => socket.close(), 50));
     });
 }
+
+describe('Broker drain: who may ask', () => {
+    afterEach(() => resources.closeAll());
+
+    it('token mode: POST /admin/drain needs an admin token; an admin drains the broker, which then stops', async () => {
+        const broker = await resources.broker({ auth: 'token' });
+        const tokens = broker.app.get(TokenStore);
+        const admin = await tokens.create('ops', { peerIds: [], admin: true });
+        const peer = await tokens.create('alice-app', { peerIds: ['alice'] });
+        const drain = (token?: string) => fetch(`${broker.httpUrl}/admin/drain`, { method: 'POST', headers: token ? { authorization: `Bearer ${token}` } : {} });
+
+        expect((await drain()).status).toBe(401);
+        expect((await drain(peer)).status).toBe(403);
+        expect(broker.runtime.isDraining).toBe(false);
+        const accepted = await drain(admin);
+        expect(accepted.status).toBe(202);
+        expect(await accepted.json()).toMatchObject({ status: 'draining', timeoutMs: 30_000 });
+        // Nobody is connected: it stops at once.
+        await broker.runtime.finished;
+    });
+});
 
 describeWithNats('Broker drain: its peers move to another broker without a failed call', () => {
     const fixture = usesCluster(resources);
