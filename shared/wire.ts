@@ -69,7 +69,7 @@ export interface MulticastResultBody {
 }
 
 /** Frame types only the broker may write to a peer; a client sending one is refused and audited. */
-export const BROKER_ONLY_FRAMES: ReadonlySet<number> = new Set([SwitchboardFrame.CallerIdentity, SwitchboardFrame.CallerGone]);
+export const BROKER_ONLY_FRAMES: ReadonlySet<number> = new Set([SwitchboardFrame.CallerIdentity, SwitchboardFrame.CallerGone, SwitchboardFrame.Drain]);
 
 export interface CallerIdentityBody {
     /** The caller's registered peer ID; unset for a caller that did not register. */

@@ -5,7 +5,7 @@ import { RawClient } from '../../bench/chaos/raw-client';
 import { actionBody, bson, clientFrame, frame, peerFrame, peerRoute, ReceivedFrame, Types } from '../../bench/chaos/wire-frames';
 import { AuditLog } from '../../server';
 import { BrokerStats } from '../../server/stats';
-import { Route } from '../../shared/wire';
+import { Route, SwitchboardFrame } from '../../shared/wire';
 
 /** The stable code of a plain (stock-decodable) error frame: its message starts with it. */
 function codeOf(answer: ReceivedFrame | undefined): string | undefined {
@@ -127,6 +127,8 @@ describe('hostile frames reach no Deepkit reader unchecked', () => {
         expect(codeOf(refusal)).toBe('ACCESS_DENIED');
         const gone = await mallory.request(peerFrame(mallory.takeId(), mallory.id, 'bob', Types.CallerGone), 10_000);
         expect(codeOf(gone)).toBe('ACCESS_DENIED');
+        const drain = await mallory.request(peerFrame(mallory.takeId(), mallory.id, 'bob', SwitchboardFrame.Drain), 10_000);
+        expect(codeOf(drain)).toBe('ACCESS_DENIED');
 
         const answer = await mallory.request(peerFrame(mallory.takeId(), mallory.id, 'bob', Types.Action, actionBody('test/echo', 'whoCalls')), 10_000);
         expect(answer?.body?.v).toEqual({ peerId: 'mallory', session: 'anonymous' });
