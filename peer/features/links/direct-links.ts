@@ -68,6 +68,11 @@ export interface LinkEvent {
  * link goes over it (same API, validation, CallerContext, deadlines, errors); otherwise through the broker. A call
  * in flight on a link that drops fails with Disconnected, unless its action is idempotent: then it is retried
  * through the broker within its deadline.
+ *
+ * No runtime type: it is a DI token of LinksController, and Deepkit's injector would reflect the class, whose
+ * options reach the DOM's WebRTC types; in a browser bundle those types pull in most of lib.dom (Document, …) and
+ * resolving them crashed the tab (tests/web/links-browser.test.ts).
+ * @reflection never
  */
 export class DirectLinks implements CallInvoker {
     /** Why links cannot be opened on this platform (calls go through the broker), or undefined. */
