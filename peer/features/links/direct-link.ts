@@ -8,7 +8,7 @@ import { Route, SwitchboardFrame } from '@switchboard/protocol/wire';
 import { CallDeadline } from '../../call-deadline';
 import { CallerContext } from '../../caller-context';
 import { PeerKernel } from '../../kernel';
-import { PeerClient } from '../../peer-client';
+import { LinkClient } from './link-client';
 import { LinkChannel, LinkLimits, LinkMessage, LinkMessageKind } from './link-channel';
 import { fingerprintOf, LinkRole, LinkTranscript, signLink, verifyLink } from './link-proof';
 import { iceGathered } from './webrtc';
@@ -38,7 +38,7 @@ const MAX_WAITING_FRAMES = 1024;
 /**
  * One WebRTC data channel to one other peer, bound to both verified identities (link-proof.ts). Each side serves
  * its own PeerKernel to the other over it, with a CallerContext taken from the link's proof, never from a frame;
- * and calls the other side with a PeerClient whose transport is the channel (same validation, errors, timeouts).
+ * and calls the other side with a LinkClient (a PeerClient) whose transport is the channel (same validation, errors, timeouts).
  */
 export class DirectLink {
     readonly id: string;
@@ -54,7 +54,7 @@ export class DirectLink {
     closeReason = '';
 
     protected channel: LinkChannel;
-    protected client?: PeerClient;
+    protected client?: LinkClient;
     protected clientConnection?: TransportClientConnection;
     protected served?: RpcKernelConnection;
     protected waiting?: [LinkMessageKind, Uint8Array, number][] = [];
@@ -224,7 +224,7 @@ export class DirectLink {
                 });
             },
         };
-        const client = new PeerClient(transport);
+        const client = new LinkClient(transport, this.peerId, () => this.closeReason);
         client.transporter.writerOptions.chunkSize = 0;
         this.client = client;
         await client.connect();
