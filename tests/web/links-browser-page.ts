@@ -3,6 +3,7 @@
  * through `window.linkPage`. Bundled for the browser at test time (server/web/bundler.ts).
  */
 import { rpc } from '@deepkit/rpc';
+import { Observable } from 'rxjs';
 import { CallerContext } from '../../peer/caller-context';
 import { directLinks } from '../../peer/features/links';
 import { Peer } from '../../peer/peer';
@@ -22,11 +23,22 @@ class BrowserEcho {
     whoCalls(): string {
         return this.caller.peerId ?? '';
     }
+
+    /** The numbers from `from` to `until - 1`, one every few milliseconds: a stream a caller can resume. */
+    @rpc.action()
+    numbers(from: number, until: number): Observable<number> {
+        return new Observable(subscriber => {
+            let n = from;
+            const timer = setInterval(() => n < until ? subscriber.next(n++) : subscriber.complete(), 2);
+            return () => clearInterval(timer);
+        });
+    }
 }
 
 interface EchoApi {
     echo(text: string): Promise<string>;
     whoCalls(): Promise<string>;
+    numbers(from: number, until: number): Promise<Observable<number>>;
 }
 
 function links() {
@@ -61,6 +73,31 @@ const linkPage = {
     },
     close(peerId: string): void {
         peer.features.links.close(peerId);
+    },
+    /**
+     * Streams `peerId`'s numbers 0 … count - 1 and closes the link once `closeAt` arrived. The stream ends with
+     * Disconnected; like an app would, this resubscribes from the next number it needs (through the broker now).
+     */
+    async streamAcrossClose(peerId: string, count: number, closeAt: number): Promise<{ items: number[], ends: string[] }> {
+        const api = peer.to(peerId).controller<EchoApi>('test/browser-echo');
+        const items: number[] = [];
+        const ends: string[] = [];
+        while (items.length < count) {
+            const stream = await api.numbers(items.length, count);
+            await new Promise<void>(resolve => stream.subscribe({
+                next: n => {
+                    items.push(n);
+                    if (n === closeAt) peer.features.links.close(peerId);
+                },
+                error: (error: Error & { code?: string }) => {
+                    ends.push(`${error.code}: ${error.message}`);
+                    resolve();
+                },
+                complete: () => resolve(),
+            }));
+            if (ends.length > 3) break;
+        }
+        return { items, ends };
     },
 };
 

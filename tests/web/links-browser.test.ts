@@ -57,4 +57,27 @@ describeInBrowser('direct links between browser pages, in Chromium', () => {
         expect(stats.framesRouted).toBeGreaterThan(routedBefore);
         expect(browser.pageErrors).toEqual([]);
     });
+
+    it('a stream over the link, the link closed mid-stream: it ends with Disconnected, the page resubscribes from where it was through the broker, every item once, in order', async () => {
+        const broker = await resources.broker();
+        const stats = broker.app.get(BrokerStats);
+        const url = await servePage(resources);
+        const browser = await launchBrowser(resources);
+        const alice = await browser.open(url);
+        const bob = await browser.open(url);
+        await inPage(alice, `linkPage.start(${JSON.stringify(broker.url)}, 'alice')`);
+        await inPage(bob, `linkPage.start(${JSON.stringify(broker.url)}, 'bob')`);
+        await inPage(alice, 'linkPage.open("bob")');
+        await bob.waitForFunction('linkPage.states().includes("alice open")');
+
+        const routedBefore = stats.framesRouted;
+        const { items, ends } = await inPage<{ items: number[], ends: string[] }>(alice, 'linkPage.streamAcrossClose("bob", 300, 100)');
+        expect(ends).toEqual([expect.stringMatching(/^DISCONNECTED: The direct link to "bob" closed \(closed by this peer\); this stream ended\. Subscribe again/)]);
+        expect(items).toEqual(Array.from({ length: 300 }, (_, i) => i));
+        // The first part came over the link, the rest through the broker; that call through the broker links the
+        // pages again in the background (`auto`), for the calls after it.
+        expect(stats.framesRouted).toBeGreaterThan(routedBefore);
+        await alice.waitForFunction('linkPage.states().includes("bob open")');
+        expect(browser.pageErrors).toEqual([]);
+    });
 });
