@@ -24,9 +24,15 @@ async function servePage(resources: Resources): Promise<string> {
     return `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
 }
 
-/** Runs `expression` (a string: the test's functions carry type annotations the page does not know) in the page. */
+/**
+ * Runs `expression` (a string: the test's functions carry type annotations the page does not know) in the page.
+ * A tab that crashes (as one with the feature once did) fails the test at once instead of leaving it waiting.
+ */
 function inPage<T>(page: Page, expression: string): Promise<T> {
-    return page.evaluate(expression) as Promise<T>;
+    const crashed = new Promise<never>((resolve, reject) => page.once('crash', () => reject(new Error(`The page crashed while running ${expression}`))));
+    // A crash after the answer is the next expression's (or the page error check's) to report.
+    crashed.catch(() => undefined);
+    return Promise.race([page.evaluate(expression) as Promise<T>, crashed]);
 }
 
 describeInBrowser('direct links between browser pages, in Chromium', () => {
