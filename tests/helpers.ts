@@ -59,9 +59,14 @@ export function echoOf(client: RpcClient, peerId: string, timeout?: number): Rem
     return client.peer(peerId).controller<EchoController>(EchoController.path, { timeout });
 }
 
-/** Resolves when `watcher` has seen `peerId` go offline on the broker's presence stream. */
-export function wentOffline(watcher: { presence$: Observable<PresenceEvent> }, peerId: string): Promise<unknown> {
-    return collect(watcher.presence$, 1, event => event.peerId === peerId && event.kind === 'offline');
+/**
+ * Resolves when `watcher` has seen `peerId` go offline on the broker's presence stream. A peer follows presence by
+ * interest: the watcher starts following `peerId` here; a watch the broker answers after the peer left says offline.
+ */
+export function wentOffline(watcher: { presence$: Observable<PresenceEvent>, watchPresence?(peerIds: string[]): Promise<void> }, peerId: string): Promise<unknown> {
+    const offline = collect(watcher.presence$, 1, event => event.peerId === peerId && event.kind === 'offline');
+    void watcher.watchPresence?.([peerId]).catch(() => undefined);
+    return offline;
 }
 
 /** Resolves with the first `count` values that match. */
