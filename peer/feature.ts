@@ -74,7 +74,10 @@ export interface FeatureHost {
     /** `registered`, `disconnected`, … (see PeerState). */
     readonly state: string;
     readonly state$: Observable<string>;
+    /** Presence of the peers this peer follows (by default, the peers it deals with: see `watchPresence`). */
     readonly presence$: Observable<PresenceEvent>;
+    /** Follows these peers' presence from now on, so `peerOnline` and presence$ report them. */
+    watchPresence(peerIds: Iterable<string>): Promise<void>;
     readonly errors$: Subject<Error>;
     /** Another peer: `host.to('bob').controller<MyApi>(MyApi, { idempotent })`. */
     to(peerId: string): RemotePeer;

@@ -80,6 +80,8 @@ describe('feature modules', () => {
         const alice = resources.add(await Peer.connect({ url: broker.url, id: 'alice', storage, features: { greeter: greeter() } }), p => p.close());
         const seen = alice.features.greeter.events$;
         await firstValueFrom(seen.pipe(filter(event => event === 'registered')));
+        // Presence follows the peers one deals with; alice has not dealt with bob yet, so she asks for him.
+        await alice.watchPresence(['bob']);
 
         const bob = resources.add(await Peer.connect({ url: broker.url, id: 'bob', features: { greeter: greeter() } }), p => p.close());
         await firstValueFrom(seen.pipe(filter(event => event === 'online:bob')));
