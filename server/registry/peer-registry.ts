@@ -142,7 +142,6 @@ export class PeerRegistry {
         return result.sort((a, b) => a.id.localeCompare(b.id));
     }
 
-    /** O(1): every record that is not online is in `offline` (what `/status` and `/metrics` read per request). */
     /** The record as listed, with the grace hold the exchange keeps for an ID whose connection was lost. */
     protected toInfo(record: PeerRecord): PeerInfo {
         const info = toInfo(record);
@@ -150,6 +149,7 @@ export class PeerRegistry {
         return info;
     }
 
+    /** O(1): every record that is not online is in `offline` (what `/status` and `/metrics` read per request). */
     countOnline(): number {
         return this.records.size - this.offline.size;
     }
