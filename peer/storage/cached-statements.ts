@@ -19,7 +19,7 @@ export const CACHED_STATEMENTS_MAX = 500;
  * fails when that changes.
  */
 export class CachedStatementConnection extends SQLiteConnection {
-    protected statements = new Map<string, Statement>();
+    protected statements: Map<string, Statement> = new Map();
 
     /** The connection's statement for `sql`, prepared on first use; least recently used ones go past the bound. */
     statement(sql: string): Statement {
