@@ -54,7 +54,9 @@ export function exampleArgs(usage: string, extra: ParseArgsConfig['options'] = {
 export async function connectPeer<F extends FeatureMap = Record<never, never>>(args: ExampleArgs, prepare?: (peer: Peer<F>) => void, features?: F): Promise<Peer<F>> {
     let peer: Peer<F>;
     try {
-        peer = Peer.create({ url: args.urls, id: args.id, token: args.token, storage: args.storage, reconnect: { initialDelayMs: 200, maxDelayMs: 5000 }, features });
+        // presence 'all': the examples list everyone on the broker (/peers, "bob is online"); an app follows only the
+        // peers it deals with, the default.
+        peer = Peer.create({ url: args.urls, id: args.id, token: args.token, storage: args.storage, presence: 'all', reconnect: { initialDelayMs: 200, maxDelayMs: 5000 }, features });
     } catch (error) {
         return exit(2, explain(error, args));
     }

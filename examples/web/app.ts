@@ -37,7 +37,8 @@ async function join(id: string): Promise<void> {
         // Per tab (sessionStorage): history, queued messages and the reclaim secret survive a reload of this tab.
         const storage = new WebStorageAdapter(`switchboard-peer:${id}`, sessionStorage);
         // Several brokers of one cluster, comma-separated: the peer fails over between them.
-        peer = joining = Peer.create({ url: brokerUrl.split(',').map(url => url.trim()).filter(url => url), id, token, storage, capabilities: ['chat', 'collab', WEB] });
+        // presence 'all': the page lists every peer of the broker, not only those this tab dealt with.
+        peer = joining = Peer.create({ url: brokerUrl.split(',').map(url => url.trim()).filter(url => url), id, token, storage, presence: 'all', capabilities: ['chat', 'collab', WEB] });
         // Subscribed before connecting, so messages queued for us while we were away are shown too.
         peer.state$.subscribe(state => byId('state').textContent = state);
         peer.presence$.subscribe(onPresence);
