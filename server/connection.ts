@@ -490,7 +490,14 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
         if (!peerId) throw new NotRegistered();
         this.myPeerId = undefined;
         this.deregisteredAs = peerId;
-        await this.services.exchange.deregister(peerId, this.connectionId);
+        // The calls it still owes end now, as on a disconnect: once the ID is gone no answer is awaited. A second
+        // sweep after the exchange let go of the ID ends the calls delivered while it did.
+        this.failUnanswered(peerId, 'deregistered before answering');
+        try {
+            await this.services.exchange.deregister(peerId, this.connectionId);
+        } finally {
+            this.failUnanswered(peerId, 'deregistered before answering');
+        }
         this.record('deregister', { peerId });
     }
 
@@ -550,14 +557,8 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
         exchange.detach(this.connectionId);
         this.services.stats.transfersClosed(this.connectionId, peerId);
 
-        // Requests this peer received and never answered would otherwise wait forever on the caller's side.
         if (peerId) {
-            const error = PeerOffline.for(peerId, new Date, 'disconnected before answering');
-            for (const [caller, { typedErrors, ids }] of this.pendingFromCallers) {
-                if (!ids.size) continue;
-                const destination = Buffer.from(caller, 'hex');
-                for (const frames of replyErrorFrames(ids.keys(), this.id, destination, errorForClient(error, typedErrors))) exchange.reply(caller, frames);
-            }
+            this.failUnanswered(peerId, 'disconnected before answering');
             this.record('disconnect', { peerId });
         }
         this.refusals.flush();
@@ -570,6 +571,23 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
     }
 
     // ---- helpers ----------------------------------------------------------------------------------------------
+
+    /**
+     * Ends every request this connection's peer received as `peerId` and never answered with PeerOffline, on this
+     * broker or the caller's (HTTP callers too): they would otherwise wait for their own timeouts. A late answer is
+     * then dropped as unsolicited.
+     */
+    protected failUnanswered(peerId: string, reason: string): void {
+        const { exchange, stats } = this.services;
+        const error = PeerOffline.for(peerId, new Date, reason);
+        for (const [caller, { typedErrors, ids }] of this.pendingFromCallers) {
+            if (!ids.size) continue;
+            const destination = Buffer.from(caller, 'hex');
+            for (const frames of replyErrorFrames(ids.keys(), this.id, destination, errorForClient(error, typedErrors))) exchange.reply(caller, frames);
+            for (const id of ids.keys()) stats.transferEnded(caller, id);
+            ids.clear();
+        }
+    }
 
     protected writeFrame(frame: Uint8Array): void {
         if (this.closed) return;

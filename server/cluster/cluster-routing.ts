@@ -1,5 +1,6 @@
 import { RpcTypes } from '@deepkit/rpc';
 import { ClusterUnavailable, PeerOffline, SwitchboardError } from '@switchboard/protocol/errors';
+import { MIN_FRAME_SIZE, readUint32 } from '@switchboard/protocol/frame-check';
 import { connectionKey, encodeCallerGone, Route, SwitchboardFrame } from '@switchboard/protocol/wire';
 import { FrameOrigin, RouteResult } from '../exchange/peer-exchange';
 import { errorForClient, FINAL_REPLY_TYPES, frameId, frameType, replyErrorFrame, replyErrorFrames, ROUTE_OFFSET, sameBytes, SOURCE_OFFSET } from '../frames';
@@ -131,7 +132,18 @@ export class ClusterRouting {
     protected incomingReply(sender: string, frame: Uint8Array): void {
         if (frame[ROUTE_OFFSET] !== Route.sourceDest || frame.length < SOURCE_OFFSET + 34) return;
         const destination = connectionKey(frame.subarray(SOURCE_OFFSET + 16, SOURCE_OFFSET + 32));
-        if (FINAL_REPLY_TYPES.has(frameType(frame))) this.context.inFlight.settle(sender, destination, frameId(frame));
+        if (readUint32(frame, 0) === frame.length) {
+            if (FINAL_REPLY_TYPES.has(frameType(frame))) this.context.inFlight.settle(sender, destination, frameId(frame));
+        } else {
+            // Errors for many calls come as one message of frames side by side (a peer that left with calls
+            // unanswered): each settles its call, or a later broker death would end them a second time.
+            for (let offset = 0, size = 0; frame.length - offset >= MIN_FRAME_SIZE; offset += size) {
+                size = readUint32(frame, offset);
+                if (size < MIN_FRAME_SIZE || size > frame.length - offset) break;
+                const one = frame.subarray(offset, offset + size);
+                if (FINAL_REPLY_TYPES.has(frameType(one))) this.context.inFlight.settle(sender, destination, frameId(one));
+            }
+        }
         this.context.endpoints.get(destination)?.deliverReply(frame);
     }
 
