@@ -9,7 +9,7 @@ import {
     RpcTypes,
     TransportConnection,
 } from '@deepkit/rpc';
-import { AccessDenied, MalformedMessage, NotRegistered, PayloadTooLarge, PEER_REPLACED_CLOSE_CODE, PeerNotFound, PeerOffline, RateLimited, ReceiverBusy, SwitchboardError } from '@switchboard/protocol/errors';
+import { AccessDenied, MalformedMessage, NotRegistered, PayloadTooLarge, PEER_REPLACED_CLOSE_CODE, PeerNotFound, PeerOffline, PeerReplaced, RateLimited, ReceiverBusy, SwitchboardError } from '@switchboard/protocol/errors';
 import { declaredFrameSize, FrameHeader, inspectFrame, MIN_FRAME_SIZE } from '@switchboard/protocol/frame-check';
 import { assertValidPeerId } from '@switchboard/protocol/peer-id';
 import { ValidatingServerAction } from '@switchboard/protocol/validation';
@@ -133,6 +133,11 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
     protected cachedOrigin?: FrameOrigin;
     /** The ID this connection deregistered last: its callers' pending requests still fail when it closes. */
     protected deregisteredAs?: string;
+    /**
+     * The ID whose registration is on its way: a cluster exchange may hear of a newer holder (its directory watch)
+     * after it counted this connection as the holder but before register() has returned here, and tells it then.
+     */
+    protected registering?: { peerId: string, replaced: boolean };
 
     /** Called by the kernel right after construction; Deepkit's constructor signature is fixed. */
     attachTo(services: BrokerServices, gate: SwitchboardSecurity): void {
@@ -432,7 +437,9 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
     }
 
     replaced(peerId: string): void {
-        if (this.myPeerId !== peerId) return;
+        const registering = this.registering?.peerId === peerId ? this.registering : undefined;
+        if (this.myPeerId !== peerId && !registering) return;
+        if (registering) registering.replaced = true;
         this.record('takeover', { reason: 'replaced-by-owner' });
         this.myPeerId = undefined;
         // The code tells the SDK it was replaced, not cut off: it stops instead of taking the ID back.
@@ -469,7 +476,14 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
             const secret = config.auth === 'open' ? (owner && reclaimSecret ? reclaimSecret : createSecret('sbr_')) : undefined;
             const reclaimSecretHash = secret && hashSecret(secret);
             const claimant = { session: this.sessionName, reclaimSecretHash: reclaimSecret ? hashSecret(reclaimSecret) : undefined };
-            await exchange.register(peerId, this.connectionId, { takeover: owner, owner: { session: this.sessionName, reclaimSecretHash }, claimant, graceMs: config.peerIdGraceMs });
+            const registering = this.registering = { peerId, replaced: false };
+            try {
+                await exchange.register(peerId, this.connectionId, { takeover: owner, owner: { session: this.sessionName, reclaimSecretHash }, claimant, graceMs: config.peerIdGraceMs });
+            } finally {
+                this.registering = undefined;
+            }
+            // Replaced before register() returned: the connection is closed as replaced, and holds nothing.
+            if (registering.replaced) throw PeerReplaced.for(peerId);
             this.myPeerId = peerId;
             registry.setOwner(peerId, this.sessionName, reclaimSecretHash);
             const tookOver = !!live && owner;

@@ -44,7 +44,10 @@ export interface ExchangeEndpoint {
     /** A sourceDest frame (a reply) addressed to this connection. */
     deliverReply(frame: Uint8Array): void;
 
-    /** Another connection of the same owner took this endpoint's peer ID over. */
+    /**
+     * Another connection of the same owner took this endpoint's peer ID over. May come before this endpoint's own
+     * register() has resolved (a cluster's directory watch shows the newer holder first): it counts for that ID too.
+     */
     replaced(peerId: string): void;
 
     /**
