@@ -52,8 +52,8 @@ export class RelayService {
     protected held: SenderQuota;
     /** What each original sender has in this peer's inbox. */
     protected kept: SenderQuota;
-    /** Held payloads whose push to the recipient is under way; `pull` leaves them to the push. */
-    protected pushing = new Set<string>();
+    /** Held payloads whose push to the recipient is under way, by key: `pull` waits for those to settle. */
+    protected pushing = new Map<string, Promise<void>>();
 
     constructor(
         protected database: PeerDatabase,
@@ -140,21 +140,19 @@ export class RelayService {
     async pull(recipient: string): Promise<RelayEnvelope[]> {
         const envelopes: RelayEnvelope[] = [];
         let bytes = 0;
-        // Payloads this pull looked at and left (being pushed): the next page must not read them again.
-        const passed: string[] = [];
-        for (;;) {
-            const page = await this.database.query(HeldPayload)
-                .filter(passed.length ? { recipient, state: 'held', key: { $nin: passed } } : { recipient, state: 'held' })
-                .orderBy('storedAt').limit(PULL_PAGE).find();
+        paging: for (;;) {
+            const page = await this.database.query(HeldPayload).filter({ recipient, state: 'held' }).orderBy('storedAt').limit(PULL_PAGE).find();
             if (!page.length) return envelopes;
             for (const payload of page) {
                 const size = textBytes(payload.body);
                 if (envelopes.length && bytes + size > PULL_MAX_BYTES) return envelopes;
-                // Being pushed right now: the push hands it over (a pull answer is not deduplicated by the
-                // recipient's inbox, so handing it over here too would deliver it twice).
-                if (this.pushing.has(payload.key)) {
-                    passed.push(payload.key);
-                    continue;
+                // Being pushed right now: handing it over here too would deliver it twice (a pull answer is not
+                // deduplicated by the recipient's inbox). Wait for the push; if it failed, the payload is still held
+                // and this pull takes it from the page read again.
+                const push = this.pushing.get(payload.key);
+                if (push) {
+                    await push.catch(() => undefined);
+                    continue paging;
                 }
                 await this.outbox.cancel(payload.key, 'relay-deliver', recipient);
                 if (await this.expire(payload)) continue;
@@ -251,10 +249,13 @@ export class RelayService {
         const payload = await this.database.query(HeldPayload).filter({ key }).findOneOrUndefined();
         if (!payload || payload.state !== 'held') return;
         if (await this.expire(payload)) return;
-        this.pushing.add(key);
-        try {
+        const push = (async () => {
             await this.remote(payload.recipient).deliver(toEnvelope(payload, this.host.id));
             await this.delivered(payload);
+        })();
+        this.pushing.set(key, push);
+        try {
+            await push;
         } finally {
             this.pushing.delete(key);
         }
