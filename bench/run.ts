@@ -8,6 +8,7 @@ import { BROKERED, directLinkCall } from './direct-links';
 import { stateSync } from './state-sync';
 import { transactionCost } from './transactions';
 import { fullRegistrationSizes, quickRegistrationSizes, reconnectStorm, registrationCost } from './registration';
+import { fullRegistrySizes, quickRegistrySizes, registryBaseline, registrySizeCost } from './registry-size';
 import { HarnessProfiler, selfTimeTable } from './profile';
 import { callSystems, ServerProcess } from './systems';
 
@@ -34,6 +35,7 @@ const targets: [string, string, string, number, 'at least' | 'at most'][] = [
     ['cross-broker peer call', 'throughput', SAME_BROKER, 0.7, 'at least'],
     ['direct link peer call', 'throughput', BROKERED, 1.5, 'at least'],
     ['direct link peer call', 'p50 latency', BROKERED, 0.7, 'at most'],
+    ['/status and /metrics', 'GET', registryBaseline(fullRegistrySizes.small), 1.5, 'at most'],
 ];
 
 /** Targets on Switchboard's own values (not ratios), reported: [scenario prefix, metric, bound, unit]. */
@@ -132,6 +134,7 @@ async function main(): Promise<void> {
     await run('transaction', () => transactionCost(quick ? 20 : 500));
     await run('registration cost', () => registrationCost(quick ? quickRegistrationSizes : fullRegistrationSizes));
     await run('reconnect storm', () => reconnectStorm(quick ? quickRegistrationSizes : fullRegistrationSizes));
+    await run('status and metrics by registry size', () => registrySizeCost(quick ? quickRegistrySizes : fullRegistrySizes));
 
     const date = new Date().toISOString().slice(0, 19).replace(/:/g, '-');
     const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
