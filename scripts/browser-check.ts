@@ -7,7 +7,6 @@
  * bob's greeting, with no error in the page. The first failing step ends the run; the folder is kept for a look.
  */
 import { rpc } from '@deepkit/rpc';
-import { spawnSync } from 'child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'fs';
 import { createServer, Server } from 'http';
 import { AddressInfo } from 'net';
@@ -17,6 +16,7 @@ import { chromium } from 'playwright-core';
 import { CallerContext } from '@switchboard/peer';
 import { startSwitchboard, SwitchboardTestKit } from '@switchboard/testing';
 import { readReadmeSection } from './readme-section';
+import { CheckSteps, fail, run, StepFailed } from './check-steps';
 import { ControllerSymbol } from '@deepkit/rpc';
 
 const repository = join(__dirname, '..');
@@ -43,29 +43,8 @@ class Greeter implements GreeterApi {
     }
 }
 
-class StepFailed extends Error {
-}
-
-let stepNumber = 0;
-function step(title: string): void {
-    console.log(`\n── browser-check ${++stepNumber}: ${title}`);
-}
-
-function fail(problem: string, output = ''): never {
-    throw new StepFailed(`${problem}${output ? `\n${output.trim()}` : ''}`);
-}
-
-/** A user's shell: none of the npm_* settings of `npm run` (they would point npm at this repository). */
-const userEnvironment: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([name]) =>
-    !/^(npm_|INIT_CWD$|NODE_OPTIONS$|TS_NODE_|FORCE_COLOR$|SWITCHBOARD_)/.test(name)));
-
-function run(commandLine: string, cwd: string): string {
-    console.log(`$ ${commandLine}`);
-    const result = spawnSync('sh', ['-c', commandLine], { cwd, env: userEnvironment, encoding: 'utf8', maxBuffer: 64 << 20 });
-    const output = `${result.stdout ?? ''}${result.stderr ?? ''}`;
-    if (result.status !== 0) fail(`\`${commandLine}\` exited with ${result.status ?? result.signal}`, output);
-    return output;
-}
+const steps = new CheckSteps('browser-check');
+const step = (title: string): void => steps.step(title);
 
 /** A README command as run here: the @switchboard packages from the tarballs (the protocol with the peer). */
 function withTarballs(commandLine: string, tarballs: Record<string, string>): string {
@@ -170,7 +149,7 @@ async function main(): Promise<void> {
         console.log(`\nbrowser-check passed in ${((Date.now() - startedAt) / 1000).toFixed(0)} s`);
     } catch (error) {
         const message = error instanceof StepFailed ? error.message : (error as Error).stack;
-        console.error(`\nbrowser-check FAILED at step ${stepNumber}: ${message}\n(the app is kept in ${app})`);
+        console.error(`\nbrowser-check FAILED at step ${steps.number}: ${message}\n(the app is kept in ${app})`);
         process.exitCode = 1;
     } finally {
         server?.close();

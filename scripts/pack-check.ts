@@ -13,6 +13,7 @@ import { createServer } from 'net';
 import { tmpdir } from 'os';
 import { dirname, join } from 'path';
 import { readReadmeSection } from './readme-section';
+import { CheckSteps, fail, run, StepFailed, userEnvironment } from './check-steps';
 
 const repository = join(__dirname, '..');
 const packages: Record<string, string> = {
@@ -23,33 +24,8 @@ const packages: Record<string, string> = {
 };
 const ourCommands = ['start', 'peers', 'token:create', 'token:revoke', 'token:list', 'audit'];
 
-class StepFailed extends Error {
-}
-
-let stepNumber = 0;
-function step(title: string): void {
-    console.log(`\n── pack-check ${++stepNumber}: ${title}`);
-}
-
-function fail(problem: string, output = ''): never {
-    throw new StepFailed(`${problem}${output ? `\n${output.trim()}` : ''}`);
-}
-
-/**
- * The environment of a user's shell: none of the npm_* settings `npm run pack-check` passes down (they would point
- * npm at this repository), nor our ts-node and colour settings.
- */
-const userEnvironment: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([name]) =>
-    !/^(npm_|INIT_CWD$|NODE_OPTIONS$|TS_NODE_|FORCE_COLOR$|SWITCHBOARD_)/.test(name)));
-
-/** Runs a command line as a shell would; fails the step with its output when it does not exit 0. */
-function run(commandLine: string, cwd: string): string {
-    console.log(`$ ${commandLine}`);
-    const result = spawnSync('sh', ['-c', commandLine], { cwd, env: userEnvironment, encoding: 'utf8', maxBuffer: 64 << 20 });
-    const output = `${result.stdout ?? ''}${result.stderr ?? ''}`;
-    if (result.status !== 0) fail(`\`${commandLine}\` exited with ${result.status ?? result.signal}`, output);
-    return output;
-}
+const steps = new CheckSteps('pack-check');
+const step = (title: string): void => steps.step(title);
 
 /** Packs every package (from its dist/, which `npm run build` made) into `directory`; the tarballs by name. */
 function pack(directory: string): Record<string, string> {
@@ -335,7 +311,7 @@ async function main(): Promise<void> {
     } catch (error) {
         if (broker && broker.child.exitCode === null) killGroup(broker);
         const message = error instanceof StepFailed ? error.message : (error as Error).stack;
-        console.error(`\npack-check FAILED at step ${stepNumber}: ${message}\n(the app is kept in ${app})`);
+        console.error(`\npack-check FAILED at step ${steps.number}: ${message}\n(the app is kept in ${app})`);
         process.exit(1);
     }
 }

@@ -1,34 +1,17 @@
-import { mkdtempSync, rmSync } from 'fs';
-import { tmpdir } from 'os';
 import { join } from 'path';
 import { RunningBroker, startBroker } from '../server';
-import { Resources } from './helpers';
-import { Run, runProgram } from './processes';
+import { usesExamplePrograms } from './example-programs';
 
 /** The chat example as a newcomer meets it: unknown IDs, a broker that goes away, a restart with messages queued. */
 describe('example chat', () => {
-    const resources = new Resources();
-    let directory: string;
+    const programs = usesExamplePrograms('switchboard-chat-');
+    const { resources, start } = programs;
     // The bound of a test, not of a step: each step waits for its event, however busy the machine.
     jest.setTimeout(240000);
 
-    beforeEach(() => {
-        directory = mkdtempSync(join(tmpdir(), 'switchboard-chat-'));
-        resources.add(directory, d => rmSync(d, { recursive: true, force: true }));
-    });
-    afterEach(() => resources.closeAll());
-
-    function start(script: string, args: string[]): Run {
-        const run = runProgram(script, args);
-        resources.add(run, r => {
-            if (r.child.exitCode === null) r.child.kill('SIGKILL');
-        });
-        return run;
-    }
-
     async function broker(port = 0): Promise<RunningBroker> {
         // A registry file: the broker restarted on the same port still knows who registered before.
-        const running = await startBroker({ port, database: join(directory, 'broker.sqlite'), logLevel: 'error' });
+        const running = await startBroker({ port, database: join(programs.directory, 'broker.sqlite'), logLevel: 'error' });
         let closed = false;
         const close = running.close;
         running.close = async () => {
@@ -40,7 +23,7 @@ describe('example chat', () => {
 
     it('an unknown ID is refused; a message typed while the broker is down shows as queued; after a restart "Connected" comes first', async () => {
         const first = await broker();
-        const as = (id: string) => start('examples/chat/main.ts', ['--id', id, '--url', first.url, '--storage', join(directory, `${id}.sqlite`)]);
+        const as = (id: string) => start('examples/chat/main.ts', ['--id', id, '--url', first.url, '--storage', join(programs.directory, `${id}.sqlite`)]);
         const alice = as('alice');
         await alice.waitFor(/Connected to .* as alice/);
 

@@ -1,34 +1,18 @@
 import { createHash, randomBytes } from 'crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'fs';
-import { tmpdir } from 'os';
+import { readFileSync, writeFileSync } from 'fs';
 import { join } from 'path';
-import { Resources } from './helpers';
-import { Run, runProgram } from './processes';
+import { usesExamplePrograms } from './example-programs';
 
 /** The example programs, run as people run them, against a real broker. */
 describe('example clients', () => {
-    const resources = new Resources();
-    let directory: string;
+    const programs = usesExamplePrograms('switchboard-examples-');
+    const { resources, start } = programs;
     // The bound of a test, not of a step: each step waits for its event, however busy the machine.
     jest.setTimeout(240000);
 
-    beforeEach(() => {
-        directory = mkdtempSync(join(tmpdir(), 'switchboard-examples-'));
-        resources.add(directory, d => rmSync(d, { recursive: true, force: true }));
-    });
-    afterEach(() => resources.closeAll());
-
-    function start(script: string, args: string[]): Run {
-        const run = runProgram(script, args);
-        resources.add(run, r => {
-            if (r.child.exitCode === null) r.child.kill('SIGKILL');
-        });
-        return run;
-    }
-
     it('chat: alice and bob talk with delivery status; a message to an absent bob is queued and delivered when he is back', async () => {
         const broker = await resources.broker();
-        const as = (id: string) => start('examples/chat/main.ts', ['--id', id, '--url', broker.url, '--storage', join(directory, `${id}.sqlite`)]);
+        const as = (id: string) => start('examples/chat/main.ts', ['--id', id, '--url', broker.url, '--storage', join(programs.directory, `${id}.sqlite`)]);
         const alice = as('alice');
         let bob = as('bob');
         await alice.waitFor(/Connected to .* as alice/);
@@ -73,13 +57,13 @@ describe('example clients', () => {
     it('file share: a shared file is fetched with a progress report and its checksum verified', async () => {
         const broker = await resources.broker();
         const content = randomBytes(1024 * 1024 + 123);
-        const source = join(directory, 'big.bin');
+        const source = join(programs.directory, 'big.bin');
         writeFileSync(source, content);
-        const sharer = start('examples/file-share/share.ts', ['--id', 'alice', '--url', broker.url, '--storage', join(directory, 'alice.sqlite'), source]);
+        const sharer = start('examples/file-share/share.ts', ['--id', 'alice', '--url', broker.url, '--storage', join(programs.directory, 'alice.sqlite'), source]);
         const [, fileId] = await sharer.waitFor(/as ([0-9a-f]{32})/);
 
-        const destination = join(directory, 'copy.bin');
-        const fetcher = start('examples/file-share/fetch.ts', ['--id', 'bob', '--url', broker.url, '--storage', join(directory, 'bob.sqlite'), 'alice', fileId, destination]);
+        const destination = join(programs.directory, 'copy.bin');
+        const fetcher = start('examples/file-share/fetch.ts', ['--id', 'bob', '--url', broker.url, '--storage', join(programs.directory, 'bob.sqlite'), 'alice', fileId, destination]);
         expect(await fetcher.exit).toBe(0);
         expect(fetcher.output()).toMatch(/SHA-256 verified/);
         expect(createHash('sha256').update(readFileSync(destination)).digest('hex')).toBe(createHash('sha256').update(content).digest('hex'));
@@ -87,7 +71,7 @@ describe('example clients', () => {
 
     it('collab: two editors converge on the same document', async () => {
         const broker = await resources.broker();
-        const editor = (id: string, other: string) => start('examples/collab/main.ts', ['--id', id, '--with', other, '--doc', 'notes', '--url', broker.url, '--storage', join(directory, `${id}.sqlite`)]);
+        const editor = (id: string, other: string) => start('examples/collab/main.ts', ['--id', id, '--with', other, '--doc', 'notes', '--url', broker.url, '--storage', join(programs.directory, `${id}.sqlite`)]);
         const alice = editor('alice', 'bob');
         await alice.waitFor(/--- notes \(you are alice\) ---/);
         alice.type('a first line from alice');
