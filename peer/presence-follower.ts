@@ -2,6 +2,7 @@ import { RemoteController } from '@deepkit/rpc';
 import { Observable, Subscription } from 'rxjs';
 import { BrokerApi, MAX_WATCH_IDS_PER_CALL, PresenceBatch, PresenceEvent } from '@switchboard/protocol/broker-api';
 import { Timeout } from '@switchboard/protocol/errors';
+import { nextTurn } from '@switchboard/protocol/event-loop-turn';
 import { ChatGroupRecord, ChatRecord, CollabDocRecord, OutboxEntry } from './storage/entities';
 import { PeerDatabase } from './storage/peer-database';
 
@@ -64,7 +65,7 @@ export class PresenceFollower {
         if (!this.following) return Promise.resolve();
         if (!this.unsent.size) return this.sending ?? Promise.resolve();
         // The IDs of one turn (a burst of calls to new peers) go in one call.
-        this.sending ??= new Promise<void>(resolve => setImmediate(resolve)).then(() => {
+        this.sending ??= new Promise<void>(resolve => nextTurn(resolve)).then(() => {
             this.sending = undefined;
             return this.sendUnsent();
         });

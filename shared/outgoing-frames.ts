@@ -1,13 +1,11 @@
+import { afterIoCallbacks } from './event-loop-turn';
+
 /** Frames at least this large are sent on their own: copying them into a batch would cost more than a write. */
 const SEND_ALONE_BYTES = 64 * 1024;
 /** A batch is sent once it holds this many bytes, without waiting for the end of the tick. */
 const MAX_BATCH_BYTES = 1024 * 1024;
-/**
- * When a batch leaves: after the I/O callbacks of this turn of the event loop (Node's `setImmediate`), so the frames
- * of every message read in one poll phase — each answered after a few promise hops — share one write. A microtask
- * would flush after the first hop and send most frames alone. Browsers have no setImmediate: a microtask there.
- */
-const schedule: (flush: () => void) => void = typeof setImmediate === 'function' ? flush => { setImmediate(flush); } : queueMicrotask;
+/** When a batch leaves: see afterIoCallbacks. */
+const schedule = afterIoCallbacks;
 
 /**
  * The frames written to one socket in the same turn of the event loop leave as one WebSocket message: one write, one WebSocket frame

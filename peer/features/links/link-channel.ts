@@ -1,6 +1,7 @@
 import { RpcTypes } from '@deepkit/rpc';
 import { FrameHeader, inspectFrame, readUint32 } from '@switchboard/protocol/frame-check';
 import { BROKER_ONLY_FRAMES, Route } from '@switchboard/protocol/wire';
+import { afterIoCallbacks } from '@switchboard/protocol/event-loop-turn';
 
 /** What one record on the channel carries: its first byte. */
 export const LinkMessage = { proof: 0, call: 1, reply: 2 } as const;
@@ -19,9 +20,9 @@ const CHANNEL_MESSAGE_BYTES = 64 * 1024;
 /**
  * When queued records leave: after the I/O callbacks of this turn of the event loop, so the frames of one turn
  * share one data-channel message (each message costs a crossing into the WebRTC thread: about 5,000 a second in
- * Node's WebRTC, whatever their size). Browsers have no setImmediate: a microtask there.
+ * Node's WebRTC, whatever their size).
  */
-const schedule: (flush: () => void) => void = typeof setImmediate === 'function' ? flush => { setImmediate(flush); } : queueMicrotask;
+const schedule = afterIoCallbacks;
 
 /** The limits of the broker's gate, applied by the receiving side of a link to everything the other side sends. */
 export interface LinkLimits {

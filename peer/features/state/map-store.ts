@@ -1,6 +1,7 @@
 import * as Y from 'yjs';
 import { PeerDatabase } from '../../storage/peer-database';
 import { StateUpdateRecord } from './state-entities';
+import { nextTurn } from '@switchboard/protocol/event-loop-turn';
 
 /** Rows of one map beyond this are folded into one (the whole state) at the next write. */
 const COMPACT_AFTER = 200;
@@ -65,10 +66,4 @@ export class MapStore {
             // Storage closed under us (the peer is closing): the members still hold these writes.
         }
     }
-}
-
-/** After the current turn of the event loop (its promise jobs included); browsers have no setImmediate. */
-export function nextTurn(callback: () => void): void {
-    if (typeof setImmediate === 'function') setImmediate(callback);
-    else setTimeout(callback, 0);
 }

@@ -3,7 +3,8 @@ import * as Y from 'yjs';
 import { ReplicatedStateApi, STATE_NAME_PATTERN, StateDigest, StateSyncAnswer } from '@switchboard/protocol/state-api';
 import { AccessDenied, InvalidPeerId, MalformedMessage, PayloadTooLarge } from '@switchboard/protocol/errors';
 import { FeatureContext } from '../../feature';
-import { MapStore, MERGE_AT_MOST, nextTurn } from './map-store';
+import { nextTurn } from '@switchboard/protocol/event-loop-turn';
+import { MapStore, MERGE_AT_MOST } from './map-store';
 import { defaultStateLimits, LOADED, RemoteOrigin, ReplicatedMap, ROOT, StateLimits } from './replicated-map';
 import { checkUpdate } from './update-check';
 
