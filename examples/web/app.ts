@@ -3,10 +3,12 @@
  * delivery status, and edits one shared Yjs document with every other web peer. The SDK is the same one Node apps
  * use; its storage is Deepkit's in-memory ORM adapter copied to the tab's sessionStorage.
  */
+import { filter, firstValueFrom } from 'rxjs';
 import { Peer } from '../../peer/peer';
 import { WebStorageAdapter } from '../../peer/storage/web-storage-adapter';
 import { ChatEntry } from '../../shared/chat-api';
-import { PresenceEvent } from '../../shared/broker-api';
+import { PeerInfo, PresenceEvent } from '../../shared/broker-api';
+import { Disconnected } from '../../shared/errors';
 import { bindTextarea } from './text-binding';
 
 const DOCUMENT = 'web-notes';
@@ -53,7 +55,8 @@ async function join(id: string): Promise<void> {
     byId('me').textContent = `you are ${id}`;
     byId('join').hidden = true;
     byId('app').hidden = false;
-    const known = (await peer.broker.listPeers()).filter(info => info.id !== id);
+    const known = await listOtherPeers(id);
+    if (!known) return;
     for (const info of known) members.set(info.id, info.online);
     renderMembers();
 
@@ -63,6 +66,23 @@ async function join(id: string): Promise<void> {
     bindTextarea(textarea, notes.text);
     // Enabled only now: what is typed before the binding exists would be overwritten by the document.
     textarea.disabled = false;
+}
+
+/**
+ * The broker's other peers. The broker may go away right after registering (a restart): the call then fails with
+ * Disconnected, and is made again once the peer, which reconnects by itself, is registered again. Undefined if the
+ * peer stopped for good (closed, or its ID taken over: the state shows it).
+ */
+async function listOtherPeers(id: string): Promise<PeerInfo[] | undefined> {
+    for (;;) {
+        try {
+            return (await peer.broker.listPeers()).filter(info => info.id !== id);
+        } catch (error) {
+            if (!(error instanceof Disconnected)) throw error;
+            const state = await firstValueFrom(peer.state$.pipe(filter(s => s === 'registered' || s === 'closed' || s === 'replaced')));
+            if (state !== 'registered') return undefined;
+        }
+    }
 }
 
 function onPresence(event: PresenceEvent): void {

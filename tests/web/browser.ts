@@ -35,7 +35,7 @@ export interface TestBrowser {
     context: BrowserContext;
     /** A new tab. Errors thrown in it are collected in `pageErrors`. */
     open(url: string): Promise<Page>;
-    /** Uncaught errors of every tab: a test expects none. */
+    /** Uncaught errors of every tab, with their stacks (which call failed, in a race seen once): a test expects none. */
     pageErrors: string[];
 }
 
@@ -64,7 +64,7 @@ export async function launchBrowser(resources: Resources): Promise<TestBrowser> 
         pageErrors,
         async open(url: string) {
             const page = await context.newPage();
-            page.on('pageerror', error => pageErrors.push(error.message));
+            page.on('pageerror', error => pageErrors.push(error.stack ?? error.message));
             await page.goto(url);
             return page;
         },

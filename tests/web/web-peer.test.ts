@@ -124,6 +124,8 @@ describeInBrowser('browser peers (examples/web), in Chromium', () => {
         const bob = resources.add(await Peer.connect({ url: second.url, id: 'bob' }), p => p.close());
         expect((await bob.chat.send('alice', 'welcome back')).status).toBe('delivered');
         await alice.locator('#messages li[data-direction="in"]', { hasText: 'welcome back' }).waitFor();
+        // Set up even when the broker went away while the page was still loading the members after registering.
+        await alice.locator('#doc:not([disabled])').waitFor();
         expect(browser.pageErrors).toEqual([]);
     });
 });
