@@ -49,6 +49,7 @@ async function round(nats: NatsServer, cluster: string): Promise<string> {
         await toBob.ping();
         let killedAt = 0;
         const sinceKill = () => performance.now() - killedAt;
+        await alice.watchPresence(['carol']);
         const carolOffline = firstValueFrom(alice.presence$.pipe(filter(event => event.kind === 'offline' && event.peerId === 'carol'), take(1))).then(sinceKill);
         const isParked = new Promise<void>(resolve => onParked = resolve);
         const inFlight = toBob.hold().then(

@@ -65,6 +65,8 @@ async function main(): Promise<void> {
         await waitFor(() => callsWork(ann, 'zed'));
         await waitFor(() => callsWork(zed, 'ann'));
         const offline = new Map<string, number>();
+        // Presence follows the peers one deals with: ann follows every peer, so a wrong offline event cannot go unseen.
+        await ann.watchPresence([...livePeers, 'zed']);
         ann.presence$.subscribe(event => event.kind === 'offline' && offline.set(event.peerId, (offline.get(event.peerId) ?? 0) + 1));
 
         for (let round = 1; round <= stallRounds; round++) {

@@ -340,6 +340,8 @@ export async function crossBrokerCall(sizes: Sizes): Promise<Measurement[]> {
             const caller = await Peer.connect({ url: url(first), id: 'alice' });
             const local = await Peer.connect({ url: url(first), id: 'bob-local', expose });
             // Broker 1 learns of a peer on broker 2 through the cluster directory: call once it says so.
+            // Presence follows the peers one deals with: the caller asks for bob-remote before it waits for him.
+            await caller.watchPresence(['bob-remote']);
             const remoteKnown = firstValueFrom(caller.presence$.pipe(filter(event => event.peerId === 'bob-remote' && event.kind === 'online')));
             const remote = await Peer.connect({ url: url(second), id: 'bob-remote', expose });
             await remoteKnown;

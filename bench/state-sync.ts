@@ -39,6 +39,7 @@ export async function stateSync(keys: number): Promise<Measurement[]> {
         // Away: the same writes while bob is paused; he catches up when he is back.
         const awayAtAlice = await alice.features.state.open<string>('away', { members: ['bob'] });
         const awayAtBob = await bob.features.state.open<string>('away', { members: ['alice'] });
+        await alice.watchPresence(['bob']);
         const offline = firstValueFrom(alice.presence$.pipe(filter(event => event.peerId === 'bob' && event.kind === 'offline')));
         await bob.pause();
         await offline;
