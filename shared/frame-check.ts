@@ -11,18 +11,18 @@
  * route data: sourceDest → <source 16><destination 16>; peer → <source 16><peer ID, ASCII, NUL-terminated>.
  * body: one BSON document, or (composite) a sequence of <size u32><type u8><BSON document>.
  */
+import {
+    COMPOSITE_PART_HEADER_BYTES, CONNECTION_ID_BYTES, declaredFrameSize, DESTINATION_OFFSET, FRAME_VERSION, ID_OFFSET, MIN_FRAME_SIZE,
+    PEER_ID_OFFSET, readUint32, Route, ROUTE_OFFSET, SOURCE_OFFSET, VERSION_OFFSET,
+} from './deepkit/frame-layout';
 
-/** The smallest frame: size, version, id, route, composite flag and type, no body. */
-export const MIN_FRAME_SIZE = 12;
-export const ROUTE_OFFSET = 9;
-export const SOURCE_OFFSET = 10;
-export const PEER_ID_OFFSET = SOURCE_OFFSET + 16;
+// The layout is Deepkit's; its offsets live in the Deepkit seam. Re-exported for the readers that import them here.
+export { declaredFrameSize, MIN_FRAME_SIZE, PEER_ID_OFFSET, readUint32, ROUTE_OFFSET, SOURCE_OFFSET };
 /** Peer IDs are at most 64 characters (shared/peer-id.ts). */
 const MAX_PEER_ID_LENGTH = 64;
 /** Nesting deeper than this is refused: Deepkit's decoders recurse per level. */
 const MAX_BSON_DEPTH = 64;
 
-const ROUTE_CLIENT = 0, ROUTE_SERVER = 1, ROUTE_SOURCE_DEST = 2, ROUTE_PEER = 3;
 
 /** The header of a frame that passed `inspectFrame`. Offsets are relative to the frame's first byte. */
 export interface FrameHeader {
@@ -39,17 +39,8 @@ export interface FrameHeader {
 /** Why a frame was refused: a sentence for the sender. */
 export type FrameProblem = string;
 
-export function readUint32(buffer: Uint8Array, offset: number): number {
-    return (buffer[offset] | buffer[offset + 1] << 8 | buffer[offset + 2] << 16) + buffer[offset + 3] * 2 ** 24;
-}
-
 function readInt32(buffer: Uint8Array, offset: number): number {
     return buffer[offset] | buffer[offset + 1] << 8 | buffer[offset + 2] << 16 | buffer[offset + 3] << 24;
-}
-
-/** The size field at `offset`, or -1 when fewer than 4 bytes are there. */
-export function declaredFrameSize(buffer: Uint8Array, offset = 0): number {
-    return buffer.length - offset < 4 ? -1 : readUint32(buffer, offset);
 }
 
 /** A peer ID byte: letters, digits, `.`, `_`, `-` (the ASCII subset of shared/peer-id.ts). */
@@ -66,14 +57,14 @@ export function inspectFrame(frame: Uint8Array): FrameHeader | FrameProblem {
     if (size < MIN_FRAME_SIZE) return `A frame has at least ${MIN_FRAME_SIZE} bytes; got ${size}.`;
     const declared = readUint32(frame, 0);
     if (declared !== size) return `The frame's size field says ${declared} bytes, but the frame has ${size}.`;
-    if (frame[4] !== 1) return `Unknown protocol version ${frame[4]} (expected 1).`;
-    const id = readUint32(frame, 5);
+    if (frame[VERSION_OFFSET] !== FRAME_VERSION) return `Unknown protocol version ${frame[VERSION_OFFSET]} (expected ${FRAME_VERSION}).`;
+    const id = readUint32(frame, ID_OFFSET);
     const route = frame[ROUTE_OFFSET];
     let offset = SOURCE_OFFSET;
     let peerId = '';
-    if (route === ROUTE_SOURCE_DEST) {
-        offset += 32;
-    } else if (route === ROUTE_PEER) {
+    if (route === Route.sourceDest) {
+        offset = DESTINATION_OFFSET + CONNECTION_ID_BYTES;
+    } else if (route === Route.peer) {
         offset = PEER_ID_OFFSET;
         const limit = Math.min(size, PEER_ID_OFFSET + MAX_PEER_ID_LENGTH + 1);
         while (offset < limit && frame[offset] !== 0) {
@@ -84,7 +75,7 @@ export function inspectFrame(frame: Uint8Array): FrameHeader | FrameProblem {
         if (offset === PEER_ID_OFFSET) return 'The peer ID in the frame header is empty.';
         peerId = asciiOf(frame, PEER_ID_OFFSET, offset);
         offset++;
-    } else if (route !== ROUTE_CLIENT && route !== ROUTE_SERVER) {
+    } else if (route !== Route.client && route !== Route.server) {
         return `Unknown route type ${route}.`;
     }
     if (offset + 2 > size) return 'The frame ends inside its header.';
@@ -106,9 +97,9 @@ function asciiOf(buffer: Uint8Array, start: number, end: number): string {
 
 function checkCompositeBody(frame: Uint8Array, offset: number, end: number): FrameProblem | undefined {
     while (offset < end) {
-        if (offset + 5 > end) return 'A composite part ends inside its header.';
+        if (offset + COMPOSITE_PART_HEADER_BYTES > end) return 'A composite part ends inside its header.';
         const partSize = readUint32(frame, offset);
-        offset += 5;
+        offset += COMPOSITE_PART_HEADER_BYTES;
         if (partSize > end - offset) return `A composite part claims ${partSize} bytes; ${end - offset} are left.`;
         if (partSize) {
             const problem = checkBsonDocument(frame, offset, offset + partSize, 0, true);

@@ -2,6 +2,7 @@ import { createRpcMessage, createRpcMessagePeer, readUint32LE, RpcMessageRouteTy
 import { deserializeBSONWithoutOptimiser } from '@deepkit/bson';
 import { MaxLength, Minimum, validate } from '@deepkit/type';
 import { PeerId } from './peer-id';
+import { Route } from './deepkit/frame-layout';
 
 /**
  * Frames the broker adds to Deepkit's RPC protocol. Both are peer-routed frames with message id 0 whose source is
@@ -11,11 +12,8 @@ import { PeerId } from './peer-id';
  *   connection's peer ID changes). The broker vouches for it; a caller cannot write it.
  * - CallerGone: the caller connection closed; the receiver may drop the state it keeps for that caller.
  */
-/**
- * Deepkit's route types. Its `RpcMessageRouteType` is a `const enum`, which transpile-only builds (ts-node -T,
- * esbuild) cannot inline across packages, so code that runs that way compares against these.
- */
-export const Route = { client: 0, server: 1, sourceDest: 2, peer: 3 } as const;
+/** Deepkit's route types live in the Deepkit seam (shared/deepkit/frame-layout.ts); re-exported for wire users. */
+export { Route };
 
 export enum SwitchboardFrame {
     CallerIdentity = 100,
