@@ -1,8 +1,8 @@
 import { RpcMessage, RpcMessageBuilder, RpcServerAction } from '@deepkit/rpc';
 import { ValidationError, ValidationErrorItem } from '@deepkit/type';
 import { NotFound } from './errors';
+import { isArgumentValidationFailure, unknownActionIn, unknownControllerIn } from './deepkit/error-matchers';
 
-const VALIDATION_FAILURE = 'Validation error for arguments of ';
 /** Longest text of an invalid value echoed back in a ValidationError; the caller sent the value and has it. */
 const ECHOED_CHARS = 64;
 /** Longest message of one item. Deepkit's messages are short; a custom validator's may quote the value. */
@@ -36,10 +36,10 @@ function shortened(text: string, limit: number): string {
 /** Deepkit's "No controller registered for id x" / "Action unknown y", as a NotFound a caller can catch. */
 function typedLookupError(error: unknown): unknown {
     const message = error instanceof Error ? error.message : '';
-    const controller = /^No controller registered for id (.*)$/.exec(message);
-    if (controller) return withoutStack(new NotFound(`This peer serves no controller "${controller[1]}".`, 'controller'));
-    const action = /^Action unknown (.*)$/.exec(message);
-    if (action) return withoutStack(new NotFound(`This controller has no action "${action[1]}".`, 'action'));
+    const controller = unknownControllerIn(message);
+    if (controller !== undefined) return withoutStack(new NotFound(`This peer serves no controller "${controller}".`, 'controller'));
+    const action = unknownActionIn(message);
+    if (action !== undefined) return withoutStack(new NotFound(`This controller has no action "${action}".`, 'action'));
     return error;
 }
 
@@ -59,7 +59,7 @@ export class ValidatingServerAction extends RpcServerAction {
         // handler reads the builder on every call and a per-call prototype made those reads slow.
         const error = response.error;
         response.error = (failure: Error | string) => {
-            if (typeof failure === 'string' && failure.startsWith(VALIDATION_FAILURE)) {
+            if (isArgumentValidationFailure(failure)) {
                 const structured = this.explain(message);
                 if (structured) return error.call(response, structured);
                 // Deepkit's text lists every item; an argument with a million invalid elements makes it huge.
