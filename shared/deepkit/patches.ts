@@ -2,8 +2,8 @@ import { Writer } from '@deepkit/bson';
 import { Processor } from '@deepkit/type';
 
 /**
- * The one place Switchboard changes Deepkit's internals at run time; tests/deepkit-internals.test.ts fails loudly when
- * a Deepkit upgrade moves what is patched here.
+ * Where Switchboard changes Deepkit's internals at run time (with sqlite-patch.ts for @deepkit/sqlite);
+ * tests/deepkit/patches.test.ts fails loudly when a Deepkit upgrade moves what is patched here.
  *
  * Deepkit 1.0.19's BSON `Writer.writeArrayBuffer` copies binary values into the message one byte at a time: 30 % of a
  * file transfer's CPU went there (1.1 s per 64 MiB on the serving peer). A block copy writes the same bytes.
@@ -23,7 +23,7 @@ export function blockCopyWriteArrayBuffer(this: Writer, value: ArrayBuffer | Arr
 
 export { stockWriteArrayBuffer };
 
-if (typeof stockWriteArrayBuffer !== 'function') throw new Error('@deepkit/bson changed: Writer.prototype.writeArrayBuffer is gone; review shared/deepkit-internals.ts.');
+if (typeof stockWriteArrayBuffer !== 'function') throw new Error('@deepkit/bson changed: Writer.prototype.writeArrayBuffer is gone; review shared/deepkit/patches.ts.');
 Writer.prototype.writeArrayBuffer = blockCopyWriteArrayBuffer;
 
 /**
@@ -34,7 +34,7 @@ Writer.prototype.writeArrayBuffer = blockCopyWriteArrayBuffer;
  */
 const stockReflect = Processor.prototype.reflect;
 if (typeof stockReflect !== 'function' || typeof Processor.prototype._reflect !== 'function') {
-    throw new Error('@deepkit/type changed: Processor.reflect/_reflect are gone; review shared/deepkit-internals.ts.');
+    throw new Error('@deepkit/type changed: Processor.reflect/_reflect are gone; review shared/deepkit/patches.ts.');
 }
 export function quietReflect(this: Processor, ...args: Parameters<Processor['reflect']>): ReturnType<Processor['reflect']> {
     return this._reflect(...args);

@@ -6,7 +6,7 @@ import { SQLitePersistence, SQLiteQueryResolver } from '@deepkit/sqlite';
  * `instanceof Error` — and loops for ever on one that is not: an error from another realm (better-sqlite3's native
  * errors seen from jest's VM contexts), or a thrown non-Error. One failed query then blocks the process at 100 % CPU.
  * This walk is bounded and reads `message` from any object. Node-only (it loads @deepkit/sqlite); imported by the
- * broker's and the peer's SQLite databases. tests/deepkit-internals.test.ts fails loudly when Deepkit changes it.
+ * broker's and the peer's SQLite databases. tests/deepkit/patches.test.ts fails loudly when Deepkit changes it.
  */
 export function specificSQLiteError(error: Error): Error {
     let cause: unknown = error;
@@ -20,7 +20,7 @@ export function specificSQLiteError(error: Error): Error {
 
 for (const patched of [SQLitePersistence.prototype, SQLiteQueryResolver.prototype]) {
     if (typeof patched.handleSpecificError !== 'function') {
-        throw new Error('@deepkit/sqlite changed: handleSpecificError is gone; review shared/deepkit-sqlite-internals.ts.');
+        throw new Error('@deepkit/sqlite changed: handleSpecificError is gone; review shared/deepkit/sqlite-patch.ts.');
     }
     patched.handleSpecificError = specificSQLiteError;
 }

@@ -1,12 +1,12 @@
 import { getBSONDeserializer, getBSONSerializer, Writer } from '@deepkit/bson';
-import { blockCopyWriteArrayBuffer, quietReflect, stockWriteArrayBuffer } from '../shared/deepkit-internals';
-import { specificSQLiteError } from '../shared/deepkit-sqlite-internals';
+import { blockCopyWriteArrayBuffer, quietReflect, stockWriteArrayBuffer } from '../../shared/deepkit/patches';
+import { specificSQLiteError } from '../../shared/deepkit/sqlite-patch';
 import { UniqueConstraintFailure } from '@deepkit/orm';
 import { SQLitePersistence, SQLiteQueryResolver } from '@deepkit/sqlite';
 import { runInNewContext } from 'vm';
 import { Processor, stringifyType } from '@deepkit/type';
 
-/** Fails loudly when a Deepkit upgrade moves what shared/deepkit-internals.ts patches. */
+/** Contract of shared/deepkit/patches.ts and sqlite-patch.ts: fails loudly when a Deepkit upgrade moves what they patch. */
 describe('reaches into Deepkit internals', () => {
     it('the BSON writer patch is installed and writes exactly what Deepkit writes', () => {
         expect(Writer.prototype.writeArrayBuffer).toBe(blockCopyWriteArrayBuffer);
