@@ -1,7 +1,8 @@
 import { RpcWebSocketClientAdapter } from '@deepkit/rpc';
 import WebSocket from 'ws';
 import { Observable } from 'rxjs';
-import { Peer, PeerClient } from '../peer';
+import { Peer } from '../peer';
+import { PeerClient } from '../peer/internal';
 import { BrokerApi } from '../shared';
 
 /**

@@ -1,6 +1,6 @@
 import { RpcWebSocketClientAdapter } from '@deepkit/rpc';
 import WebSocket from 'ws';
-import { PeerClient } from '../peer';
+import { PeerClient } from '../peer/internal';
 import { BrokerApi } from '../shared';
 import type { Measurement } from './scenarios';
 import { ServerProcess } from './systems';

@@ -1,4 +1,4 @@
-import { MulticastOutcome } from '@switchboard/protocol/wire';
+import { MulticastOutcome } from '@switchboard/protocol/internal';
 
 export interface BroadcastOptions {
     /** Milliseconds for the whole broadcast (the broker's answer, and the replies when collected); default: the peer's `callTimeoutMs`. */

@@ -1,4 +1,4 @@
-import { Timeout } from '@switchboard/protocol/errors';
+import { Timeout } from '@switchboard/protocol';
 
 /** Where a call stood when its deadline passed. */
 export type CallStage = 'registration' | 'types' | 'action';

@@ -1,4 +1,4 @@
-import { NotRegistered } from '@switchboard/protocol/errors';
+import { NotRegistered } from '@switchboard/protocol';
 
 /**
  * Who is calling, as the broker vouched for it (CallerIdentity frame). Inject it into a peer controller:

@@ -1,4 +1,4 @@
-import { CircuitOpen } from '@switchboard/protocol/errors';
+import { CircuitOpen } from '@switchboard/protocol';
 
 export interface CircuitBreakerOptions {
     /** Consecutive failures that open the circuit. */

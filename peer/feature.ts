@@ -2,7 +2,7 @@ import { ClassType } from '@deepkit/core';
 import { NormalizedProvider } from '@deepkit/injector';
 import { ControllerDefinition } from '@deepkit/rpc';
 import { Observable, Subject } from 'rxjs';
-import { PresenceEvent } from '@switchboard/protocol/broker-api';
+import { PresenceEvent } from '@switchboard/protocol';
 import type { CallInvoker, RemotePeer } from './remote-peer';
 import type { PeerKernel } from './kernel';
 import type { PeerDatabase } from './storage/peer-database';

@@ -1,7 +1,6 @@
 import { ClientTransportAdapter, RpcMessage, RpcTypes, TransportClientConnection } from '@deepkit/rpc';
 import { Subject } from 'rxjs';
-import { declaredFrameSize, inspectFrame, MIN_FRAME_SIZE } from '@switchboard/protocol/frame-check';
-import { Route } from '@switchboard/protocol/wire';
+import { declaredFrameSize, inspectFrame, MIN_FRAME_SIZE, Route } from '@switchboard/protocol/internal';
 
 /** Why a frame from the broker never reached a handler, or failed in one. */
 export type DroppedFrameReason = 'malformed-frame' | 'misrouted-chunk' | 'invalid-caller-identity' | 'handler-error';

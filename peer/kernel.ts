@@ -1,12 +1,10 @@
 import { ClassType } from '@deepkit/core';
 import { ControllerDefinition, rpcClass, RpcControllerAccess, RpcKernel, RpcKernelBaseConnection, RpcKernelConnection, RpcKernelSecurity, Session } from '@deepkit/rpc';
 import { InjectorContext, InjectorModule, NormalizedProvider } from '@deepkit/injector';
-import { AccessDenied, InternalError, plainError, SwitchboardError } from '@switchboard/protocol/errors';
-import { boundedValidationError, ValidatingServerAction } from '@switchboard/protocol/validation';
+import { AccessDenied, InternalError, plainError, SwitchboardError, LOCAL_ONLY, HttpActionsApi } from '@switchboard/protocol';
+import { boundedValidationError, ValidatingServerAction } from '@switchboard/protocol/internal';
 import { ReflectionClass, ValidationError } from '@deepkit/type';
-import { LOCAL_ONLY } from '@switchboard/protocol/action-groups';
 import { CallerContext } from './caller-context';
-import { HttpActionsApi } from '@switchboard/protocol/http-actions-api';
 import { HttpActionCatalog } from './http-actions/http-action-catalog';
 import { HttpActionsController } from './http-actions/http-actions-controller';
 

@@ -1,6 +1,6 @@
 import { DatabaseAdapter, DatabaseSession } from '@deepkit/orm';
 import { Subject } from 'rxjs';
-import { CircuitOpen, Disconnected, PeerNotFound, PeerOffline, RateLimited, Timeout } from '@switchboard/protocol/errors';
+import { CircuitOpen, Disconnected, PeerNotFound, PeerOffline, RateLimited, Timeout } from '@switchboard/protocol';
 import { OutboxEntry } from './storage/entities';
 import { PeerDatabase } from './storage/peer-database';
 

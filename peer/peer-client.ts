@@ -1,5 +1,5 @@
 // Deepkit's BSON writer copies binaries byte by byte; this installs a block copy (see the module).
-import '@switchboard/protocol/deepkit-internals';
+import '@switchboard/protocol/internal';
 import {
     ClientTransportAdapter,
     createRpcMessage,
@@ -17,8 +17,8 @@ import { ReceiveType, resolveReceiveType, typeOf } from '@deepkit/type';
 import { deserializeBSONWithoutOptimiser, serializeBSONWithoutOptimiser } from '@deepkit/bson';
 import { Subject } from 'rxjs';
 import { BroadcastReply, BroadcastResult, summarize } from './broadcast';
-import { Disconnected, MalformedMessage, Timeout } from '@switchboard/protocol/errors';
-import { connectionKey, decodeCallerIdentity, handedOn, MulticastRequest, MulticastResultBody, Route, SwitchboardFrame } from '@switchboard/protocol/wire';
+import { Disconnected, MalformedMessage, Timeout } from '@switchboard/protocol';
+import { connectionKey, decodeCallerIdentity, handedOn, MulticastRequest, MulticastResultBody, Route, SwitchboardFrame } from '@switchboard/protocol/internal';
 import { CallerContext } from './caller-context';
 import { InboundFrameGuard } from './inbound-frames';
 import { OpenStreams } from './open-streams';

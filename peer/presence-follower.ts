@@ -1,8 +1,7 @@
 import { RemoteController } from '@deepkit/rpc';
 import { Observable, Subscription } from 'rxjs';
-import { BrokerApi, MAX_WATCH_IDS_PER_CALL, PresenceBatch, PresenceEvent } from '@switchboard/protocol/broker-api';
-import { Timeout } from '@switchboard/protocol/errors';
-import { nextTurn } from '@switchboard/protocol/event-loop-turn';
+import { BrokerApi, MAX_WATCH_IDS_PER_CALL, PresenceBatch, PresenceEvent, Timeout } from '@switchboard/protocol';
+import { nextTurn } from '@switchboard/protocol/internal';
 import { ChatGroupRecord, ChatRecord, CollabDocRecord, OutboxEntry } from './storage/entities';
 import { PeerDatabase } from './storage/peer-database';
 

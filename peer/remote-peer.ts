@@ -1,9 +1,5 @@
 import { ControllerDefinition, RemoteController, RpcControllerState } from '@deepkit/rpc';
-import { ChatApi, chatIdempotent } from '@switchboard/protocol/chat-api';
-import { DiscoveryApi, discoveryIdempotent } from '@switchboard/protocol/discovery-api';
-import { RelayApi, relayIdempotent } from '@switchboard/protocol/relay-api';
-import { FilesApi, filesIdempotent } from '@switchboard/protocol/files-api';
-import { CollabApi, collabIdempotent } from '@switchboard/protocol/collab-api';
+import { ChatApi, chatIdempotent, DiscoveryApi, discoveryIdempotent, RelayApi, relayIdempotent, FilesApi, filesIdempotent, CollabApi, collabIdempotent } from '@switchboard/protocol';
 
 export interface CallOptions {
     /** Milliseconds until the call fails with Timeout; default: the peer's `callTimeoutMs`. */

@@ -1,5 +1,5 @@
 import { ClientTransportAdapter, RpcError, TransportClientConnection } from '@deepkit/rpc';
-import { OutgoingFrames } from '@switchboard/protocol/outgoing-frames';
+import { OutgoingFrames } from '@switchboard/protocol/internal';
 
 /** How the broker ended a connection: the WebSocket close code and reason. */
 export interface SocketClose {

@@ -1,6 +1,6 @@
 import { getBSONDeserializer } from '@deepkit/bson';
 import { rpcChunk } from '@deepkit/rpc';
-import { PayloadTooLarge, SwitchboardError, MalformedMessage, RateLimited } from '@switchboard/protocol/errors';
+import { PayloadTooLarge, SwitchboardError, MalformedMessage, RateLimited } from '@switchboard/protocol';
 
 const readChunk = getBSONDeserializer<rpcChunk>();
 

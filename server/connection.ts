@@ -7,10 +7,8 @@ import {
     rpcResponseAuthenticate,
     RpcTypes,
 } from '@deepkit/rpc';
-import { FrameHeader } from '@switchboard/protocol/frame-check';
-import { ValidatingServerAction } from '@switchboard/protocol/validation';
-import { Registration } from '@switchboard/protocol/broker-api';
-import { connectionKey, Route } from '@switchboard/protocol/wire';
+import { FrameHeader, ValidatingServerAction, connectionKey, Route } from '@switchboard/protocol/internal';
+import { Registration } from '@switchboard/protocol';
 import { ExchangeEndpoint, FrameOrigin } from './exchange/peer-exchange';
 import { AuditEntry } from './registry/audit-log';
 import { AuditKind } from './registry/entities';

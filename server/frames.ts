@@ -1,9 +1,8 @@
 import { createRpcMessage, createRpcMessageSourceDest, RpcMessageRouteType, rpcEncodeError, rpcError, RpcTypes, serializeBinaryRpcMessage } from '@deepkit/rpc';
 import { typeOf, validate } from '@deepkit/type';
-import { plainError, SwitchboardError } from '@switchboard/protocol/errors';
-import { checkBsonDocument, FrameProblem, ROUTE_OFFSET, SOURCE_OFFSET, readUint32 } from '@switchboard/protocol/frame-check';
+import { plainError, SwitchboardError } from '@switchboard/protocol';
+import { checkBsonDocument, FrameProblem, ROUTE_OFFSET, SOURCE_OFFSET, readUint32, MulticastOutcome, MulticastRequest, MulticastResultBody, Route, SwitchboardFrame } from '@switchboard/protocol/internal';
 import { getBSONDeserializer } from '@deepkit/bson';
-import { MulticastOutcome, MulticastRequest, MulticastResultBody, Route, SwitchboardFrame } from '@switchboard/protocol/wire';
 
 /**
  * Reading and writing the few header fields the broker needs, without decoding bodies. Frames read here have passed

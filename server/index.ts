@@ -5,9 +5,9 @@ export type { PeerExchange, ExchangeEndpoint, FrameOrigin, PeerLocation, Exchang
 export { InProcessPeerExchange } from './exchange/in-process-exchange';
 export { NatsPeerExchange } from './cluster/nats-exchange';
 export type { NatsExchangeOptions } from './cluster/nats-exchange';
+export { brokerUser, operatorUser, natsServerConfig } from './cluster/nats-permissions';
+export type { NatsUser } from './cluster/nats-permissions';
 export { SwitchboardSecurity, PeerSession } from './security';
-export { AuditLog } from './registry/audit-log';
-export { PeerRegistry } from './registry/peer-registry';
 export { TokenStore } from './registry/token-store';
 export type { PeerTokenStore, TokenGrant } from './registry/token-store';
 export type { AuditKind } from './registry/entities';

@@ -1,5 +1,5 @@
 // Deepkit's BSON writer copies binaries byte by byte; this installs a block copy (see the module).
-import '@switchboard/protocol/deepkit-internals';
+import '@switchboard/protocol/internal';
 import {
     ForwardedRpcStats,
     onRpcConnection,

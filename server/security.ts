@@ -1,10 +1,8 @@
 import { RpcControllerAccess, RpcKernelBaseConnection, RpcKernelSecurity, Session } from '@deepkit/rpc';
 import { ValidationError } from '@deepkit/type';
 import { LoggerInterface } from '@deepkit/logger';
-import { AccessDenied, AuthenticationFailed, SwitchboardError, Timeout } from '@switchboard/protocol/errors';
-import { matchesPeerPattern } from '@switchboard/protocol/peer-id';
-import { boundedValidationError } from '@switchboard/protocol/validation';
-import { BrokerApi } from '@switchboard/protocol/broker-api';
+import { AccessDenied, AuthenticationFailed, SwitchboardError, Timeout, matchesPeerPattern, BrokerApi } from '@switchboard/protocol';
+import { boundedValidationError } from '@switchboard/protocol/internal';
 import { BrokerConfig } from './config';
 import { PeerTokenStore } from './registry/token-store';
 import { errorForClient, withoutStack } from './frames';

@@ -8,8 +8,7 @@ import { BrokerStats } from './stats';
 import { ConnectionLimits } from './transport/connection-limits';
 import { Heartbeat } from './transport/heartbeat';
 import { fitsOutgoingBuffer, outgoingBufferLimit, requestFits, SlowReaderWatch } from './transport/outgoing-buffer';
-import { OutgoingFrames } from '@switchboard/protocol/outgoing-frames';
-import { encodeDrain } from '@switchboard/protocol/wire';
+import { OutgoingFrames, encodeDrain } from '@switchboard/protocol/internal';
 
 /**
  * How long a socket the broker closes may take to answer the close frame. ws waits 30 s by default; a client that

@@ -1,6 +1,6 @@
 import { firstValueFrom, Subscription } from 'rxjs';
 import { filter, take, toArray } from 'rxjs/operators';
-import { PeerIdTaken } from '@switchboard/protocol/errors';
+import { PeerIdTaken } from '@switchboard/protocol';
 import { ExchangeEndpoint, ExchangePresence, FrameOrigin, PeerExchange } from '@switchboard/broker';
 
 /** An endpoint that records what the exchange hands it, standing for one broker connection. */

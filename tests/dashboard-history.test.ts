@@ -1,4 +1,4 @@
-import { TrendSample } from '@switchboard/protocol/dashboard';
+import { TrendSample } from '@switchboard/protocol/internal';
 import { LatencyWindow, StatsHistory, TREND_SAMPLES } from '../server/stats-history';
 
 function sampleAt(second: number): TrendSample {

@@ -5,7 +5,8 @@ import { filter, take, toArray } from 'rxjs/operators';
 import WebSocket from 'ws';
 import { BrokerConfig, RunningBroker, startBroker } from '../server';
 import { BrokerApi, PresenceEvent, Registration } from '../shared';
-import { CallerContext, PeerClient } from '../peer';
+import { CallerContext } from '../peer';
+import { PeerClient } from '../peer/internal';
 
 /** Everything a test started, closed in reverse order after it. */
 export class Resources {

@@ -1,7 +1,7 @@
 import { createInterface } from 'readline';
 import { MaxLength } from '@deepkit/type';
-import { ChatEntry, ChatGroupInfo, PeerNotFound } from '../../shared';
-import { Peer, ReplicatedMap, replicatedState } from '../../peer';
+import { ChatEntry, ChatGroupInfo, PeerNotFound } from '@switchboard/protocol';
+import { Peer, ReplicatedMap, replicatedState } from '@switchboard/peer';
 import { connectPeer, exampleArgs, explain, say } from '../shared/connect';
 
 const usage = `Usage: npm run chat -- --id <you> [--url ws://127.0.0.1:8080] [--token <token>] [--storage <file>]

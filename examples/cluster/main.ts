@@ -9,7 +9,7 @@ import { randomBytes } from 'crypto';
 import { mkdirSync } from 'fs';
 import { join } from 'path';
 import { parseArgs } from 'util';
-import { brokerUser, NatsUser, operatorUser } from '../../server/cluster/nats-permissions';
+import { brokerUser, NatsUser, operatorUser } from '@switchboard/broker';
 import { NatsServerMissing, RunningNatsServer, startNatsServer } from './nats-server';
 import { rollingRestart } from './rolling-restart';
 

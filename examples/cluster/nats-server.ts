@@ -2,7 +2,7 @@ import { ChildProcess, spawn } from 'child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, watch, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { delimiter, join } from 'path';
-import { natsServerConfig, NatsUser } from '../../server/cluster/nats-permissions';
+import { natsServerConfig, NatsUser } from '@switchboard/broker';
 
 /**
  * The `nats-server` binary: NATS_SERVER, else the first on PATH or in the sbin directories (Debian's package installs

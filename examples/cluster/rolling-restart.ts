@@ -1,5 +1,5 @@
-import { Peer } from '../../peer';
-import { DiscoveryApi } from '../../shared';
+import { Peer } from '@switchboard/peer';
+import { DiscoveryApi } from '@switchboard/protocol';
 
 /** A broker of the example cluster, restarted by the caller: stop (SIGTERM: it drains), start, wait until it listens. */
 export interface RestartableBroker {

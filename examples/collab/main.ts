@@ -1,5 +1,5 @@
 import { createInterface } from 'readline';
-import { CollabDocument } from '../../peer/services/collab-service';
+import { CollabDocument } from '@switchboard/peer';
 import { connectPeer, exampleArgs, explain, say } from '../shared/connect';
 
 const usage = `Usage: npm run collab -- --id <you> --doc <name> [--with <peer,peer>] [--url …] [--token …]

@@ -1,7 +1,7 @@
 import { join } from 'path';
 import { parseArgs, ParseArgsConfig } from 'util';
-import { FeatureMap, Peer } from '../../peer';
-import { AccessDenied, AuthenticationFailed, Disconnected, InvalidPeerId, PeerIdTaken, PeerReplaced, SwitchboardError } from '../../shared';
+import { FeatureMap, Peer } from '@switchboard/peer';
+import { AccessDenied, AuthenticationFailed, Disconnected, InvalidPeerId, PeerIdTaken, PeerReplaced, SwitchboardError } from '@switchboard/protocol';
 
 export interface ExampleArgs {
     id: string;

@@ -4,11 +4,8 @@
  * use; its storage is Deepkit's in-memory ORM adapter copied to the tab's sessionStorage.
  */
 import { filter, firstValueFrom } from 'rxjs';
-import { Peer } from '../../peer/peer';
-import { WebStorageAdapter } from '../../peer/storage/web-storage-adapter';
-import { ChatEntry } from '../../shared/chat-api';
-import { PeerInfo, PresenceEvent } from '../../shared/broker-api';
-import { Disconnected } from '../../shared/errors';
+import { Peer, WebStorageAdapter } from '@switchboard/peer';
+import { ChatEntry, Disconnected, PeerInfo, PresenceEvent } from '@switchboard/protocol';
 import { bindTextarea } from './text-binding';
 
 const DOCUMENT = 'web-notes';

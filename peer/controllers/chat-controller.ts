@@ -1,6 +1,5 @@
 import { rpc } from '@deepkit/rpc';
-import { ChatApi, ChatEntry, ChatGroupInfo, ChatMessage, DeliveryStatus, HistoryLimit, ReadIds } from '@switchboard/protocol/chat-api';
-import { localOnly } from '@switchboard/protocol/action-groups';
+import { ChatApi, ChatEntry, ChatGroupInfo, ChatMessage, DeliveryStatus, HistoryLimit, ReadIds, localOnly } from '@switchboard/protocol';
 import { CallerContext } from '../caller-context';
 import { ChatService } from '../services/chat-service';
 

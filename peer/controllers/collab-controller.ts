@@ -1,6 +1,6 @@
 import { rpc } from '@deepkit/rpc';
 import { Observable } from 'rxjs';
-import { CollabApi, CollabSync, DocId } from '@switchboard/protocol/collab-api';
+import { CollabApi, CollabSync, DocId } from '@switchboard/protocol';
 import { CallerContext } from '../caller-context';
 import { CollabService } from '../services/collab-service';
 

@@ -1,6 +1,6 @@
 import { rpc } from '@deepkit/rpc';
 import { MaxLength } from '@deepkit/type';
-import { DiscoveryApi, PeerDescription, PeerSighting } from '@switchboard/protocol/discovery-api';
+import { DiscoveryApi, PeerDescription, PeerSighting } from '@switchboard/protocol';
 import { DiscoveryService } from '../services/discovery-service';
 
 @rpc.controller(DiscoveryApi)

@@ -1,8 +1,7 @@
 import { rpc } from '@deepkit/rpc';
 import { integer, Maximum, MaxLength, Minimum, Positive } from '@deepkit/type';
 import { Observable } from 'rxjs';
-import { localOnly } from '@switchboard/protocol/action-groups';
-import { FileChunk, FileInfo, FilesApi } from '@switchboard/protocol/files-api';
+import { localOnly, FileChunk, FileInfo, FilesApi } from '@switchboard/protocol';
 import { FileService } from '../services/file-service';
 
 /** Serves the files this peer shares. Sharing itself is local-only. */

@@ -1,6 +1,6 @@
 import { rpc } from '@deepkit/rpc';
 import { MaxLength } from '@deepkit/type';
-import { DeliveryReceipt, RelayApi, RelayEnvelope, RelayPayload, TtlSeconds } from '@switchboard/protocol/relay-api';
+import { DeliveryReceipt, RelayApi, RelayEnvelope, RelayPayload, TtlSeconds } from '@switchboard/protocol';
 import { CallerContext } from '../caller-context';
 import { RelayService } from '../services/relay-service';
 

@@ -2,10 +2,8 @@ import { ClassType } from '@deepkit/core';
 import { InjectorModule } from '@deepkit/injector';
 import { getActions } from '@deepkit/rpc';
 import { deserialize, getValidatorFunction, Guard, ReflectionClass, ReflectionKind, serialize, Type, TypeTuple, ValidationError, ValidationErrorItem } from '@deepkit/type';
-import { LOCAL_ONLY, HTTP_VISIBLE } from '@switchboard/protocol/action-groups';
-import { MalformedMessage, NotFound } from '@switchboard/protocol/errors';
-import { HttpActionDescription } from '@switchboard/protocol/http-actions-api';
-import { boundedValidationError } from '@switchboard/protocol/validation';
+import { LOCAL_ONLY, HTTP_VISIBLE, MalformedMessage, NotFound, HttpActionDescription } from '@switchboard/protocol';
+import { boundedValidationError } from '@switchboard/protocol/internal';
 import { jsonSchemaOf } from './json-schema';
 
 /** A controller as the kernel registered it. */

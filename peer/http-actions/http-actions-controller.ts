@@ -1,8 +1,7 @@
 import { InjectorContext } from '@deepkit/injector';
 import { rpc, RpcKernelConnection, RpcKernelSecurity, SessionState } from '@deepkit/rpc';
-import { AccessDenied } from '@switchboard/protocol/errors';
+import { AccessDenied, HttpActionDescription, HttpActionsApi, MAX_HTTP_NAME } from '@switchboard/protocol';
 import { MaxLength } from '@deepkit/type';
-import { HttpActionDescription, HttpActionsApi, MAX_HTTP_NAME } from '@switchboard/protocol/http-actions-api';
 import { HttpActionCatalog } from './http-action-catalog';
 
 /** What the gateway needs of the caller's kernel connection: its DI scope (PeerKernelConnection.scope). */

@@ -1,14 +1,13 @@
 import { DatabaseAdapter, DatabaseSession, UniqueConstraintFailure } from '@deepkit/orm';
 import { ControllerDefinition } from '@deepkit/rpc';
 import { Subject } from 'rxjs';
-import { ChatApi, ChatEntry, ChatGroupInfo, ChatMessage, DeliveryStatus, FanOutResult, MAX_GROUP_MEMBERS, MAX_READ_IDS } from '@switchboard/protocol/chat-api';
-import { AccessDenied, NotFound, QuotaExceeded } from '@switchboard/protocol/errors';
+import { ChatApi, ChatEntry, ChatGroupInfo, ChatMessage, DeliveryStatus, FanOutResult, MAX_GROUP_MEMBERS, MAX_READ_IDS, AccessDenied, NotFound, QuotaExceeded } from '@switchboard/protocol';
 import { BroadcastOptions, BroadcastResult } from '../broadcast';
 import { Outbox, OutboxItem, Queued } from '../outbox';
 import { RemotePeer } from '../remote-peer';
 import { ChatGroupRecord, ChatRecord } from '../storage/entities';
 import { PeerDatabase } from '../storage/peer-database';
-import { handedOn } from '@switchboard/protocol/wire';
+import { handedOn } from '@switchboard/protocol/internal';
 import { ChatOptions, defaultChatOptions } from './chat-options';
 import { SenderQuota, textBytes } from './sender-quota';
 

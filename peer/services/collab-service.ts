@@ -1,9 +1,7 @@
 import { defer, from, Observable, Subject } from 'rxjs';
 import { filter, map, switchMap } from 'rxjs/operators';
 import * as Y from 'yjs';
-import { PresenceEvent } from '@switchboard/protocol/broker-api';
-import { CollabApi, CollabSync, DOC_ID_PATTERN } from '@switchboard/protocol/collab-api';
-import { AccessDenied, InvalidPeerId } from '@switchboard/protocol/errors';
+import { PresenceEvent, CollabApi, CollabSync, DOC_ID_PATTERN, AccessDenied, InvalidPeerId } from '@switchboard/protocol';
 import { RemotePeer } from '../remote-peer';
 import { CollabDocRecord, CollabUpdate } from '../storage/entities';
 import { PeerDatabase } from '../storage/peer-database';

@@ -1,8 +1,6 @@
 import { RemoteController } from '@deepkit/rpc';
 import { Observable } from 'rxjs';
-import { BrokerApi, PresenceEvent } from '@switchboard/protocol/broker-api';
-import { boundedCapabilities, DiscoveryApi, discoveryIdempotent, DiscoveryStep, PeerDescription, PeerSighting } from '@switchboard/protocol/discovery-api';
-import { PeerNotFound } from '@switchboard/protocol/errors';
+import { BrokerApi, PresenceEvent, boundedCapabilities, DiscoveryApi, discoveryIdempotent, DiscoveryStep, PeerDescription, PeerSighting, PeerNotFound } from '@switchboard/protocol';
 import { RemotePeer } from '../remote-peer';
 import { KnownPeer } from '../storage/entities';
 import { PeerDatabase } from '../storage/peer-database';

@@ -1,8 +1,6 @@
 import { DatabaseAdapter, DatabaseSession, UniqueConstraintFailure } from '@deepkit/orm';
 import { Subject } from 'rxjs';
-import { DeliveryReceipt, RelayApi, RelayEnvelope, RelayPayload } from '@switchboard/protocol/relay-api';
-import { AccessDenied, QuotaExceeded } from '@switchboard/protocol/errors';
-import { matchesPeerPattern } from '@switchboard/protocol/peer-id';
+import { DeliveryReceipt, RelayApi, RelayEnvelope, RelayPayload, AccessDenied, QuotaExceeded, matchesPeerPattern } from '@switchboard/protocol';
 import { Outbox, OutboxItem } from '../outbox';
 import { RemotePeer } from '../remote-peer';
 import { HeldPayload, ReceiptRecord, ReceivedPayload } from '../storage/entities';

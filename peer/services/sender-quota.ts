@@ -1,4 +1,4 @@
-import { QuotaExceeded } from '@switchboard/protocol/errors';
+import { QuotaExceeded } from '@switchboard/protocol';
 
 /** What one sender has stored here: items and their bytes. */
 export interface Usage {

@@ -1,5 +1,5 @@
 // Deepkit's SQLite error mapping can loop for ever (see the module).
-import '@switchboard/protocol/deepkit-sqlite-internals';
+import '@switchboard/protocol/internal/sqlite';
 import { DatabaseEntityRegistry, MigrateOptions } from '@deepkit/orm';
 import { DatabaseComparator, DatabaseModel, MigrationStateEntity } from '@deepkit/sql';
 import { SQLiteConnection, SQLiteConnectionPool, SQLiteDatabaseAdapter, SQLiteDatabaseTransaction } from '@deepkit/sqlite';

@@ -1,5 +1,5 @@
 import { LoggerInterface } from '@deepkit/logger';
-import { MIN_FRAME_SIZE, readUint32 } from '@switchboard/protocol/frame-check';
+import { MIN_FRAME_SIZE, readUint32 } from '@switchboard/protocol/internal';
 import { FrameOrigin } from '../exchange/peer-exchange';
 import { ClusterNames } from './cluster-names';
 import { BatchWriter, splitBatch } from './envelope';

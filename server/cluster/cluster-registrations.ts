@@ -1,4 +1,4 @@
-import { ClusterUnavailable, PeerIdTaken } from '@switchboard/protocol/errors';
+import { ClusterUnavailable, PeerIdTaken } from '@switchboard/protocol';
 import { RegisterOptions } from '../exchange/peer-exchange';
 import { ClusterContext } from './cluster-context';
 import { DirectoryUnavailable } from './directory';

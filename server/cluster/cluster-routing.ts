@@ -1,7 +1,6 @@
 import { RpcTypes } from '@deepkit/rpc';
-import { ClusterUnavailable, PeerOffline, SwitchboardError } from '@switchboard/protocol/errors';
-import { MIN_FRAME_SIZE, readUint32 } from '@switchboard/protocol/frame-check';
-import { connectionKey, encodeCallerGone, Route, SwitchboardFrame } from '@switchboard/protocol/wire';
+import { ClusterUnavailable, PeerOffline, SwitchboardError } from '@switchboard/protocol';
+import { MIN_FRAME_SIZE, readUint32, connectionKey, encodeCallerGone, Route, SwitchboardFrame } from '@switchboard/protocol/internal';
 import { FrameOrigin, RouteResult } from '../exchange/peer-exchange';
 import { errorForClient, FINAL_REPLY_TYPES, frameId, frameType, replyErrorFrame, replyErrorFrames, ROUTE_OFFSET, sameBytes, SOURCE_OFFSET } from '../frames';
 import { ClusterContext } from './cluster-context';

@@ -1,4 +1,4 @@
-import { MIN_FRAME_SIZE, SOURCE_OFFSET } from '@switchboard/protocol/frame-check';
+import { MIN_FRAME_SIZE, SOURCE_OFFSET } from '@switchboard/protocol/internal';
 import { FrameOrigin } from '../exchange/peer-exchange';
 
 /**

@@ -1,4 +1,4 @@
-import { ClusterUnavailable } from '@switchboard/protocol/errors';
+import { ClusterUnavailable } from '@switchboard/protocol';
 import { BrokerSummary } from '../exchange/peer-exchange';
 import { ClusterContext } from './cluster-context';
 import { ClusterRegistrations } from './cluster-registrations';

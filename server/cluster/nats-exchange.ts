@@ -2,7 +2,7 @@ import { randomUUID } from 'crypto';
 import { LoggerInterface } from '@deepkit/logger';
 import type { Subscription as NatsSubscription } from '@nats-io/nats-core';
 import { Subject, Subscription } from 'rxjs';
-import { ClusterUnavailable, SwitchboardError } from '@switchboard/protocol/errors';
+import { ClusterUnavailable, SwitchboardError } from '@switchboard/protocol';
 import { BrokerConfig } from '../config';
 import { AuditRowLike, BrokerSummary, ExchangeEndpoint, ExchangePresence, FrameOrigin, PeerExchange, PeerLocation, PeerOwner, RegisterOptions, RouteResult } from '../exchange/peer-exchange';
 import { BrokerLiveness } from './broker-liveness';

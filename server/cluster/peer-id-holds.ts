@@ -1,6 +1,6 @@
 import { KV, Kvm } from '@nats-io/kv';
 import { LoggerInterface } from '@deepkit/logger';
-import { PeerIdTaken } from '@switchboard/protocol/errors';
+import { PeerIdTaken } from '@switchboard/protocol';
 import { HeldPeerIds } from '../exchange/held-peer-ids';
 import { PeerOwner, RegisterOptions } from '../exchange/peer-exchange';
 import { ClusterNames, peerKey } from './cluster-names';

@@ -4,8 +4,8 @@
  */
 import { RpcWebSocketClient } from '@deepkit/rpc';
 import { Observable, Subscription } from 'rxjs';
-import { BrokerApi, PeerInfo } from '@switchboard/protocol/broker-api';
-import { AuditRecord, BrokerActivity, DashboardEvent } from '@switchboard/protocol/dashboard';
+import { BrokerApi, PeerInfo } from '@switchboard/protocol';
+import { AuditRecord, BrokerActivity, DashboardEvent } from '@switchboard/protocol/internal';
 import { addSamples, renderCharts, resetSamples } from './trend-charts';
 
 const TOKEN_KEY = 'switchboard-dashboard-token';

@@ -1,6 +1,6 @@
 import { Subject } from 'rxjs';
 import { randomUUID } from 'crypto';
-import { PeerIdTaken } from '@switchboard/protocol/errors';
+import { PeerIdTaken } from '@switchboard/protocol';
 import { BrokerSummary, ExchangeEndpoint, ExchangePresence, FrameOrigin, PeerExchange, PeerLocation, PeerOwner, RegisterOptions, RouteResult } from './peer-exchange';
 import { HeldPeerIds } from './held-peer-ids';
 

@@ -1,4 +1,4 @@
-import type { SwitchboardError } from '@switchboard/protocol/errors';
+import type { SwitchboardError } from '@switchboard/protocol';
 import { Observable } from 'rxjs';
 
 /** An audit row as the exchange sees it (AuditEvent's fields). */

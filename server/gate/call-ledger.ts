@@ -1,7 +1,6 @@
 import { RpcTypes } from '@deepkit/rpc';
-import { PeerOffline, ReceiverBusy } from '@switchboard/protocol/errors';
-import { FrameHeader } from '@switchboard/protocol/frame-check';
-import { connectionKey, encodeCallerGone, encodeCallerIdentity, SwitchboardFrame } from '@switchboard/protocol/wire';
+import { PeerOffline, ReceiverBusy } from '@switchboard/protocol';
+import { FrameHeader, connectionKey, encodeCallerGone, encodeCallerIdentity, SwitchboardFrame } from '@switchboard/protocol/internal';
 import { FrameOrigin } from '../exchange/peer-exchange';
 import { errorForClient, FINAL_REPLY_TYPES, frameId, frameType, replyErrorFrame, replyErrorFrames, SOURCE_OFFSET } from '../frames';
 import { ConnectionSide } from './connection-side';

@@ -1,5 +1,5 @@
 import { Session, TransportConnection } from '@deepkit/rpc';
-import { PEER_REPLACED_CLOSE_CODE } from '@switchboard/protocol/errors';
+import { PEER_REPLACED_CLOSE_CODE } from '@switchboard/protocol';
 import { BrokerConfig } from '../config';
 import { FrameOrigin, PeerExchange } from '../exchange/peer-exchange';
 import { AuditEntry, AuditLog } from '../registry/audit-log';

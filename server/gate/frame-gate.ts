@@ -1,7 +1,6 @@
 import { RpcTypes } from '@deepkit/rpc';
-import { AccessDenied, MalformedMessage, PayloadTooLarge, RateLimited, SwitchboardError } from '@switchboard/protocol/errors';
-import { declaredFrameSize, FrameHeader, inspectFrame, MIN_FRAME_SIZE } from '@switchboard/protocol/frame-check';
-import { BROKER_ONLY_FRAMES, Route, SwitchboardFrame } from '@switchboard/protocol/wire';
+import { AccessDenied, MalformedMessage, PayloadTooLarge, RateLimited, SwitchboardError } from '@switchboard/protocol';
+import { declaredFrameSize, FrameHeader, inspectFrame, MIN_FRAME_SIZE, BROKER_ONLY_FRAMES, Route, SwitchboardFrame } from '@switchboard/protocol/internal';
 import { ChunkAssembler } from '../chunk-assembler';
 import { chunkAckFrame, errorForClient, errorFrame, frameId } from '../frames';
 import { SendBudget } from '../rate-limit';

@@ -1,7 +1,6 @@
 import { RpcTypes } from '@deepkit/rpc';
-import { MalformedMessage, SwitchboardError } from '@switchboard/protocol/errors';
-import { FrameHeader } from '@switchboard/protocol/frame-check';
-import { MulticastOutcome } from '@switchboard/protocol/wire';
+import { MalformedMessage, SwitchboardError } from '@switchboard/protocol';
+import { FrameHeader, MulticastOutcome } from '@switchboard/protocol/internal';
 import { actionNameOf, multicastCopySize, multicastResultFrame, peerFrame, peerFrameHeader, readMulticastRequest } from '../frames';
 import { CallLedger } from './call-ledger';
 import { ConnectionSide } from './connection-side';

@@ -1,7 +1,5 @@
 import { timingSafeEqual } from 'crypto';
-import { AccessDenied, NotRegistered, PeerReplaced, SwitchboardError } from '@switchboard/protocol/errors';
-import { assertValidPeerId } from '@switchboard/protocol/peer-id';
-import { Registration } from '@switchboard/protocol/broker-api';
+import { AccessDenied, NotRegistered, PeerReplaced, SwitchboardError, assertValidPeerId, Registration } from '@switchboard/protocol';
 import { createSecret, hashSecret } from '../registry/token-store';
 import { CallLedger } from './call-ledger';
 import { CloseCode, ConnectionSide } from './connection-side';

@@ -1,7 +1,6 @@
 import { RpcTypes } from '@deepkit/rpc';
-import { AccessDenied, PeerNotFound, PeerOffline, SwitchboardError } from '@switchboard/protocol/errors';
-import { FrameHeader } from '@switchboard/protocol/frame-check';
-import { FilesApi } from '@switchboard/protocol/files-api';
+import { AccessDenied, PeerNotFound, PeerOffline, SwitchboardError, FilesApi } from '@switchboard/protocol';
+import { FrameHeader } from '@switchboard/protocol/internal';
 import { ActionName, actionNameOf, errorForClient, errorFrame, sameBytes, SOURCE_OFFSET } from '../frames';
 import { CallLedger } from './call-ledger';
 import { ConnectionSide } from './connection-side';

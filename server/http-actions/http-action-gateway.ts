@@ -1,9 +1,7 @@
 import { Logger } from '@deepkit/logger';
 import { Session } from '@deepkit/rpc';
 import { deserialize, validate } from '@deepkit/type';
-import { AccessDenied, AuthenticationFailed, MalformedMessage, PeerNotFound, PeerOffline, RateLimited, SwitchboardError } from '@switchboard/protocol/errors';
-import { HTTP_SESSION_PREFIX, HttpActionDescription } from '@switchboard/protocol/http-actions-api';
-import { assertValidPeerId } from '@switchboard/protocol/peer-id';
+import { AccessDenied, AuthenticationFailed, MalformedMessage, PeerNotFound, PeerOffline, RateLimited, SwitchboardError, HTTP_SESSION_PREFIX, HttpActionDescription, assertValidPeerId } from '@switchboard/protocol';
 import { BrokerConfig } from '../config';
 import { PeerExchange } from '../exchange/peer-exchange';
 import { TokenBucket } from '../rate-limit';

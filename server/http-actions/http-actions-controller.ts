@@ -1,5 +1,5 @@
 import { http, HttpRegExp, HttpRequest, JSONResponse, Response } from '@deepkit/http';
-import { PayloadTooLarge } from '@switchboard/protocol/errors';
+import { PayloadTooLarge } from '@switchboard/protocol';
 import { BrokerConfig } from '../config';
 import { HttpActionGateway, HttpIdentity } from './http-action-gateway';
 import { httpError } from './http-errors';

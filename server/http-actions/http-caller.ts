@@ -1,10 +1,8 @@
 import { randomBytes } from 'crypto';
 import { rpcDecodeError, RpcTypes } from '@deepkit/rpc';
 import { deserializeBSONWithoutOptimiser, serializeBSONWithoutOptimiser } from '@deepkit/bson';
-import { MalformedMessage, PeerOffline, SwitchboardError, Timeout } from '@switchboard/protocol/errors';
-import { inspectFrame, MIN_FRAME_SIZE, readUint32 } from '@switchboard/protocol/frame-check';
-import { HttpActionsApi } from '@switchboard/protocol/http-actions-api';
-import { connectionKey, encodeCallerGone } from '@switchboard/protocol/wire';
+import { MalformedMessage, PeerOffline, SwitchboardError, Timeout, HttpActionsApi } from '@switchboard/protocol';
+import { inspectFrame, MIN_FRAME_SIZE, readUint32, connectionKey, encodeCallerGone } from '@switchboard/protocol/internal';
 import { ExchangeEndpoint, FrameOrigin, PeerExchange } from '../exchange/peer-exchange';
 import { peerFrame } from '../frames';
 

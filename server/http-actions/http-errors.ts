@@ -1,5 +1,5 @@
 import { ValidationError } from '@deepkit/type';
-import { SwitchboardError, SwitchboardErrorCode } from '@switchboard/protocol/errors';
+import { SwitchboardError, SwitchboardErrorCode } from '@switchboard/protocol';
 import { RemoteActionError } from './http-caller';
 
 /** The JSON body of every failed HTTP action call: the stable code first, then what to do about it. */

@@ -1,4 +1,4 @@
-import { HttpActionDescription } from '@switchboard/protocol/http-actions-api';
+import { HttpActionDescription } from '@switchboard/protocol';
 
 type Schema = Record<string, unknown>;
 

@@ -1,5 +1,4 @@
-import { PresenceBatch, PresenceEvent } from '@switchboard/protocol/broker-api';
-import { QuotaExceeded } from '@switchboard/protocol/errors';
+import { PresenceBatch, PresenceEvent, QuotaExceeded } from '@switchboard/protocol';
 import { Subscription } from 'rxjs';
 import { PeerRegistry } from '../registry/peer-registry';
 

@@ -1,5 +1,5 @@
 // Deepkit's SQLite error mapping can loop for ever (see the module).
-import '@switchboard/protocol/deepkit-sqlite-internals';
+import '@switchboard/protocol/internal/sqlite';
 import { Database } from '@deepkit/orm';
 import { SQLiteDatabaseAdapter } from '@deepkit/sqlite';
 import { mkdirSync } from 'fs';

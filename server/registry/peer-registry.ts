@@ -1,6 +1,6 @@
 import { LoggerInterface } from '@deepkit/logger';
 import { Subject, Subscription } from 'rxjs';
-import { PeerFilter, PeerInfo, PresenceEvent } from '@switchboard/protocol/broker-api';
+import { PeerFilter, PeerInfo, PresenceEvent } from '@switchboard/protocol';
 import { BrokerConfig } from '../config';
 import { ExchangePresence, PeerExchange } from '../exchange/peer-exchange';
 import { RegistryDatabase } from './database';

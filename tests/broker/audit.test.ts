@@ -1,5 +1,5 @@
 import { api, collect, echoOf, Resources } from '../helpers';
-import { AuditLog } from '../../server';
+import { AuditLog } from '../../server/registry/audit-log';
 
 describe('the audit trail', () => {
     const resources = new Resources();

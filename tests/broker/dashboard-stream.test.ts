@@ -2,7 +2,8 @@ import { rpc } from '@deepkit/rpc';
 import { firstValueFrom, Observable, ReplaySubject, Subject } from 'rxjs';
 import { filter, take } from 'rxjs/operators';
 import { api, echoOf, Resources } from '../helpers';
-import { AccessDenied, DashboardEvent, FilesApi } from '../../shared';
+import { AccessDenied, FilesApi } from '../../shared';
+import { DashboardEvent } from '../../shared/dashboard';
 import { TokenStore } from '../../server';
 
 /** Stands in for a peer serving a file: its chunk stream ends when the test says so. */

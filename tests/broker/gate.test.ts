@@ -3,8 +3,8 @@ import { typeOf } from '@deepkit/type';
 import WebSocket from 'ws';
 import { api, echoOf, EchoController, eventually, heldCalls, Resources } from '../helpers';
 import { AccessDenied, PayloadTooLarge, RateLimited } from '../../shared';
-import { PeerClient } from '../../peer';
-import { AuditLog } from '../../server';
+import { PeerClient } from '../../peer/internal';
+import { AuditLog } from '../../server/registry/audit-log';
 
 /** A client that writes someone else's connection id as the source of its peer messages. */
 class ForgingClient extends PeerClient {

@@ -3,7 +3,7 @@ import { serializeBSONWithoutOptimiser } from '@deepkit/bson';
 import { api, collect, echoOf, eventually, Resources } from '../helpers';
 import { RawClient } from '../../bench/chaos/raw-client';
 import { actionBody, bson, clientFrame, frame, peerFrame, peerRoute, ReceivedFrame, Types } from '../../bench/chaos/wire-frames';
-import { AuditLog } from '../../server';
+import { AuditLog } from '../../server/registry/audit-log';
 import { BrokerStats } from '../../server/stats';
 import { Route, SwitchboardFrame } from '../../shared/wire';
 

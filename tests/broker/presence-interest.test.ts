@@ -1,7 +1,7 @@
 import { firstValueFrom, Observable } from 'rxjs';
 import { filter } from 'rxjs/operators';
 import { PresenceBatch, PresenceEvent, QuotaExceeded } from '../../shared';
-import { startSwitchboard } from '../../peer/testing';
+import { startSwitchboard } from '../../testing/test-kit';
 import { api, collect, Resources } from '../helpers';
 
 /** Every event of the batches until `until` matches one, in arrival order. */

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { api, collect, Resources } from '../helpers';
-import { AuditLog } from '../../server';
+import { AuditLog } from '../../server/registry/audit-log';
 import { PeerNotFound } from '../../shared';
 
 describe('presence and the registry', () => {

@@ -1,6 +1,7 @@
 import { api, echoOf, Resources } from '../helpers';
 import { AccessDenied, AuthenticationFailed, PeerIdTaken } from '../../shared';
-import { AuditLog, TokenStore } from '../../server';
+import { TokenStore } from '../../server';
+import { AuditLog } from '../../server/registry/audit-log';
 
 describe('token mode', () => {
     const resources = new Resources();

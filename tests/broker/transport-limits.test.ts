@@ -3,8 +3,9 @@ import { RpcWebSocketClientAdapter } from '@deepkit/rpc';
 import WebSocket from 'ws';
 import { api, collect, echoOf, EchoController, Resources } from '../helpers';
 import { PeerOffline, ReceiverBusy } from '../../shared';
-import { PeerClient } from '../../peer';
-import { AuditLog, RunningBroker } from '../../server';
+import { PeerClient } from '../../peer/internal';
+import { RunningBroker } from '../../server';
+import { AuditLog } from '../../server/registry/audit-log';
 import { CloseCode } from '../../server/connection';
 import { addressGroup } from '../../server/transport/connection-limits';
 

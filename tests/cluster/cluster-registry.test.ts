@@ -1,4 +1,4 @@
-import { AuditLog } from '../../server';
+import { AuditLog } from '../../server/registry/audit-log';
 import { formatAuditEvent } from '../../server/commands';
 import { api, echoOf, eventually, Resources } from '../helpers';
 import { exchangeOf, sees, usesCluster } from './cluster-fixture';

@@ -1,4 +1,4 @@
-import { PeerClient } from '../../peer';
+import { PeerClient } from '../../peer/internal';
 import { api, EchoController, echoOf, eventually, Resources } from '../helpers';
 import { exchangeOf, sees, usesCluster } from './cluster-fixture';
 import { describeWithNats } from './nats-server';

@@ -2,8 +2,10 @@ import { rpc, RpcControllerAccess, RpcKernelBaseConnection, RpcKernelSecurity, S
 import { MinLength, Positive } from '@deepkit/type';
 import { firstValueFrom, Subject } from 'rxjs';
 import { take, toArray } from 'rxjs/operators';
-import { CallerContext, Peer, PeerSecurity } from '../../peer';
-import { AuditLog, TokenStore } from '../../server';
+import { CallerContext, Peer } from '../../peer';
+import { PeerSecurity } from '../../peer/internal';
+import { TokenStore } from '../../server';
+import { AuditLog } from '../../server/registry/audit-log';
 import { AccessDenied, HTTP_SESSION_PREFIX, HttpActionsApi, httpVisible, NotFound } from '../../shared';
 import { eventually, Resources } from '../helpers';
 import { sees, usesCluster } from '../cluster/cluster-fixture';

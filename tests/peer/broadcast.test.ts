@@ -2,8 +2,9 @@ import { rpc } from '@deepkit/rpc';
 import { MinLength } from '@deepkit/type';
 import { Subject } from 'rxjs';
 import { CallerContext, Peer } from '../../peer';
-import { startSwitchboard } from '../../peer/testing';
-import { AuditLog, TokenStore } from '../../server';
+import { startSwitchboard } from '../../testing/test-kit';
+import { TokenStore } from '../../server';
+import { AuditLog } from '../../server/registry/audit-log';
 import { collect } from '../helpers';
 
 /** What each receiving peer saw: the verified caller and the argument. */

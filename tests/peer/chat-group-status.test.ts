@@ -4,7 +4,7 @@ import { join } from 'path';
 import { firstValueFrom } from 'rxjs';
 import { filter } from 'rxjs/operators';
 import { DeliveryStatus } from '../../shared';
-import { startSwitchboard } from '../../peer/testing';
+import { startSwitchboard } from '../../testing/test-kit';
 
 const rank: Record<DeliveryStatus, number> = { failed: 0, sending: 1, queued: 2, delivered: 3, read: 4 };
 

@@ -2,7 +2,7 @@ import { rpc } from '@deepkit/rpc';
 import { firstValueFrom } from 'rxjs';
 import { filter } from 'rxjs/operators';
 import { ChatGroupInfo, ChatMessage, InternalError, MAX_GROUP_MEMBERS, MAX_READ_IDS, QuotaExceeded, ValidationError } from '../../shared';
-import { startSwitchboard } from '../../peer/testing';
+import { startSwitchboard } from '../../testing/test-kit';
 
 /** A controller with a bug deep inside: what a remote caller must not learn the details of. */
 @rpc.controller('test/buggy')

@@ -1,7 +1,7 @@
 import { firstValueFrom } from 'rxjs';
 import { filter } from 'rxjs/operators';
 import { Peer } from '../../peer';
-import { startSwitchboard } from '../../peer/testing';
+import { startSwitchboard } from '../../testing/test-kit';
 import { TcpProxy } from './tcp-proxy';
 
 describe('chat while this peer is not connected', () => {

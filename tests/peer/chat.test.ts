@@ -5,7 +5,7 @@ import { firstValueFrom } from 'rxjs';
 import { filter } from 'rxjs/operators';
 import { AccessDenied, ChatEntry, ChatMessage, NotRegistered } from '../../shared';
 import { Peer } from '../../peer';
-import { startSwitchboard } from '../../peer/testing';
+import { startSwitchboard } from '../../testing/test-kit';
 import { collect, wentOffline } from '../helpers';
 
 function statusOf(peer: Peer, id: string, status: string): Promise<ChatEntry> {

@@ -1,7 +1,7 @@
 import { firstValueFrom } from 'rxjs';
 import { AccessDenied, CollabApi } from '../../shared';
 import { CollabDocRecord, CollabUpdate } from '../../peer/storage/entities';
-import { startSwitchboard } from '../../peer/testing';
+import { startSwitchboard } from '../../testing/test-kit';
 import { collect } from '../helpers';
 
 describe('collaborative documents are shared only with invited collaborators', () => {

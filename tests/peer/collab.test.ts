@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { CollabDocument } from '../../peer/services/collab-service';
-import { startSwitchboard } from '../../peer/testing';
+import { startSwitchboard } from '../../testing/test-kit';
 import { firstValueFrom, merge } from 'rxjs';
 import { filter } from 'rxjs/operators';
 import { wentOffline } from '../helpers';

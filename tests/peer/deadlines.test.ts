@@ -1,5 +1,5 @@
 import { Timeout } from '../../shared';
-import { startSwitchboard } from '../../peer/testing';
+import { startSwitchboard } from '../../testing/test-kit';
 import { EchoController, heldCalls } from '../helpers';
 
 /**

@@ -1,6 +1,6 @@
 import { rpc } from '@deepkit/rpc';
 import { DiscoveryApi, MAX_CAPABILITIES, PeerDescription } from '../../shared';
-import { startSwitchboard } from '../../peer/testing';
+import { startSwitchboard } from '../../testing/test-kit';
 import { api, Resources } from '../helpers';
 
 /** A peer whose discovery claims 5,000 capabilities of 100 characters each (half a megabyte, within the broker's limit). */

@@ -1,5 +1,5 @@
 import { PeerNotFound } from '../../shared';
-import { startSwitchboard } from '../../peer/testing';
+import { startSwitchboard } from '../../testing/test-kit';
 import { collect } from '../helpers';
 
 describe('discovery', () => {

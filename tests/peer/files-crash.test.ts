@@ -3,7 +3,7 @@ import { mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, w
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { DownloadProgress, DEFAULT_CHUNK_SIZE, PROGRESS_EVERY_CHUNKS } from '../../peer/services/file-service';
-import { startSwitchboard } from '../../peer/testing';
+import { startSwitchboard } from '../../testing/test-kit';
 import { runProgram } from '../processes';
 
 const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');

@@ -9,7 +9,7 @@ import { map } from 'rxjs/operators';
 import { AccessDenied, ChecksumMismatch, FileChunk, FileInfo, FilesApi, MalformedMessage, NotFound } from '../../shared';
 import { FileSharingController } from '../../peer/controllers/files-controller';
 import { DEFAULT_CHUNK_SIZE, DownloadProgress } from '../../peer/services/file-service';
-import { startSwitchboard } from '../../peer/testing';
+import { startSwitchboard } from '../../testing/test-kit';
 import { collect, Resources } from '../helpers';
 
 const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');

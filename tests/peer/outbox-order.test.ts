@@ -2,7 +2,7 @@ import { SQLiteStatement } from '@deepkit/sqlite';
 import { filter } from 'rxjs/operators';
 import { DeliveryReceipt } from '../../shared';
 import { Peer } from '../../peer';
-import { startSwitchboard } from '../../peer/testing';
+import { startSwitchboard } from '../../testing/test-kit';
 import { collect, wentOffline } from '../helpers';
 
 /** Rows SQLite hands back for queries of the outbox table while `work` runs. */

@@ -5,7 +5,7 @@ import { filter, take, toArray } from 'rxjs/operators';
 import { firstValueFrom } from 'rxjs';
 import { AccessDenied, CircuitOpen, Disconnected, localOnly, NotFound, PeerOffline, PeerNotFound, Timeout, ValidationError } from '../../shared';
 import { CallerContext, Peer } from '../../peer';
-import { startSwitchboard } from '../../peer/testing';
+import { startSwitchboard } from '../../testing/test-kit';
 import { collect, wentOffline } from '../helpers';
 
 /** A user controller, as an app would expose it. */

@@ -6,7 +6,7 @@ import { filter } from 'rxjs/operators';
 import { RelayPayload } from '../../shared';
 import { PeerDatabase } from '../../peer/storage/peer-database';
 import { ChatRecord, HeldPayload } from '../../peer/storage/entities';
-import { startSwitchboard } from '../../peer/testing';
+import { startSwitchboard } from '../../testing/test-kit';
 import { collect, eventually } from '../helpers';
 import { runProgram } from '../processes';
 

@@ -1,5 +1,5 @@
 import { QuotaExceeded, RelayEnvelope, RelayPayload } from '../../shared';
-import { startSwitchboard } from '../../peer/testing';
+import { startSwitchboard } from '../../testing/test-kit';
 
 describe('what a stranger can make a relay hold', () => {
     it('the bytes one sender has held are bounded as well as the payloads; a delivery makes room again', async () => {

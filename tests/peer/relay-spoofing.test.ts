@@ -1,6 +1,6 @@
 import { firstValueFrom } from 'rxjs';
 import { AccessDenied, DeliveryReceipt, RelayEnvelope, RelayPayload } from '../../shared';
-import { startSwitchboard } from '../../peer/testing';
+import { startSwitchboard } from '../../testing/test-kit';
 
 /** A peer that uses "relay" (and only it) to carry payloads and report deliveries. */
 const usingRelay = (id: string) => ({ id, relay: { trustedRelays: ['relay'] } });

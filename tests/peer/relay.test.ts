@@ -1,7 +1,7 @@
 import { firstValueFrom } from 'rxjs';
 import { filter, take, toArray } from 'rxjs/operators';
 import { QuotaExceeded, RelayEnvelope, RelayPayload } from '../../shared';
-import { startSwitchboard } from '../../peer/testing';
+import { startSwitchboard } from '../../testing/test-kit';
 import { collect, eventually, wentOffline } from '../helpers';
 
 /** A peer that uses "relay": only a relay it trusts may vouch for original senders and report deliveries. */

@@ -3,7 +3,7 @@ import { tmpdir } from 'os';
 import { join } from 'path';
 import { firstValueFrom } from 'rxjs';
 import { filter } from 'rxjs/operators';
-import { AuditLog } from '../../server';
+import { AuditLog } from '../../server/registry/audit-log';
 import { AuditEvent } from '../../server/registry/entities';
 import { PeerReplaced } from '../../shared';
 import { Peer } from '../../peer';

@@ -1,7 +1,7 @@
 import { RpcClient, RpcWebSocketClientAdapter } from '@deepkit/rpc';
 import WebSocket from 'ws';
 import { AccessDenied, ChatApi, NotFound } from '../../shared';
-import { startSwitchboard } from '../../peer/testing';
+import { startSwitchboard } from '../../testing/test-kit';
 
 /**
  * A stock Deepkit client that has not loaded Switchboard's error classes dies inside its message handler when it

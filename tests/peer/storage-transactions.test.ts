@@ -3,7 +3,7 @@ import { tmpdir } from 'os';
 import { join } from 'path';
 import { PeerDatabase } from '../../peer/storage/peer-database';
 import { KnownPeer, PeerSetting } from '../../peer/storage/entities';
-import { startSwitchboard } from '../../peer/testing';
+import { startSwitchboard } from '../../testing/test-kit';
 
 /**
  * The peer's storage runs transactions next to ordinary queries on one SQLite connection taken in turn

@@ -1,7 +1,7 @@
 import { firstValueFrom } from 'rxjs';
 import { filter } from 'rxjs/operators';
 import { WebStorageAdapter } from '../../peer/storage/web-storage-adapter';
-import { startSwitchboard } from '../../peer/testing';
+import { startSwitchboard } from '../../testing/test-kit';
 
 /** The Web Storage API over a Map: what a browser's sessionStorage is, for a peer running in Node. */
 class MapStorage implements Storage {

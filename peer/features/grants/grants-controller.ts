@@ -1,6 +1,6 @@
 import { rpc } from '@deepkit/rpc';
 import { MaxLength, MinLength } from '@deepkit/type';
-import { GrantsApi, GrantTicket, ResourceName, Right } from '@switchboard/protocol/grants-api';
+import { GrantsApi, GrantTicket, ResourceName, Right } from '@switchboard/protocol';
 import { CallerContext } from '../../caller-context';
 import { Grants } from './grants';
 

@@ -1,5 +1,4 @@
-import { GrantsApi, GrantTicket, RESOURCE_PATTERN, RIGHT_PATTERN } from '@switchboard/protocol/grants-api';
-import { AccessDenied } from '@switchboard/protocol/errors';
+import { GrantsApi, GrantTicket, RESOURCE_PATTERN, RIGHT_PATTERN, AccessDenied } from '@switchboard/protocol';
 import { CallerContext } from '../../caller-context';
 import { FeatureContext } from '../../feature';
 import { HeldGrant, IssuedGrant } from './grant-entities';

@@ -1,4 +1,4 @@
-import { GrantsApi } from '@switchboard/protocol/grants-api';
+import { GrantsApi } from '@switchboard/protocol';
 import { PeerFeature } from '../../feature';
 import { HeldGrant, IssuedGrant } from './grant-entities';
 import { defaultGrantsOptions, Grants, GrantsOptions } from './grants';

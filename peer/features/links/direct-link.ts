@@ -3,8 +3,8 @@ import {
     serializeBinaryRpcMessage, TransportClientConnection,
 } from '@deepkit/rpc';
 import { typeOf } from '@deepkit/type';
-import { RateLimited } from '@switchboard/protocol/errors';
-import { Route, SwitchboardFrame } from '@switchboard/protocol/wire';
+import { RateLimited } from '@switchboard/protocol';
+import { Route, SwitchboardFrame } from '@switchboard/protocol/internal';
 import { CallDeadline } from '../../call-deadline';
 import { CallerContext } from '../../caller-context';
 import { PeerKernel } from '../../kernel';

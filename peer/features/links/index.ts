@@ -1,4 +1,4 @@
-import { LinksApi } from '@switchboard/protocol/links-api';
+import { LinksApi } from '@switchboard/protocol';
 import type { PeerFeature } from '../../feature';
 import { DirectLinks, DirectLinksOptions } from './direct-links';
 import { LinksController } from './links-controller';

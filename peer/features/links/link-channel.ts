@@ -1,7 +1,5 @@
 import { RpcTypes } from '@deepkit/rpc';
-import { FrameHeader, inspectFrame, readUint32 } from '@switchboard/protocol/frame-check';
-import { BROKER_ONLY_FRAMES, Route } from '@switchboard/protocol/wire';
-import { afterIoCallbacks } from '@switchboard/protocol/event-loop-turn';
+import { FrameHeader, inspectFrame, readUint32, BROKER_ONLY_FRAMES, Route, afterIoCallbacks } from '@switchboard/protocol/internal';
 
 /** What one record on the channel carries: its first byte. */
 export const LinkMessage = { proof: 0, call: 1, reply: 2 } as const;

@@ -1,5 +1,5 @@
 import { ClientTransportAdapter } from '@deepkit/rpc';
-import { Disconnected } from '@switchboard/protocol/errors';
+import { Disconnected } from '@switchboard/protocol';
 import { PeerClient } from '../../peer-client';
 
 /**

@@ -1,5 +1,5 @@
 import { rpc } from '@deepkit/rpc';
-import { LinkId, LinkNonce, LinksApi, LinkSdp } from '@switchboard/protocol/links-api';
+import { LinkId, LinkNonce, LinksApi, LinkSdp } from '@switchboard/protocol';
 import { CallerContext } from '../../caller-context';
 import { DirectLinks } from './direct-links';
 

@@ -1,4 +1,4 @@
-import { LinksUnavailable } from '@switchboard/protocol/errors';
+import { LinksUnavailable } from '@switchboard/protocol';
 
 /** The part of WebRTC that links use: the browser's `RTCPeerConnection`, or `@roamhq/wrtc`'s in Node. */
 export type PeerConnectionClass = new (configuration?: RTCConfiguration) => RTCPeerConnection;

@@ -3,7 +3,7 @@ import { ReplicatedStateController } from './state-controller';
 import { StateUpdateRecord } from './state-entities';
 import { defaultStateLimits, StateLimits } from './replicated-map';
 import { ReplicatedState } from './replicated-state';
-import { ReplicatedStateApi } from '@switchboard/protocol/state-api';
+import { ReplicatedStateApi } from '@switchboard/protocol';
 
 export { ReplicatedState } from './replicated-state';
 export type { OpenStateOptions, StateTraffic } from './replicated-state';

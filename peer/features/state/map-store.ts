@@ -1,7 +1,7 @@
 import * as Y from 'yjs';
 import { PeerDatabase } from '../../storage/peer-database';
 import { StateUpdateRecord } from './state-entities';
-import { nextTurn } from '@switchboard/protocol/event-loop-turn';
+import { nextTurn } from '@switchboard/protocol/internal';
 
 /** Rows of one map beyond this are folded into one (the whole state) at the next write. */
 const COMPACT_AFTER = 200;

@@ -1,8 +1,8 @@
 import { deserializeFunction, serializeFunction, Type, validateFunction, ValidationError } from '@deepkit/type';
 import { Observable, Subject } from 'rxjs';
 import * as Y from 'yjs';
-import { PayloadTooLarge, QuotaExceeded } from '@switchboard/protocol/errors';
-import { boundedValidationError } from '@switchboard/protocol/validation';
+import { PayloadTooLarge, QuotaExceeded } from '@switchboard/protocol';
+import { boundedValidationError } from '@switchboard/protocol/internal';
 
 /** The Y.Doc root type that holds a map's entries. */
 export const ROOT = 'entries';

@@ -1,9 +1,8 @@
 import { ReceiveType, resolveReceiveType, ValidationError } from '@deepkit/type';
 import * as Y from 'yjs';
-import { ReplicatedStateApi, STATE_NAME_PATTERN, StateDigest, StateSyncAnswer } from '@switchboard/protocol/state-api';
-import { AccessDenied, InvalidPeerId, MalformedMessage, PayloadTooLarge } from '@switchboard/protocol/errors';
+import { ReplicatedStateApi, STATE_NAME_PATTERN, StateDigest, StateSyncAnswer, AccessDenied, InvalidPeerId, MalformedMessage, PayloadTooLarge } from '@switchboard/protocol';
 import { FeatureContext } from '../../feature';
-import { nextTurn } from '@switchboard/protocol/event-loop-turn';
+import { nextTurn } from '@switchboard/protocol/internal';
 import { MapStore, MERGE_AT_MOST } from './map-store';
 import { defaultStateLimits, LOADED, RemoteOrigin, ReplicatedMap, ROOT, StateLimits } from './replicated-map';
 import { checkUpdate } from './update-check';

@@ -1,5 +1,5 @@
 import { rpc } from '@deepkit/rpc';
-import { ReplicatedStateApi, StateDigest, StateName, StateSyncAnswer } from '@switchboard/protocol/state-api';
+import { ReplicatedStateApi, StateDigest, StateName, StateSyncAnswer } from '@switchboard/protocol';
 import { CallerContext } from '../../caller-context';
 import { ReplicatedState } from './replicated-state';
 

@@ -1,5 +1,5 @@
 import * as Y from 'yjs';
-import { MalformedMessage, PayloadTooLarge } from '@switchboard/protocol/errors';
+import { MalformedMessage, PayloadTooLarge } from '@switchboard/protocol';
 
 export interface UpdateRules {
     /** The map's root type in its Y.Doc: every item must belong to it. */

@@ -1,4 +1,4 @@
-import { TransactionsApi } from '@switchboard/protocol/transactions-api';
+import { TransactionsApi } from '@switchboard/protocol';
 import { PeerFeature } from '../../feature';
 import { CoordinatedTransaction, Participation } from './transaction-entities';
 import { defaultTransactionOptions, TransactionOptions, Transactions } from './transactions';

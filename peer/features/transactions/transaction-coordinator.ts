@@ -1,7 +1,5 @@
 import { Subject } from 'rxjs';
-import { AccessDenied, MalformedMessage } from '@switchboard/protocol/errors';
-import { assertValidPeerId } from '@switchboard/protocol/peer-id';
-import { MAX_PARTICIPANTS, MAX_TRANSACTION_DATA, ParticipantState, PrepareRequest, TRANSACTION_ID_PATTERN, TransactionOutcome, TransactionsApi, Vote } from '@switchboard/protocol/transactions-api';
+import { AccessDenied, MalformedMessage, assertValidPeerId, MAX_PARTICIPANTS, MAX_TRANSACTION_DATA, ParticipantState, PrepareRequest, TRANSACTION_ID_PATTERN, TransactionOutcome, TransactionsApi, Vote } from '@switchboard/protocol';
 import { FeatureContext } from '../../feature';
 import { KeyedLock } from './keyed-lock';
 import { CoordinatedTransaction, RecordedVote } from './transaction-entities';

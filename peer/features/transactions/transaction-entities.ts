@@ -1,5 +1,5 @@
 import { entity, Index, PrimaryKey } from '@deepkit/type';
-import { ParticipantState, Vote } from '@switchboard/protocol/transactions-api';
+import { ParticipantState, Vote } from '@switchboard/protocol';
 
 /** A participant's vote as the coordinator saw it: `none` when it did not answer in time (or could not be reached). */
 export type RecordedVote = Vote | 'none';

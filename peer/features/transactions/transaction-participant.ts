@@ -1,6 +1,5 @@
 import { Subject } from 'rxjs';
-import { AccessDenied, NotFound } from '@switchboard/protocol/errors';
-import { ParticipantState, PrepareRequest, TransactionOutcome, TransactionsApi, transactionsIdempotent, Vote } from '@switchboard/protocol/transactions-api';
+import { AccessDenied, NotFound, ParticipantState, PrepareRequest, TransactionOutcome, TransactionsApi, transactionsIdempotent, Vote } from '@switchboard/protocol';
 import { FeatureContext } from '../../feature';
 import { KeyedLock } from './keyed-lock';
 import { Participation, participationKey } from './transaction-entities';

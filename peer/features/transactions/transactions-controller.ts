@@ -1,6 +1,5 @@
 import { rpc } from '@deepkit/rpc';
-import { ParticipantState, PrepareRequest, TransactionId, TransactionOutcome, TransactionsApi, Vote } from '@switchboard/protocol/transactions-api';
-import { PeerId } from '@switchboard/protocol/peer-id';
+import { ParticipantState, PrepareRequest, TransactionId, TransactionOutcome, TransactionsApi, Vote, PeerId } from '@switchboard/protocol';
 import { CallerContext } from '../../caller-context';
 import { Transactions } from './transactions';
 

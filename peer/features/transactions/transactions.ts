@@ -1,5 +1,5 @@
 import { Observable, Subject } from 'rxjs';
-import { ParticipantState } from '@switchboard/protocol/transactions-api';
+import { ParticipantState } from '@switchboard/protocol';
 import { FeatureContext } from '../../feature';
 import { RunOptions, TransactionCoordinator, TransactionResult } from './transaction-coordinator';
 import { Participation } from './transaction-entities';
