@@ -67,7 +67,7 @@ describe('Deepkit error texts (shared/deepkit/error-matchers.ts)', () => {
         expect(error).toBeInstanceOf(OfflineError);
         expect(error!.message).toMatch(/^Could not connect: /);
         expect(withoutConnectPrefix(error!.message)).not.toMatch(/Could not connect/);
-        client.disconnect();
+        await client.disconnect();
     });
 
     it('an invalid module config', () => {
