@@ -9,7 +9,7 @@ export { CircuitBreaker } from './circuit-breaker';
 export type { CircuitState, CircuitBreakerOptions } from './circuit-breaker';
 export type { BackoffOptions } from './backoff';
 export type { ChatOptions } from './services/chat-options';
-export type { CollabDocument } from './services/collab-service';
+export { CollabDocument } from './services/collab-service';
 export type { RelayOptions } from './services/relay-service';
 export type { PeerFeature, FeatureInstance, FeatureContext, FeatureHost, FeatureMap, FeatureApis } from './feature';
 export { replicatedState, ReplicatedState, ReplicatedMap } from './features/state';

@@ -74,18 +74,46 @@ async function writeManifest(folder: string): Promise<void> {
     // `scripts` holds the workspace's prepack, which refuses to pack the sources; the built package packs.
     const { private: _private, bin, scripts: _scripts, ...manifest } = JSON.parse(await readFile(join(root, folder, 'package.json'), 'utf8'));
     const inDist = (path: string) => path.replace(/^(\.\/)?dist\//, '');
+    const esm = bundles.some(({ output }) => output === `${folder}/dist/esm/index.mjs`);
     const published = {
         ...manifest,
         main: 'index.js',
         types: 'index.d.ts',
         // Only in the published manifest: in the workspace, `module` would send `import … from '../../peer'` there.
-        ...(bundles.some(({ output }) => output === `${folder}/dist/esm/index.mjs`) ? { module: 'esm/index.mjs' } : {}),
+        ...(esm ? { module: 'esm/index.mjs' } : {}),
+        ...(manifest.exports ? { exports: publishedExports(manifest.exports, esm) } : {}),
+        ...(Array.isArray(manifest.sideEffects) ? { sideEffects: (manifest.sideEffects as string[]).map(path => path.replace(/\.ts$/, '.js')) } : {}),
         ...(bin ? { bin: Object.fromEntries(Object.entries(bin as Record<string, string>).map(([name, path]) => [name, inDist(path)])) } : {}),
         // Not the build records (tsbuildinfo) nor the bundles' input lists.
         files: ['**/*.js', '**/*.mjs', '**/*.d.ts', '**/*.html', '!**/*.inputs.json'],
     };
     await writeFile(join(root, folder, 'dist', 'package.json'), JSON.stringify(published, null, 2) + '\n');
     await linkCompiledDependencies(folder, Object.keys(manifest.dependencies ?? {}));
+}
+
+/**
+ * The `exports` map as published: the workspace's names the TypeScript sources (`./internal.ts`), which the
+ * workspace itself reaches through tsconfig `paths`; the package has `<name>.d.ts` for TypeScript and `<name>.js` for
+ * Node, and the entry point's ES module build for a bundler (the `module` condition, which esbuild, Vite and webpack
+ * apply and Node does not, so Node keeps the CommonJS build, also for `import`). Subpaths not listed are private:
+ * Node refuses `@switchboard/protocol/wire` with ERR_PACKAGE_PATH_NOT_EXPORTED.
+ */
+function publishedExports(exports: Record<string, string>, esm: boolean): Record<string, unknown> {
+    const published: Record<string, unknown> = {};
+    for (const [subpath, target] of Object.entries(exports)) {
+        const path = './' + target.replace(/^\.\//, '').replace(/^dist\//, '');
+        if (!path.endsWith('.ts')) {
+            published[subpath] = path;
+            continue;
+        }
+        const compiled = path.replace(/\.ts$/, '');
+        published[subpath] = {
+            types: `${compiled}.d.ts`,
+            ...(esm && subpath === '.' ? { module: './esm/index.mjs' } : {}),
+            default: `${compiled}.js`,
+        };
+    }
+    return published;
 }
 
 /**

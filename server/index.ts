@@ -5,8 +5,8 @@ export type { PeerExchange, ExchangeEndpoint, FrameOrigin, PeerLocation, Exchang
 export { InProcessPeerExchange } from './exchange/in-process-exchange';
 export { NatsPeerExchange } from './cluster/nats-exchange';
 export type { NatsExchangeOptions } from './cluster/nats-exchange';
-export { brokerUser, operatorUser, natsServerConfig } from './cluster/nats-permissions';
-export type { NatsUser } from './cluster/nats-permissions';
+// NatsUser with its runtime type (`export type` would drop it): code compiled with reflection checks it.
+export * from './cluster/nats-permissions';
 export { SwitchboardSecurity, PeerSession } from './security';
 export { TokenStore } from './registry/token-store';
 export type { PeerTokenStore, TokenGrant } from './registry/token-store';

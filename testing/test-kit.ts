@@ -1,6 +1,6 @@
-import '@switchboard/peer/dispose-symbol';
-import { BrokerConfig, RunningBroker, startBroker } from '@switchboard/broker';
+// The SDK first: it defines Symbol.asyncDispose where jest's VM contexts lack it, before the kit's class uses it.
 import { Peer, PeerOptions } from '@switchboard/peer';
+import { BrokerConfig, RunningBroker, startBroker } from '@switchboard/broker';
 
 export interface SwitchboardTestKitOptions {
     /** Broker settings; defaults: port 0, `:memory:` database, errors-only logging. */

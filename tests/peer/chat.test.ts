@@ -52,7 +52,7 @@ describe('chat', () => {
 
     it('an unregistered caller cannot post', async () => {
         await using kit = await startSwitchboard({ peers: ['bob'] });
-        const { PeerClient } = await import('../../peer');
+        const { PeerClient } = await import('../../peer/internal');
         const { RpcWebSocketClientAdapter } = await import('@deepkit/rpc');
         const WebSocket = (await import('ws')).default;
         const anonymous = new PeerClient(new RpcWebSocketClientAdapter(kit.url, WebSocket as any));
