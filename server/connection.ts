@@ -12,7 +12,7 @@ import { Registration } from '@switchboard/protocol';
 import { ExchangeEndpoint, FrameOrigin } from './exchange/peer-exchange';
 import { AuditEntry } from './registry/audit-log';
 import { AuditKind } from './registry/entities';
-import { ANONYMOUS, SwitchboardSecurity } from './security';
+import { ANONYMOUS, ConnectionIdentity, SwitchboardSecurity } from './security';
 import { CallLedger } from './gate/call-ledger';
 import { BrokerServices, CloseCode, ConnectionSide, ReasonedTransport } from './gate/connection-side';
 import { FrameGate } from './gate/frame-gate';
@@ -41,7 +41,7 @@ class CheckedRpcMessage extends RpcMessage {
  *   ones it never answered when it goes (CallLedger);
  * - registers, deregisters and gives up its peer ID (Registrar).
  */
-export class BrokerConnection extends RpcKernelConnection implements ExchangeEndpoint {
+export class BrokerConnection extends RpcKernelConnection implements ExchangeEndpoint, ConnectionIdentity {
     readonly connectionId = connectionKey(this.id);
     protected override actionHandler = new ValidatingServerAction(this.stats, this.cache, this, this.controllers, this.injector, this.eventDispatcher, this.security, this.sessionState, this.logger);
     protected services!: BrokerServices;
@@ -59,6 +59,7 @@ export class BrokerConnection extends RpcKernelConnection implements ExchangeEnd
     attachTo(services: BrokerServices, gate: SwitchboardSecurity): void {
         this.services = services;
         this.gate = gate;
+        gate.identify(this);
         const side = this.side();
         this.frames = new FrameGate(side, {
             request: (header, frame) => this.router.route(header, frame),

@@ -1,4 +1,4 @@
-import { RpcControllerAccess, RpcKernelBaseConnection, RpcKernelSecurity, Session } from '@deepkit/rpc';
+import { RpcControllerAccess, RpcKernelSecurity, Session } from '@deepkit/rpc';
 import { ValidationError } from '@deepkit/type';
 import { LoggerInterface } from '@deepkit/logger';
 import { AccessDenied, AuthenticationFailed, SwitchboardError, Timeout, matchesPeerPattern, BrokerApi } from '@switchboard/protocol';
@@ -10,9 +10,20 @@ import { PeerToken } from './registry/entities';
 import { AuditLog } from './registry/audit-log';
 import { RefusalAudit } from './refusal-audit';
 import { BrokerStats } from './stats';
-import type { BrokerConnection } from './connection';
 
 export const ANONYMOUS = 'anonymous';
+
+/**
+ * Who is asking, as the security class records it in the audit trail. The connection hands it over when it starts,
+ * so security never sees (or casts) the connection itself.
+ */
+export interface ConnectionIdentity {
+    readonly connectionId: string;
+    /** The registered peer ID, once there is one. */
+    readonly peerId: string | undefined;
+    /** The session's name: a token's name, or `anonymous`. */
+    readonly sessionName: string;
+}
 
 /** A connection's session: anonymous, or backed by a peer token and its grant. */
 export class PeerSession extends Session {
@@ -36,6 +47,8 @@ const ADMIN_ACTIONS = new Set(['dashboard']);
  */
 export class SwitchboardSecurity extends RpcKernelSecurity {
     protected refusals: RefusalAudit;
+    /** The connection this instance guards (one security instance per connection, scope `rpc`). */
+    protected identity?: ConnectionIdentity;
 
     constructor(
         protected config: BrokerConfig,
@@ -47,6 +60,11 @@ export class SwitchboardSecurity extends RpcKernelSecurity {
         super();
         // One security instance per connection (rpc scope), so the refusals are counted per connection.
         this.refusals = new RefusalAudit((kind, entry) => audit.record(kind, entry));
+    }
+
+    /** Called by the connection as it starts: refusals are recorded under this identity. */
+    identify(identity: ConnectionIdentity): void {
+        this.identity = identity;
     }
 
     override async authenticate(token: unknown): Promise<PeerSession> {
@@ -108,24 +126,24 @@ export class SwitchboardSecurity extends RpcKernelSecurity {
      * Refusals are thrown rather than returned (Deepkit would turn `false` into an untyped "Access denied" error) and
      * audited, at most one row a second per reason for a connection.
      */
-    override async hasControllerAccess(session: Session, access: RpcControllerAccess, connection: RpcKernelBaseConnection): Promise<boolean> {
+    override async hasControllerAccess(session: Session, access: RpcControllerAccess): Promise<boolean> {
         if (this.config.auth === 'open') return true;
         const brokerApi = access.controllerName === BrokerApi.path;
         if (brokerApi && PUBLIC_ACTIONS.has(access.actionName)) return true;
         if (!grantOf(session)) {
-            throw this.refuse(connection, access, new AccessDenied(`Token mode: authenticate with a peer token to use ${access.actionName}.`, 'not-authenticated'));
+            throw this.refuse(access, new AccessDenied(`Token mode: authenticate with a peer token to use ${access.actionName}.`, 'not-authenticated'));
         }
         if (brokerApi && ADMIN_ACTIONS.has(access.actionName) && !this.isAdmin(session)) {
-            throw this.refuse(connection, access, new AccessDenied(`The ${access.actionName} needs an admin token (\`token:create <name> --admin\`) in token mode.`, 'admin-only'));
+            throw this.refuse(access, new AccessDenied(`The ${access.actionName} needs an admin token (\`token:create <name> --admin\`) in token mode.`, 'admin-only'));
         }
         return true;
     }
 
-    protected refuse(connection: RpcKernelBaseConnection, access: RpcControllerAccess, error: AccessDenied): AccessDenied {
-        const broker = connection as unknown as Partial<Pick<BrokerConnection, 'peerId' | 'sessionName' | 'connectionId'>>;
+    protected refuse(access: RpcControllerAccess, error: AccessDenied): AccessDenied {
+        const identity = this.identity;
         this.stats.refused(error.code);
         this.refusals.record('denied', {
-            peerId: broker.peerId, session: broker.sessionName, connectionId: broker.connectionId,
+            peerId: identity?.peerId, session: identity?.sessionName, connectionId: identity?.connectionId,
             controller: access.controllerName, action: access.actionName, reason: error.reason,
         });
         return withoutStack(error);

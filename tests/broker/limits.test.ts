@@ -176,7 +176,7 @@ describe('broker limits', () => {
 
         const adminOnly = firstValueFrom(refusedCount('admin-only'));
         expect(await api(resources.peerClient(broker.url, app)).dashboard().catch(error => error.reason)).toBe('admin-only');
-        expect((await adminOnly)[0]).toMatchObject({ reason: 'admin-only', session: 'app', action: 'dashboard' });
+        expect((await adminOnly)[0]).toMatchObject({ reason: 'admin-only', session: 'app', action: 'dashboard', connectionId: expect.stringMatching(/^[0-9a-f]{32}$/) });
     });
 
     it('a ValidationError does not echo a huge invalid value back: broker and peers shorten it', async () => {

@@ -49,11 +49,11 @@ describe('Deepkit error texts (shared/deepkit/error-matchers.ts)', () => {
 
     it('an unknown controller and an unknown action', async () => {
         const client = stockClient();
-        const noController = await client.controller<Echo>('contract/nothing').positive(1).catch(error => error as Error);
-        expect(unknownControllerIn(noController.message)).toBe('contract/nothing');
-        const noAction = await client.controller<{ missing(): Promise<void> }>('contract/echo').missing().catch(error => error as Error);
-        expect(unknownActionIn(noAction.message)).toBe('missing');
-        expect(unknownControllerIn(noAction.message)).toBeUndefined();
+        const noController = await client.controller<Echo>('contract/nothing').positive(1).then(() => undefined, (error: Error) => error);
+        expect(unknownControllerIn(noController?.message ?? '')).toBe('contract/nothing');
+        const noAction = await client.controller<{ missing(): Promise<void> }>('contract/echo').missing().then(() => undefined, (error: Error) => error);
+        expect(unknownActionIn(noAction?.message ?? '')).toBe('missing');
+        expect(unknownControllerIn(noAction?.message ?? '')).toBeUndefined();
     });
 
     it('a client that could not connect', async () => {
