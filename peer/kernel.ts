@@ -1,6 +1,7 @@
 import { ClassType } from '@deepkit/core';
-import { ControllerDefinition, rpcClass, RpcControllerAccess, RpcKernel, RpcKernelBaseConnection, RpcKernelConnection, RpcKernelSecurity, Session } from '@deepkit/rpc';
+import { ControllerDefinition, rpcClass, RpcCache, RpcControllerAccess, RpcKernel, RpcKernelBaseConnection, RpcKernelConnection, RpcKernelSecurity, Session } from '@deepkit/rpc';
 import { InjectorContext, InjectorModule, NormalizedProvider } from '@deepkit/injector';
+import { EventDispatcher } from '@deepkit/event';
 import { AccessDenied, InternalError, plainError, SwitchboardError, LOCAL_ONLY, HttpActionsApi } from '@switchboard/protocol';
 import { boundedValidationError, ValidatingServerAction } from '@switchboard/protocol/internal';
 import { ReflectionClass, ValidationError } from '@deepkit/type';
@@ -70,6 +71,27 @@ export class PeerKernelConnection extends RpcKernelConnection {
     get scope(): InjectorContext {
         return this.injector;
     }
+
+    /** What the lean call path (calls/lean-serving.ts) reads of this connection: Deepkit keeps it protected. */
+    leanView(): LeanConnectionView {
+        return this.view ??= {
+            // An app's own security class may refuse what ours grants: its callers take Deepkit's path.
+            ownSecurity: this.security.constructor === PeerSecurity,
+            security: this.security, events: this.eventDispatcher, cache: this.cache, injector: this.injector, id: this.id,
+        };
+    }
+
+    protected view?: LeanConnectionView;
+}
+
+export interface LeanConnectionView {
+    ownSecurity: boolean;
+    security: RpcKernelSecurity;
+    events: EventDispatcher;
+    cache: RpcCache;
+    injector: InjectorContext;
+    /** This connection's ID: the source of the answers it writes. */
+    id: Uint8Array;
 }
 
 /**

@@ -5,6 +5,7 @@ import {
     createRpcMessage,
     createRpcMessagePeer,
     RpcClient,
+    RpcControllerState,
     RpcKernel,
     RpcKernelConnection,
     RpcMessage,
@@ -23,7 +24,9 @@ import { CallerContext } from './caller-context';
 import { InboundFrameGuard } from './inbound-frames';
 import { OpenStreams } from './open-streams';
 import { ServedCalls } from './served-calls';
-import { PeerKernel } from './kernel';
+import { PeerKernel, PeerKernelConnection } from './kernel';
+import { LeanServing } from './calls/lean-serving';
+import { PendingCall, resultReader } from './calls/lean-call';
 
 export interface SendOptions {
     dontWaitForConnection?: boolean;
@@ -73,6 +76,8 @@ export class PeerClient extends RpcClient {
     readonly serving = new ServedCalls();
     /** Calls of ours answered with a stream: ended with Disconnected when the connection goes. */
     protected readonly openStreams = new OpenStreams();
+    /** Answers plain calls from other peers without Deepkit's per-call machinery (calls/lean-serving.ts). */
+    protected readonly leanServing = new LeanServing();
 
     constructor(transport: ClientTransportAdapter, kernel?: RpcKernel, options: Partial<PeerClientOptions> = {}) {
         super(new InboundFrameGuard(transport));
@@ -133,7 +138,9 @@ export class PeerClient extends RpcClient {
         const caller = this.caller(source);
         if (!caller.connection) caller.connection = this.createCallerConnection(caller.context);
         this.serving.received(source, message);
-        caller.connection.handleMessage(message);
+        const connection = caller.connection;
+        if (connection instanceof PeerKernelConnection && this.leanServing.serve(message, connection, answer => this.answer(caller.context, answer))) return;
+        connection.handleMessage(message);
     }
 
     /**
@@ -171,10 +178,7 @@ export class PeerClient extends RpcClient {
         const connection = kernel.createConnection({
             // An answer finished after the broker connection closed has nowhere to go; throwing here would become an
             // unhandled rejection inside Deepkit's action handler.
-            write: (answer: RpcMessageDefinition) => {
-                this.serving.answered(context.connectionId, answer);
-                if (this.transporter.isConnected()) this.transporter.send(answer);
-            },
+            write: (answer: RpcMessageDefinition) => this.answer(context, answer),
             close: () => this.dropCaller(context.connectionId),
             clientAddress: () => context.peerId ?? context.connectionId,
             bufferedAmount: () => this.transporter.bufferedAmount(),
@@ -184,6 +188,39 @@ export class PeerClient extends RpcClient {
         connection.myPeerId = this.servedPeerId;
         return connection;
     }
+
+    protected answer(context: CallerContext, answer: RpcMessageDefinition): void {
+        this.serving.answered(context.connectionId, answer);
+        if (this.transporter.isConnected()) this.transporter.send(answer);
+    }
+
+    /**
+     * Calls an action of another peer whose types are loaded. A plain answer (Deepkit's mode `arbitrary`) takes the
+     * lean path: Deepkit's frame, encoded with the action's compiled serializer, and one pending entry settling one
+     * promise (PendingCall). Streams, collections and entities go through Deepkit's action client.
+     */
+    callAction(controller: RpcControllerState, method: string, args: unknown[], timeoutMs: number): Promise<unknown> {
+        const types = controller.getState(method).types;
+        const peerId = controller.peerId;
+        if (!types || types.mode !== 'arbitrary' || !peerId || !this.transporter.isConnected()) {
+            return this.actionClient.action(controller, method, args, { timeout: timeoutMs });
+        }
+        return new Promise((resolve, reject) => {
+            const id = this.messageId++;
+            const call = new PendingCall(id, resultReader(types.resultSchema), resolve, reject, this.forgetReply, `peer "${peerId}"`, timeoutMs);
+            this.replies.set(id, call as unknown as RpcMessageSubject);
+            try {
+                this.transporter.send(createRpcMessagePeer(id, RpcTypes.Action, this.getId(), peerId, { controller: controller.controller, method, args }, types.callSchema));
+            } catch (error) {
+                // Arguments that do not fit the action's parameter types fail here, as in Deepkit's action client.
+                call.fail(error);
+            }
+        });
+    }
+
+    protected readonly forgetReply = (id: number): void => {
+        this.replies.delete(id);
+    };
 
     protected dropCaller(source: string): void {
         const caller = this.callers.get(source);

@@ -452,7 +452,7 @@ export class Peer<F extends FeatureMap = Record<never, never>> implements CallIn
                 await deadline.within('types', this.client.actionClient.loadActionTypes(controller, method, { timeout: deadline.remainingMs() }));
             }
             if (deadline.passed()) throw deadline.timeout('action');
-            return await deadline.during('action', this.client.actionClient.action(controller, method, args, { timeout: deadline.remainingMs() }));
+            return await deadline.during('action', this.client.callAction(controller, method, args, deadline.remainingMs()));
         } finally {
             this.move.callEnded();
         }
