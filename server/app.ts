@@ -1,7 +1,7 @@
 import { App } from '@deepkit/app';
 import { FrameworkModule, RpcControllers, RpcServer } from '@deepkit/framework';
 import { InjectorContext, provide } from '@deepkit/injector';
-import { Logger } from '@deepkit/logger';
+import { Logger, LoggerInterface } from '@deepkit/logger';
 import { RpcKernel, RpcKernelSecurity } from '@deepkit/rpc';
 import { assertValidConfig, BrokerConfig } from './config';
 import { BrokerServices } from './connection';
@@ -11,16 +11,14 @@ import { DashboardController } from './controllers/dashboard-controller';
 import { DrainController } from './controllers/drain-controller';
 import { DashboardFeed } from './dashboard/dashboard-feed';
 import { InProcessPeerExchange } from './exchange/in-process-exchange';
-import { NatsPeerExchange, natsExchangeOptions } from './cluster/nats-exchange';
 import { PeerExchange } from './exchange/peer-exchange';
+import type { ClusterBus } from './cluster/bus/cluster-bus';
 import { BrokerKernel } from './kernel';
 import { AuditLog } from './registry/audit-log';
 import { RegistryDatabase } from './registry/database';
 import { PeerRegistry } from './registry/peer-registry';
 import { PeerTokenStore, TokenStore } from './registry/token-store';
 import { ClusterState } from './cluster/cluster-state';
-import { ClusterTokenStore } from './cluster/cluster-token-store';
-import { ClusterPeerRecords } from './cluster/cluster-peer-records';
 import { WriteBehind } from './registry/write-behind';
 import { SwitchboardSecurity } from './security';
 import { BrokerStats } from './stats';
@@ -35,7 +33,16 @@ import { HttpActionsController } from './http-actions/http-actions-controller';
  * The broker as a Deepkit App: DI wiring, the typed config (`SWITCHBOARD_*` environment variables when started
  * through `server/main.ts`), RPC and HTTP controllers, and CLI commands.
  */
-export function createBrokerApp(config: Partial<BrokerConfig> = {}) {
+/** What a broker takes besides its config: objects, not settings. */
+export interface BrokerAppOptions {
+    /**
+     * The bus of a cluster whose brokers share one process (tests: `new MemoryBus().connect()`); the broker joins the
+     * cluster `config.cluster` on it instead of on NATS. Tokens and the registry's history stay the broker's own then.
+     */
+    clusterBus?: ClusterBus;
+}
+
+export function createBrokerApp(config: Partial<BrokerConfig> = {}, options: BrokerAppOptions = {}) {
     const http = new BrokerHttpServer();
     const app = new App({
         config: BrokerConfig,
@@ -48,19 +55,19 @@ export function createBrokerApp(config: Partial<BrokerConfig> = {}) {
             BrokerRuntime,
             BrokerStats,
             // With a NATS URL the broker joins a cluster; without, it is exactly the single process it always was.
-            provide<PeerExchange>({ useFactory: (config: BrokerConfig, logger: Logger) => config.natsUrl ? new NatsPeerExchange(natsExchangeOptions(config), logger.scoped('cluster')) : new InProcessPeerExchange(config.brokerId || undefined) }),
+            provide<PeerExchange>({ useFactory: (config: BrokerConfig, logger: Logger) => config.natsUrl || options.clusterBus ? clusterModules().createExchange(config, logger.scoped('cluster'), options.clusterBus) : new InProcessPeerExchange(config.brokerId || undefined) }),
             { provide: RegistryDatabase, useFactory: (config: BrokerConfig) => new RegistryDatabase(config.database) },
             TokenDatabaseHandle,
             { provide: TokenStore, useFactory: (handle: TokenDatabaseHandle) => new TokenStore(handle.database) },
             // In a cluster, tokens and the registry's history are the cluster's (JetStream KV), not one broker's.
             { provide: ClusterState, useFactory: (config: BrokerConfig) => new ClusterState(config.natsUrl, config.cluster, 'state') },
-            provide<PeerTokenStore>({ useFactory: (config: BrokerConfig, tokens: TokenStore, state: ClusterState) => config.natsUrl ? new ClusterTokenStore(state) : tokens }),
+            provide<PeerTokenStore>({ useFactory: (config: BrokerConfig, tokens: TokenStore, state: ClusterState) => config.natsUrl ? new (clusterModules().ClusterTokenStore)(state) : tokens }),
             { provide: WriteBehind, useFactory: (database: RegistryDatabase, logger: Logger) => new WriteBehind(database, logger) },
             AuditLog,
             {
                 provide: PeerRegistry,
                 useFactory: (database: RegistryDatabase, exchange: PeerExchange, writer: WriteBehind, config: BrokerConfig, logger: Logger, state: ClusterState) =>
-                    new PeerRegistry(database, exchange, writer, config, logger, config.natsUrl ? new ClusterPeerRecords(state, exchange.brokerId, logger.scoped('cluster')) : undefined),
+                    new PeerRegistry(database, exchange, writer, config, logger, config.natsUrl ? new (clusterModules().ClusterPeerRecords)(state, exchange.brokerId, logger.scoped('cluster')) : undefined),
             },
             DashboardFeed,
             TokenRevocationWatcher,
@@ -84,6 +91,26 @@ export function createBrokerApp(config: Partial<BrokerConfig> = {}) {
     return app;
 }
 
+/**
+ * The cluster's classes, required by a broker given a NATS URL: a single broker never loads them, nor the NATS client
+ * under them (about 70 modules).
+ */
+function clusterModules() {
+    /* eslint-disable @typescript-eslint/no-require-imports */
+    const { NatsPeerExchange, natsExchangeOptions } = require('./cluster/nats-exchange') as typeof import('./cluster/nats-exchange');
+    const { ClusterPeerExchange } = require('./cluster/cluster-exchange') as typeof import('./cluster/cluster-exchange');
+    const { ClusterTokenStore } = require('./cluster/cluster-token-store') as typeof import('./cluster/cluster-token-store');
+    const { ClusterPeerRecords } = require('./cluster/cluster-peer-records') as typeof import('./cluster/cluster-peer-records');
+    /* eslint-enable @typescript-eslint/no-require-imports */
+    return {
+        createExchange: (config: BrokerConfig, logger: LoggerInterface, bus?: ClusterBus) => bus
+            ? new ClusterPeerExchange(natsExchangeOptions(config), bus, logger)
+            : new NatsPeerExchange(natsExchangeOptions(config), logger),
+        ClusterTokenStore,
+        ClusterPeerRecords,
+    };
+}
+
 export interface RunningBroker {
     readonly app: ReturnType<typeof createBrokerApp>;
     readonly runtime: BrokerRuntime;
@@ -95,9 +122,9 @@ export interface RunningBroker {
 }
 
 /** Starts a broker in this process. With `port: 0` it picks a free port; read it from `.port` or `.url`. */
-export async function startBroker(config: Partial<BrokerConfig> = {}): Promise<RunningBroker> {
+export async function startBroker(config: Partial<BrokerConfig> = {}, options: BrokerAppOptions = {}): Promise<RunningBroker> {
     assertValidConfig(Object.assign(new BrokerConfig, config));
-    const app = createBrokerApp(config);
+    const app = createBrokerApp(config, options);
     const runtime = app.get(BrokerRuntime);
     await runtime.start();
     return {

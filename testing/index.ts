@@ -2,3 +2,5 @@ export { startSwitchboard, SwitchboardTestKit } from './test-kit';
 export type { SwitchboardTestKitOptions } from './test-kit';
 export { describeExchangeCompliance, RecordingEndpoint } from './exchange-compliance';
 export type { ExchangeHarness } from './exchange-compliance';
+export { describeClusterBusCompliance } from './cluster-bus-compliance';
+export type { ClusterBusHarness } from './cluster-bus-compliance';

@@ -3,7 +3,7 @@ import { MIN_FRAME_SIZE, readUint32 } from '@switchboard/protocol/internal';
 import { FrameOrigin } from '../exchange/peer-exchange';
 import { ClusterNames } from './cluster-names';
 import { BatchWriter, splitBatch } from './envelope';
-import { NatsLink } from './nats-link';
+import { ClusterBus } from './bus/cluster-bus';
 
 /**
  * The frames this broker has for other brokers, one batch per destination, published to each destination's inbox at
@@ -19,7 +19,7 @@ export class BrokerOutbox {
     /** @param failed a publish to `brokerId` threw: the calls on their way to it will get no reply */
     constructor(
         protected selfId: string,
-        protected link: NatsLink,
+        protected bus: ClusterBus,
         protected names: ClusterNames,
         protected logger: LoggerInterface,
         protected failed: (brokerId: string, error: Error) => void,
@@ -70,7 +70,7 @@ export class BrokerOutbox {
     }
 
     protected queued(brokerId: string, writer: BatchWriter): void {
-        if (writer.bytes >= this.link.maxPayload) return this.publish(brokerId, writer);
+        if (writer.bytes >= this.bus.maxPayload) return this.publish(brokerId, writer);
         if (this.flushScheduled) return;
         this.flushScheduled = true;
         queueMicrotask(() => this.flush());
@@ -78,14 +78,14 @@ export class BrokerOutbox {
 
     protected publish(brokerId: string, writer: BatchWriter): void {
         const batch = writer.take();
-        if (!this.link.connected) return; // their calls were failed when the link went down
+        if (!this.bus.connected) return; // their calls were failed when the link went down
         let subject = this.inboxes.get(brokerId);
         if (!subject) this.inboxes.set(brokerId, subject = this.names.inbox(brokerId));
-        const maxPayload = this.link.maxPayload;
+        const maxPayload = this.bus.maxPayload;
         this.published += batch.length;
         try {
-            if (batch.length <= maxPayload) this.link.nc.publish(subject, batch);
-            else for (const part of splitBatch(batch, maxPayload)) this.link.nc.publish(subject, part);
+            if (batch.length <= maxPayload) this.bus.publish(subject, batch);
+            else for (const part of splitBatch(batch, maxPayload)) this.bus.publish(subject, part);
         } catch (error) {
             this.logger.warn(`Cluster: could not publish to broker ${brokerId}`, (error as Error).message);
             this.failed(brokerId, error as Error);

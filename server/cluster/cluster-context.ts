@@ -1,20 +1,18 @@
 import { LoggerInterface } from '@deepkit/logger';
 import { ExchangeEndpoint } from '../exchange/peer-exchange';
+import { ClusterBus } from './bus/cluster-bus';
 import { BrokerLiveness } from './broker-liveness';
 import { BrokerOutbox } from './broker-outbox';
 import { ClusterNames } from './cluster-names';
 import { Directory } from './directory';
 import { InFlightCalls } from './in-flight-calls';
-import { NatsLink } from './nats-link';
 
 /**
  * What the parts of a broker's cluster exchange (registrations, routing, liveness loop) share: its collaborators and
  * the little state more than one part reads. The NATS exchange builds it once and hands it to each part.
  *
- * The seam for a bus interface (issue 20: publish, subscribe, request, KV, with a NATS and an in-memory
- * implementation): the parts touch NATS only through `link` (publish on the control and audit subjects, the inbox
- * and control subscriptions), `outbox` (publish to a broker's inbox) and `directory` (the KV bucket). Those three are
- * what a bus would replace; the rest of the exchange is transport-free.
+ * The parts reach the other brokers only through `bus` (server/cluster/bus/cluster-bus.ts: NATS, or in memory):
+ * heartbeats on the control subject, `outbox` (a broker's inbox) and `directory` (a KV bucket) are built on it.
  */
 export interface ClusterContext {
     readonly brokerId: string;
@@ -22,7 +20,7 @@ export interface ClusterContext {
     readonly options: { readonly heartbeatMs: number, readonly deathTimeoutMs: number, readonly maxPayloadBytes: number };
     readonly logger: LoggerInterface;
     readonly names: ClusterNames;
-    readonly link: NatsLink;
+    readonly bus: ClusterBus;
     readonly directory: Directory;
     readonly liveness: BrokerLiveness;
     readonly inFlight: InFlightCalls;

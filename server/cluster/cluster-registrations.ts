@@ -45,7 +45,7 @@ export class ClusterRegistrations {
         try {
             await this.write(entry, current, options);
         } catch (error) {
-            if (!(error instanceof DirectoryUnavailable) || this.context.link.connected) throw error;
+            if (!(error instanceof DirectoryUnavailable) || this.context.bus.connected) throw error;
             // NATS went away under the write (it may have landed: reconciling looks at the store first).
             this.claimLocally(entry, current, options);
         }
@@ -65,7 +65,7 @@ export class ClusterRegistrations {
 
     protected async write(entry: DirectoryEntry, current: DirectoryEntry | undefined, options: RegisterOptions): Promise<void> {
         const peerId = entry.peerId;
-        if (!this.context.link.connected) return this.claimLocally(entry, current, options);
+        if (!this.context.bus.connected) return this.claimLocally(entry, current, options);
         if (!current) {
             try {
                 await this.directory.create(entry);

@@ -1,8 +1,8 @@
 import { RpcTypes } from '@deepkit/rpc';
 import { ClusterUnavailable, PeerOffline, SwitchboardError } from '@switchboard/protocol';
-import { MIN_FRAME_SIZE, readUint32, connectionKey, encodeCallerGone, Route, SwitchboardFrame } from '@switchboard/protocol/internal';
+import { CONNECTION_ID_BYTES, DESTINATION_OFFSET, destinationOf, MIN_FRAME_SIZE, PEER_ID_OFFSET, readUint32, sourceOf, connectionKey, encodeCallerGone, Route, SwitchboardFrame } from '@switchboard/protocol/internal';
 import { FrameOrigin, RouteResult } from '../exchange/peer-exchange';
-import { errorForClient, FINAL_REPLY_TYPES, frameId, frameType, replyErrorFrame, replyErrorFrames, ROUTE_OFFSET, sameBytes, SOURCE_OFFSET } from '../frames';
+import { errorForClient, FINAL_REPLY_TYPES, frameId, frameType, replyErrorFrame, replyErrorFrames, ROUTE_OFFSET, sameBytes } from '../frames';
 import { ClusterContext } from './cluster-context';
 import { connectionBytesOf } from './directory-entry';
 import { BatchReader, decodeOrigin, EnvelopeHandler } from './envelope';
@@ -37,7 +37,7 @@ export class ClusterRouting {
     }
 
     route(peerId: string, frame: Uint8Array, origin: FrameOrigin): RouteResult {
-        const { directory, link, liveness } = this.context;
+        const { directory, bus, liveness } = this.context;
         const entry = directory.entries.get(peerId);
         if (!entry) return false;
         const brokerId = entry.brokerId;
@@ -46,7 +46,7 @@ export class ClusterRouting {
             if (!endpoint || this.localPeers.get(peerId) !== entry.connectionId) return false;
             return endpoint.deliverRequest(frame, origin) === false ? 'busy' : true;
         }
-        if (!link.connected || !liveness.reachable(brokerId) || this.context.stopped) return false;
+        if (!bus.connected || !liveness.reachable(brokerId) || this.context.stopped) return false;
         const type = frameType(frame);
         // Tracked before it is queued: a publish that fails at once fails the calls in flight.
         if (type === RpcTypes.Action || type === RpcTypes.ActionType) this.context.inFlight.add(brokerId, origin.connectionId, !!origin.typedErrors, frameId(frame), peerId);
@@ -58,7 +58,7 @@ export class ClusterRouting {
     refusal(peerId: string): SwitchboardError | undefined {
         const entry = this.context.directory.entries.get(peerId);
         if (!entry || entry.brokerId === this.context.brokerId || this.context.stopped) return undefined;
-        if (!this.context.link.connected) return ClusterUnavailable.for(peerId, LINK_DOWN);
+        if (!this.context.bus.connected) return ClusterUnavailable.for(peerId, LINK_DOWN);
         if (this.context.liveness.unconfirmed(entry.brokerId)) return ClusterUnavailable.for(peerId, `its broker ${entry.brokerId} has not been heard since this broker's NATS link came back`);
         return undefined;
     }
@@ -70,7 +70,7 @@ export class ClusterRouting {
             return true;
         }
         const brokerId = this.remoteCallers.get(connectionId);
-        if (!brokerId || !this.context.link.connected || !this.context.liveness.reachable(brokerId) || this.context.stopped) return false;
+        if (!brokerId || !this.context.bus.connected || !this.context.liveness.reachable(brokerId) || this.context.stopped) return false;
         this.context.outbox.reply(brokerId, frame);
         return true;
     }
@@ -99,7 +99,7 @@ export class ClusterRouting {
 
     protected incomingRequest(sender: string, originHeader: Uint8Array, frame: Uint8Array): void {
         if (frame[ROUTE_OFFSET] !== Route.peer) return;
-        const callerBytes = frame.subarray(SOURCE_OFFSET, SOURCE_OFFSET + 16);
+        const callerBytes = sourceOf(frame);
         const caller = connectionKey(callerBytes);
         const peerId = peerIdOf(frame);
         const origin = this.originOf(caller, originHeader);
@@ -129,8 +129,8 @@ export class ClusterRouting {
     }
 
     protected incomingReply(sender: string, frame: Uint8Array): void {
-        if (frame[ROUTE_OFFSET] !== Route.sourceDest || frame.length < SOURCE_OFFSET + 34) return;
-        const destination = connectionKey(frame.subarray(SOURCE_OFFSET + 16, SOURCE_OFFSET + 32));
+        if (frame[ROUTE_OFFSET] !== Route.sourceDest || frame.length < DESTINATION_OFFSET + CONNECTION_ID_BYTES + 2) return;
+        const destination = connectionKey(destinationOf(frame));
         if (readUint32(frame, 0) === frame.length) {
             if (FINAL_REPLY_TYPES.has(frameType(frame))) this.context.inFlight.settle(sender, destination, frameId(frame));
         } else {
@@ -219,7 +219,7 @@ function calledHere(targets: Map<string, Set<string>>, caller: string, peerId: s
 
 /** The target peer ID of a peer-routed frame (ASCII, NUL-terminated after the source). */
 function peerIdOf(frame: Uint8Array): string {
-    let end = SOURCE_OFFSET + 16;
+    let end = PEER_ID_OFFSET;
     const limit = Math.min(frame.length, end + 65);
     let id = '';
     while (end < limit && frame[end] !== 0) id += String.fromCharCode(frame[end++]);

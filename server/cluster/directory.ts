@@ -1,11 +1,9 @@
 import { LoggerInterface } from '@deepkit/logger';
-import type { QueuedIterator } from '@nats-io/nats-core';
-import { KV, Kvm, KvWatchEntry } from '@nats-io/kv';
 import { ExchangePresence } from '../exchange/peer-exchange';
 import { ClusterNames, PEER_KEY_PREFIX, peerIdOfKey, peerKey, probeKey } from './cluster-names';
 import { decodeEntry, DirectoryEntry, encodeEntry } from './directory-entry';
 import { DirectoryPresence } from './directory-presence';
-import { NatsLink } from './nats-link';
+import { BusEntry, BusKeyValue, BusWatch, ClusterBus } from './bus/cluster-bus';
 
 /** What the exchange hears from the directory. */
 export interface DirectoryListener {
@@ -17,15 +15,15 @@ export interface DirectoryListener {
     synced(): void;
 }
 
-/** The directory (JetStream KV) is out of reach: NATS is down, or the bucket is being rebuilt. */
+/** The directory (a KV bucket of the cluster bus) is out of reach: the bus is down, or the bucket is being rebuilt. */
 export class DirectoryUnavailable extends Error {
 }
 
 const decoder = new TextDecoder();
 
 /**
- * The cluster's peer directory: a JetStream KV bucket per cluster (peer ID → DirectoryEntry) and this broker's view
- * of it, fed by ONE watch that only moves forward by revision.
+ * The cluster's peer directory: a KV bucket of the cluster bus per cluster (JetStream KV on NATS; peer ID →
+ * DirectoryEntry) and this broker's view of it, fed by ONE watch that only moves forward by revision.
  *
  * Two views, on purpose: `entries` answers routing and is updated at once by this broker's own writes (a peer that
  * just registered is routable the moment register resolves), while presence comes from the watch alone, so every
@@ -44,8 +42,8 @@ export class Directory {
     protected readonly presence = new DirectoryPresence(event => this.listener.presence(event), () => this.closed);
     protected chains = new Map<string, Promise<unknown>>();
     protected pending = new Set<Promise<unknown>>();
-    protected kv?: KV;
-    protected watcher?: QueuedIterator<KvWatchEntry>;
+    protected kv?: BusKeyValue;
+    protected watcher?: BusWatch;
     protected generation = 0;
     protected rebuilding?: Promise<void>;
     /** Probe values: the last written, the last the watch showed, the one ending the current sync. */
@@ -60,7 +58,7 @@ export class Directory {
     protected lastWatched = 0;
 
     constructor(
-        protected link: NatsLink,
+        protected bus: ClusterBus,
         protected names: ClusterNames,
         protected brokerId: string,
         protected listener: DirectoryListener,
@@ -70,7 +68,7 @@ export class Directory {
     }
 
     get ready(): boolean {
-        return !!this.kv && !this.rebuilding && this.link.connected;
+        return !!this.kv && !this.rebuilding && this.bus.connected;
     }
 
     /**
@@ -86,9 +84,9 @@ export class Directory {
 
     protected async build(beforeSync?: () => Promise<void>): Promise<void> {
         const generation = ++this.generation;
-        void this.watcher?.stop();
+        this.watcher?.stop();
         this.watcher = undefined;
-        this.kv = await new Kvm(this.link.nc).create(this.names.bucket, { history: 1, maxValueSize: 64 * 1024 });
+        this.kv = await this.bus.keyValue(this.names.bucket, { maxValueSize: 64 * 1024 });
         if (generation !== this.generation || this.closed) return;
         this.unconfirmed = new Set(this.entries.keys());
         this.floors.clear();
@@ -97,7 +95,7 @@ export class Directory {
         // Until the marker probe is written, no probe ends the snapshot (the snapshot shows the last one written).
         this.syncUntil = Number.POSITIVE_INFINITY;
         const synced = new Promise<void>(resolve => this.settleWaiters.push(resolve));
-        const watcher = await this.kv.watch({ key: '>' });
+        const watcher = await this.kv.watch();
         this.watcher = watcher;
         void this.follow(watcher, generation);
         await beforeSync?.();
@@ -139,7 +137,7 @@ export class Directory {
 
     /** Deletes the entry only if it is still at `revision`: never a newer owner's. */
     async remove(peerId: string, revision: number): Promise<void> {
-        await this.store().delete(peerKey(peerId), { previousSeq: revision });
+        await this.store().delete(peerKey(peerId), revision);
     }
 
     async fetch(peerId: string): Promise<DirectoryEntry | undefined> {
@@ -165,7 +163,7 @@ export class Directory {
     }
 
     async deleteKey(key: string, revision?: number): Promise<void> {
-        await this.store().delete(key, revision === undefined ? undefined : { previousSeq: revision });
+        await this.store().delete(key, revision);
     }
 
     /** Runs `operation` after every earlier operation on the same peer ID, whatever their outcome. */
@@ -240,7 +238,7 @@ export class Directory {
     async close(): Promise<void> {
         this.closed = true;
         this.generation++;
-        void this.watcher?.stop();
+        this.watcher?.stop();
         this.watcher = undefined;
         for (const resolve of this.settleWaiters.splice(0)) resolve();
         for (const { resolve } of this.probeWaiters.splice(0)) resolve();
@@ -248,12 +246,12 @@ export class Directory {
 
     // ---- the watch -------------------------------------------------------------------------------------------
 
-    protected store(): KV {
-        if (!this.kv || !this.link.connected || this.closed) throw new DirectoryUnavailable('The cluster directory (NATS JetStream) is out of reach.');
+    protected store(): BusKeyValue {
+        if (!this.kv || !this.bus.connected || this.closed) throw new DirectoryUnavailable('The cluster directory (NATS JetStream) is out of reach.');
         return this.kv;
     }
 
-    protected async follow(watcher: QueuedIterator<KvWatchEntry>, generation: number): Promise<void> {
+    protected async follow(watcher: BusWatch, generation: number): Promise<void> {
         try {
             for await (const update of watcher) {
                 if (generation !== this.generation) return;
@@ -264,7 +262,7 @@ export class Directory {
         }
     }
 
-    protected onWatch(update: KvWatchEntry): void {
+    protected onWatch(update: BusEntry): void {
         const key = update.key;
         if (update.revision > this.lastWatched) this.lastWatched = update.revision;
         if (key.startsWith(PEER_KEY_PREFIX)) {

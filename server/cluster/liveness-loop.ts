@@ -48,18 +48,18 @@ export class LivenessLoop {
 
     /** The others list this broker as gone at once, instead of as dead after the timeout. */
     leave(): void {
-        if (!this.context.link.connected) return;
+        if (!this.context.bus.connected) return;
         try {
-            this.context.link.nc.publish(this.context.names.control, JSON.stringify({ b: this.context.brokerId, leaving: true }));
+            this.context.bus.publish(this.context.names.control, JSON.stringify({ b: this.context.brokerId, leaving: true }));
         } catch {
             // Going anyway.
         }
     }
 
     brokers(): BrokerSummary[] {
-        const { brokerId, link, liveness } = this.context;
+        const { brokerId, bus, liveness } = this.context;
         const now = Date.now();
-        const summaries: BrokerSummary[] = [{ brokerId, alive: link.connected, peers: this.registrations.held.size, lastSeen: new Date(now), heartbeatAgeMs: 0, natsLink: link.connected ? 'up' : 'down' }];
+        const summaries: BrokerSummary[] = [{ brokerId, alive: bus.connected, peers: this.registrations.held.size, lastSeen: new Date(now), heartbeatAgeMs: 0, natsLink: bus.connected ? 'up' : 'down' }];
         for (const broker of liveness.list()) {
             summaries.push({
                 ...broker, peers: this.peersPerBroker.get(broker.brokerId) ?? 0,
@@ -70,9 +70,9 @@ export class LivenessLoop {
     }
 
     protected beat(): void {
-        if (!this.context.link.connected) return;
+        if (!this.context.bus.connected) return;
         try {
-            this.context.link.nc.publish(this.context.names.control, JSON.stringify({ b: this.context.brokerId, p: this.registrations.held.size, e: this.linkEpoch }));
+            this.context.bus.publish(this.context.names.control, JSON.stringify({ b: this.context.brokerId, p: this.registrations.held.size, e: this.linkEpoch }));
         } catch {
             // The link went down between the check and the publish; the next tick tries again.
         }
@@ -114,7 +114,7 @@ export class LivenessLoop {
             liveness.discount(late);
             if (late > options.deathTimeoutMs / 2) this.context.logger.warn(`Cluster: this broker's event loop stood still for ${Math.round(late)} ms; it re-learns the others' liveness before judging them`);
         }
-        if (this.context.stopped || !this.context.link.connected) return;
+        if (this.context.stopped || !this.context.bus.connected) return;
         this.beat();
         const now = Date.now();
         const counts = new Map<string, number>();

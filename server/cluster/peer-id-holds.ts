@@ -1,16 +1,17 @@
-import { KV, Kvm } from '@nats-io/kv';
 import { LoggerInterface } from '@deepkit/logger';
 import { PeerIdTaken } from '@switchboard/protocol';
 import { HeldPeerIds } from '../exchange/held-peer-ids';
 import { PeerOwner, RegisterOptions } from '../exchange/peer-exchange';
 import { ClusterNames, peerKey } from './cluster-names';
 import { DirectoryEntry, sameOwner } from './directory-entry';
-import { NatsLink } from './nats-link';
+import { BusKeyValue, ClusterBus } from './bus/cluster-bus';
 
 /** Key of a hold in the cluster's holds bucket: the peer's directory key. */
 function holdKey(peerId: string): string {
     return peerKey(peerId);
 }
+
+const decoder = new TextDecoder();
 
 /** How long a registration waits for the hold store before it goes on without it. */
 const READ_MS = 2_000;
@@ -47,9 +48,9 @@ export class ClusterPeerIdHolds {
     protected timers = new Set<ReturnType<typeof setTimeout>>();
     /** Hold writes on the way, by peer ID: a registration on this broker waits for them. */
     protected writing = new Map<string, Promise<void>>();
-    protected kv?: Promise<KV>;
+    protected kv?: Promise<BusKeyValue>;
 
-    constructor(protected link: NatsLink, protected names: ClusterNames, protected logger: LoggerInterface) {
+    constructor(protected bus: ClusterBus, protected names: ClusterNames, protected logger: LoggerInterface) {
     }
 
     /** A registration of `connectionId` succeeded: remember its grace period. */
@@ -68,7 +69,7 @@ export class ClusterPeerIdHolds {
         if (!graceMs) return;
         const until = this.local.hold(entry.peerId, entry.owner, graceMs).getTime();
         // Cut off from NATS, the hold stays local: nothing is queued to land late.
-        if (!this.link.connected) return;
+        if (!this.bus.connected) return;
         const stored: StoredHold = { u: until, o: entry.owner.session, h: entry.owner.reclaimSecretHash };
         const key = holdKey(entry.peerId);
         const written = this.store().then(async kv => {
@@ -76,7 +77,7 @@ export class ClusterPeerIdHolds {
             const timer = setTimeout(() => {
                 this.timers.delete(timer);
                 // Only the hold written here: a newer one (the owner lost a later connection) stays.
-                void kv.delete(key, { previousSeq: revision }).catch(() => undefined);
+                void kv.delete(key, revision).catch(() => undefined);
             }, graceMs);
             timer.unref?.();
             this.timers.add(timer);
@@ -92,21 +93,21 @@ export class ClusterPeerIdHolds {
      * directory's is); a store that does not answer within READ_MS holds nothing.
      */
     async assertFree(peerId: string, options: RegisterOptions): Promise<void> {
-        if (!this.link.connected) {
+        if (!this.bus.connected) {
             const local = this.local.until(peerId);
             if (local && !options.takeover && !sameOwner(this.local.ownerOf(peerId)!, options.claimant)) throw PeerIdTaken.held(peerId, local);
             return;
         }
         await within(this.writing.get(peerId), READ_MS);
         const key = holdKey(peerId);
-        let kv: KV;
+        let kv: BusKeyValue;
         let stored: StoredHold | undefined;
         try {
             kv = await this.store();
             const entry = await within(kv.get(key), READ_MS);
             if (entry === 'timeout') return;
             if (!entry || entry.operation !== 'PUT') return this.local.release(peerId);
-            stored = JSON.parse(entry.string()) as StoredHold;
+            stored = JSON.parse(decoder.decode(entry.value)) as StoredHold;
         } catch {
             return;
         }
@@ -137,8 +138,8 @@ export class ClusterPeerIdHolds {
         this.graces.clear();
     }
 
-    protected store(): Promise<KV> {
-        this.kv ??= new Kvm(this.link.nc).create(`${this.names.bucket}_holds`, { history: 1, maxValueSize: 1024 });
+    protected store(): Promise<BusKeyValue> {
+        this.kv ??= this.bus.keyValue(`${this.names.bucket}_holds`, { maxValueSize: 1024 });
         this.kv.catch(() => this.kv = undefined);
         return this.kv;
     }

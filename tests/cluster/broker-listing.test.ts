@@ -2,26 +2,20 @@ import { firstValueFrom } from 'rxjs';
 import { filter } from 'rxjs/operators';
 import { RunningBroker } from '../../server';
 import { api, eventually, Resources } from '../helpers';
-import { exchangeOf, sees, TestCluster } from './cluster-fixture';
-import { describeWithNats, NatsServer } from './nats-server';
+import { describeOnEveryBus, exchangeOf, sees, usesClusterOn } from './cluster-fixture';
 
 /** Resolves when `broker` lists `brokerId` in the given state (its peers counted too, when given). */
 function lists(broker: RunningBroker, brokerId: string, alive: boolean, peers?: number): Promise<void> {
     return eventually(() => exchangeOf(broker).brokers().some(b => b.brokerId === brokerId && b.alive === alive && (peers === undefined || b.peers === peers)));
 }
 
-describeWithNats('the cluster in /status, /metrics and the dashboard', () => {
+describeOnEveryBus('the cluster in /status, /metrics and the dashboard', bus => {
     const resources = new Resources();
-    let cluster: TestCluster;
-    beforeEach(async () => {
-        const nats = resources.add(await NatsServer.start(), server => server.dispose());
-        cluster = await TestCluster.create(nats, resources);
-    });
-    afterEach(() => resources.closeAll());
+    const setup = usesClusterOn(bus, resources);
 
     it('every broker alive with its peers, and which broker holds each peer; a broker that stops shows dead', async () => {
-        const first = await cluster.broker({ brokerId: 'b1' });
-        const second = await cluster.broker({ brokerId: 'b2' });
+        const first = await setup.cluster.broker({ brokerId: 'b1' });
+        const second = await setup.cluster.broker({ brokerId: 'b2' });
         await resources.servingPeer(first.url, 'bob');
         await resources.servingPeer(second.url, 'carol');
         await sees(first, 'carol', 'b2');

@@ -1,9 +1,10 @@
 import { randomUUID } from 'crypto';
 import { BrokerConfig, RunningBroker } from '../../server';
-import { NatsPeerExchange } from '../../server/cluster/nats-exchange';
+import { ClusterPeerExchange } from '../../server';
 import { PeerExchange } from '../../server/exchange/peer-exchange';
 import { eventually, Resources } from '../helpers';
-import { NatsServer } from './nats-server';
+import { MemoryTestCluster } from './memory-cluster';
+import { describeWithNats, NatsServer } from './nats-server';
 
 /** Settings that make a cluster notice deaths quickly in tests; the waits are still for events, never for time. */
 export const FAST_CLUSTER: Partial<BrokerConfig> = { clusterHeartbeatMs: 100, clusterDeathTimeoutMs: 1_000 };
@@ -53,8 +54,41 @@ export class TestCluster {
     }
 }
 
-export function exchangeOf(broker: RunningBroker): NatsPeerExchange {
-    return broker.app.get<PeerExchange>() as NatsPeerExchange;
+export function exchangeOf(broker: RunningBroker): ClusterPeerExchange {
+    return broker.app.get<PeerExchange>() as ClusterPeerExchange;
+}
+
+/** Which bus the brokers of a test cluster meet on. */
+export type TestBus = 'memory' | 'nats';
+
+/** What a test needs of its cluster, whatever the bus: brokers. */
+export interface ClusterUnderTest {
+    readonly name: string;
+    broker(config?: Partial<BrokerConfig>): Promise<RunningBroker>;
+}
+
+/**
+ * `body` runs twice: on the in-memory bus in every run, and on NATS where nats-server is installed (else that half is
+ * skipped, as describeWithNats does). For behaviour that does not depend on what only NATS can show.
+ */
+export function describeOnEveryBus(name: string, body: (bus: TestBus) => void): void {
+    describe(`${name} (in-memory bus)`, () => body('memory'));
+    describeWithNats(`${name} (NATS)`, () => body('nats'));
+}
+
+/** A cluster with a name of its own for each test, on `bus`; what a test opened through `resources` is closed after it. */
+export function usesClusterOn(bus: TestBus, resources: Resources): { readonly cluster: ClusterUnderTest } {
+    if (bus === 'nats') return usesCluster(resources);
+    let cluster: MemoryTestCluster | undefined;
+    beforeEach(() => {
+        cluster = new MemoryTestCluster(resources, FAST_CLUSTER);
+    });
+    afterEach(() => resources.closeAll());
+    return {
+        get cluster() {
+            return cluster!;
+        },
+    };
 }
 
 /**

@@ -2,8 +2,7 @@ import { rpc } from '@deepkit/rpc';
 import { Peer } from '../../peer';
 import { RateLimited } from '../../shared';
 import { api, eventually, Resources } from '../helpers';
-import { exchangeOf, sees, usesCluster } from './cluster-fixture';
-import { describeWithNats } from './nats-server';
+import { describeOnEveryBus, exchangeOf, sees, usesClusterOn } from './cluster-fixture';
 
 const resources = new Resources();
 
@@ -21,8 +20,8 @@ class InboxController {
     }
 }
 
-describeWithNats('Cluster: a multicast across brokers', () => {
-    const setup = usesCluster(resources);
+describeOnEveryBus('Cluster: a multicast across brokers', bus => {
+    const setup = usesClusterOn(bus, resources);
 
     beforeEach(() => {
         InboxController.calls = InboxController.bytes = 0;
@@ -43,13 +42,13 @@ describeWithNats('Cluster: a multicast across brokers', () => {
 
         expect(result.outcomes).toEqual({ bob: 'forwarded' });
         expect([result.delivered, result.forwarded, result.failed]).toEqual([0, 1, 0]);
-        // One copy's bytes crossed NATS, not 10,000.
+        // One copy's bytes crossed the bus, not 10,000.
         expect(exchangeOf(one).bytesPublished - published).toBeLessThan(2 * body.byteLength);
         await eventually(() => InboxController.calls >= 1);
         expect([InboxController.calls, InboxController.bytes]).toEqual([1, body.byteLength]);
     });
 
-    it('a multicast whose copies would pass the sender\'s byte budget is refused before anything reaches NATS', async () => {
+    it('a multicast whose copies would pass the sender\'s byte budget is refused before anything reaches the bus', async () => {
         const [one, two] = [await setup.cluster.broker(), await setup.cluster.broker()];
         resources.add(await Peer.connect({ url: two.url, id: 'bob', expose: [[InboxController, 'test/inbox']] }), peer => peer.close());
         const attacker = resources.peerClient(one.url);

@@ -4,8 +4,7 @@ import { toArray } from 'rxjs/operators';
 import { firstValueFrom } from 'rxjs';
 import { PeerIdTaken, PeerNotFound, PeerOffline } from '../../shared';
 import { api, EchoController, echoOf, Resources } from '../helpers';
-import { exchangeOf, forgets, sees, usesCluster } from './cluster-fixture';
-import { describeWithNats } from './nats-server';
+import { describeOnEveryBus, exchangeOf, forgets, sees, usesClusterOn } from './cluster-fixture';
 
 @rpc.controller('test/ticks')
 class TicksController {
@@ -20,8 +19,8 @@ class TicksController {
 
 const resources = new Resources();
 
-describeWithNats('Cluster: brokers on NATS serve one peer namespace', () => {
-    const setup = usesCluster(resources);
+describeOnEveryBus('Cluster: brokers on one bus serve one peer namespace', bus => {
+    const setup = usesClusterOn(bus, resources);
 
     it('a peer on one broker calls a peer on another, which knows the verified caller', async () => {
         const [one, two] = [await setup.cluster.broker(), await setup.cluster.broker()];
@@ -124,7 +123,7 @@ describeWithNats('Cluster: brokers on NATS serve one peer namespace', () => {
         expect(await echoOf(alice, 'bob').whoCalls()).toEqual({ peerId: 'alice', session: 'anonymous' });
     });
 
-    it('frames larger than NATS\'s max payload (1 MiB) cross brokers in parts, up to the broker\'s maxPayloadBytes', async () => {
+    it('frames larger than the bus\'s max payload (1 MiB, as NATS\'s) cross brokers in parts, up to the broker\'s maxPayloadBytes', async () => {
         const [one, two] = [await setup.cluster.broker(), await setup.cluster.broker()];
         await resources.servingPeer(two.url, 'bob');
         const alice = resources.peerClient(one.url);

@@ -1,13 +1,12 @@
 import { PeerClient } from '../../peer/internal';
 import { api, EchoController, echoOf, eventually, Resources } from '../helpers';
-import { exchangeOf, sees, usesCluster } from './cluster-fixture';
-import { describeWithNats } from './nats-server';
+import { describeOnEveryBus, exchangeOf, sees, usesClusterOn } from './cluster-fixture';
 
 const resources = new Resources();
 const ROUNDS = 100;
 
-describeWithNats('Cluster: one ID, one holder', () => {
-    const setup = usesCluster(resources);
+describeOnEveryBus('Cluster: one ID, one holder', bus => {
+    const setup = usesClusterOn(bus, resources);
 
     it(`the owner's connection and four clients reclaiming its ID with the same secret, two through each broker: one holder, ${ROUNDS} rounds of ${ROUNDS}`, async () => {
         const [one, two] = [await setup.cluster.broker(), await setup.cluster.broker()];

@@ -1,12 +1,11 @@
 import { PeerIdTaken } from '../../shared';
 import { api, Resources } from '../helpers';
-import { exchangeOf, forgets, sees, usesCluster } from './cluster-fixture';
-import { describeWithNats } from './nats-server';
+import { describeOnEveryBus, exchangeOf, forgets, sees, usesClusterOn } from './cluster-fixture';
 
 const resources = new Resources();
 
-describeWithNats('Cluster: a peer ID whose connection was lost is held for its owner on every broker', () => {
-    const setup = usesCluster(resources);
+describeOnEveryBus('Cluster: a peer ID whose connection was lost is held for its owner on every broker', bus => {
+    const setup = usesClusterOn(bus, resources);
 
     it('lost on one broker: a thief on another gets PeerIdTaken, the owner (reclaim secret) gets it back there; a clean deregister frees it for anyone', async () => {
         const [one, two] = [await setup.cluster.broker(), await setup.cluster.broker()];
