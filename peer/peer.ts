@@ -18,7 +18,7 @@ import { CallInvoker, CallOptions, RemotePeer } from './remote-peer';
 import { PeerDatabase } from './storage/peer-database';
 import { WebSocketTransport } from './websocket-transport';
 import { BroadcastOptions, BroadcastResult } from './broadcast';
-import { MAX_MULTICAST_TARGETS } from '@switchboard/protocol/internal';
+import { MAX_MULTICAST_TARGETS, withoutConnectPrefix } from '@switchboard/protocol/internal';
 import { Outbox } from './outbox';
 import { ChatService } from './services/chat-service';
 import { ChatOptions, defaultChatOptions } from './services/chat-options';
@@ -686,7 +686,7 @@ async function deregisterWithin(broker: RemoteController<BrokerApi>, timeoutMs: 
  */
 /** The cause alone: Deepkit's client starts its message with "Could not connect: ", which ours says already. */
 function whyUnreachable(error: Error): string {
-    return error.message.replace(/^Could not connect: /, '');
+    return withoutConnectPrefix(error.message);
 }
 
 function unreachable(error: unknown): error is Error {

@@ -1,31 +1,18 @@
 import { createRpcMessage, createRpcMessageSourceDest, RpcMessageRouteType, rpcEncodeError, rpcError, RpcTypes, serializeBinaryRpcMessage } from '@deepkit/rpc';
 import { typeOf, validate } from '@deepkit/type';
 import { plainError, SwitchboardError } from '@switchboard/protocol';
-import { checkBsonDocument, FrameProblem, ROUTE_OFFSET, SOURCE_OFFSET, readUint32, MulticastOutcome, MulticastRequest, MulticastResultBody, Route, SwitchboardFrame } from '@switchboard/protocol/internal';
+import {
+    checkBsonDocument, frameId, FrameProblem, frameType, MulticastOutcome, MulticastRequest, MulticastResultBody, peerFrameHeaderLength, readUint32,
+    Route, ROUTE_OFFSET, SOURCE_OFFSET, SwitchboardFrame, writeFrameId, writePeerFrameHeader,
+} from '@switchboard/protocol/internal';
 import { getBSONDeserializer } from '@deepkit/bson';
 
 /**
- * Reading and writing the few header fields the broker needs, without decoding bodies. Frames read here have passed
- * `inspectFrame` (shared/frame-check.ts) or were written by the broker itself.
- * Layout (Deepkit RPC): <size u32> <version u8> <id u32> <route u8> [route data] <composite u8> <type u8> <body>.
+ * The frames the broker writes, and the body fields it reads without decoding bodies. Frames read here have passed
+ * `inspectFrame` (shared/frame-check.ts) or were written by the broker itself. The header layout itself (offsets,
+ * `frameId`, `frameType`) is Deepkit's and lives in the Deepkit seam, shared/deepkit/frame-layout.ts.
  */
-export { ROUTE_OFFSET, SOURCE_OFFSET };
-
-export function frameId(frame: Uint8Array, offset = 0): number {
-    return frame.length - offset < 9 ? 0 : readUint32(frame, offset + 5);
-}
-
-/** Offset of the composite flag: after the route data, which depends on the route type. */
-function compositeOffset(frame: Uint8Array): number {
-    const route = frame[ROUTE_OFFSET];
-    if (route === Route.sourceDest) return SOURCE_OFFSET + 32;
-    if (route === Route.peer) {
-        let offset = SOURCE_OFFSET + 16;
-        while (offset < frame.length && frame[offset] !== 0) offset++;
-        return offset + 1;
-    }
-    return SOURCE_OFFSET;
-}
+export { frameId, frameType, ROUTE_OFFSET, SOURCE_OFFSET };
 
 export interface ActionName {
     controller?: string;
@@ -58,10 +45,6 @@ export function actionNameOf(frame: Uint8Array, bodyOffset: number): ActionName 
         position += 4 + length;
     }
     return name;
-}
-
-export function frameType(frame: Uint8Array): number {
-    return frame[compositeOffset(frame) + 1];
 }
 
 export function sameBytes(frame: Uint8Array, offset: number, expected: Uint8Array): boolean {
@@ -114,7 +97,7 @@ export function replyErrorFrames(ids: Iterable<number>, source: Uint8Array, dest
         }
         const offset = count * template.byteLength;
         message.set(template, offset);
-        new DataView(message.buffer, message.byteOffset + offset + 5, 4).setUint32(0, id, true);
+        writeFrameId(message, offset, id);
         count++;
     }
     if (message && count < perMessage) messages[messages.length - 1] = message.subarray(0, count * template.byteLength);
@@ -123,7 +106,7 @@ export function replyErrorFrames(ids: Iterable<number>, source: Uint8Array, dest
 
 /** The size of a multicast copy for `peerId`: a peer-routed frame header around `body`. */
 export function multicastCopySize(peerId: string, body: Uint8Array): number {
-    return SOURCE_OFFSET + 16 + peerId.length + 1 + 2 + body.byteLength;
+    return peerFrameHeaderLength(peerId) + body.byteLength;
 }
 
 /** A peer-routed frame from `source` to `peerId` around an already serialized BSON body (for multicast copies). */
@@ -140,22 +123,9 @@ export function peerFrame(id: number, source: Uint8Array, peerId: string, type: 
  * is this header and the multicast's one body, written to the socket side by side without joining them.
  */
 export function peerFrameHeader(id: number, source: Uint8Array, peerId: string, type: number, bodyLength: number): Uint8Array {
-    const length = SOURCE_OFFSET + 16 + peerId.length + 1 + 2;
-    const size = length + bodyLength;
-    // Not zeroed first: every byte is written below.
-    const frame = Buffer.allocUnsafe(length);
-    const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
-    view.setUint32(0, size, true);
-    frame[4] = 1;
-    view.setUint32(5, id, true);
-    frame[ROUTE_OFFSET] = Route.peer;
-    frame.set(source, SOURCE_OFFSET);
-    let offset = SOURCE_OFFSET + 16;
-    // Peer IDs are ASCII (shared/peer-id.ts).
-    for (let i = 0; i < peerId.length; i++) frame[offset++] = peerId.charCodeAt(i);
-    frame[offset++] = 0;
-    frame[offset++] = 0; // not composite
-    frame[offset++] = type;
+    // Not zeroed first: every byte is written.
+    const frame = Buffer.allocUnsafe(peerFrameHeaderLength(peerId));
+    writePeerFrameHeader(frame, id, source, peerId, type, bodyLength);
     return frame;
 }
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { ValidationError } from '@deepkit/type';
+import { invalidModuleConfigIn } from '@switchboard/protocol/internal';
 import { createBrokerApp } from './app';
 import { checkEnvironment, ConfigError } from './config';
 import { brokerCommands, restrictToBrokerCommands, StartCommand } from './commands';
@@ -15,8 +16,8 @@ function explain(error: unknown): string {
         return error.errors.map(item => new ConfigError(item.path, item.message).message).join('\n');
     }
     // Deepkit reports an invalid module config as text: "… Error: port(maximum): Number needs to be …".
-    const invalid = error instanceof Error && /Error: (\w+)\(\w+\): (.*)$/.exec(error.message);
-    if (invalid) return new ConfigError(invalid[1], invalid[2]).message;
+    const invalid = error instanceof Error ? invalidModuleConfigIn(error.message) : undefined;
+    if (invalid) return new ConfigError(invalid.setting, invalid.problem).message;
     return error instanceof Error ? error.message : String(error);
 }
 

@@ -1,6 +1,6 @@
 import { RpcTypes } from '@deepkit/rpc';
 import { PeerOffline, ReceiverBusy } from '@switchboard/protocol';
-import { FrameHeader, connectionKey, encodeCallerGone, encodeCallerIdentity, SwitchboardFrame } from '@switchboard/protocol/internal';
+import { connectionKey, destinationOf, encodeCallerGone, encodeCallerIdentity, FrameHeader, sourceOf, SwitchboardFrame } from '@switchboard/protocol/internal';
 import { FrameOrigin } from '../exchange/peer-exchange';
 import { errorForClient, FINAL_REPLY_TYPES, frameId, frameType, replyErrorFrame, replyErrorFrames, SOURCE_OFFSET } from '../frames';
 import { ConnectionSide } from './connection-side';
@@ -69,7 +69,7 @@ export class CallLedger {
         if (introduced !== origin && side.peerId && !sameIdentity(introduced, origin)) {
             evictOldest(this.introduced, MAX_TRACKED_CALLERS);
             this.introduced.set(caller, origin);
-            const source = head.subarray(SOURCE_OFFSET, SOURCE_OFFSET + 16);
+            const source = sourceOf(head);
             side.writeFrame(encodeCallerIdentity(side.peerId, source, { peerId: origin.peerId, session: origin.session, typedErrors }));
         }
         let pending = this.pendingFromCallers.get(caller);
@@ -85,7 +85,7 @@ export class CallLedger {
 
     /** A reply to a request this connection's peer received. Replies are never rate limited: refusing one would lose a call the broker accepted. */
     reply(header: FrameHeader, frame: Uint8Array): void {
-        const caller = connectionKey(frame.subarray(SOURCE_OFFSET + 16, SOURCE_OFFSET + 32));
+        const caller = connectionKey(destinationOf(frame));
         const pending = this.pendingFromCallers.get(caller)?.ids;
         const { stats, exchange } = this.side.services;
         if (!pending || !pending.has(header.id)) {
