@@ -17,6 +17,12 @@ export class OutgoingFrames {
     protected queued: Uint8Array[] = [];
     protected queuedBytes = 0;
     protected scheduled = false;
+    /**
+     * Whether the last turn wrote at most one frame: then the next turn's first frame leaves at once (a lone call
+     * must not wait for the end of the turn) and only the frames that follow it in that turn are batched. Under load
+     * (batches of several frames) every frame waits for the batch, so a busy socket makes no extra writes.
+     */
+    protected quiet = true;
 
     /**
      * @param sendParts writes one message made of `header` then `body` without joining them (WebSocket fragments):
@@ -35,13 +41,14 @@ export class OutgoingFrames {
             this.flush();
             return this.send(frame);
         }
-        this.queued.push(frame);
-        this.queuedBytes += frame.byteLength;
-        if (this.queuedBytes >= MAX_BATCH_BYTES) return this.flush();
         if (!this.scheduled) {
             this.scheduled = true;
             schedule(this.flush);
+            if (this.quiet) return this.send(frame);
         }
+        this.queued.push(frame);
+        this.queuedBytes += frame.byteLength;
+        if (this.queuedBytes >= MAX_BATCH_BYTES) this.flush();
     }
 
     /** One frame written as its header and a body shared with other frames, in order with the rest. */
@@ -55,6 +62,7 @@ export class OutgoingFrames {
     readonly flush = (): void => {
         this.scheduled = false;
         const frames = this.queued;
+        this.quiet = frames.length <= 1;
         if (!frames.length) return;
         const bytes = this.queuedBytes;
         this.queued = [];
