@@ -12,7 +12,7 @@ import { BrokerProcess } from './chaos/broker-process';
 import { Peer } from '../peer';
 import { startBroker } from '../server';
 import { PeerOffline } from '../shared/errors';
-import { NatsServer } from '../tests/cluster/nats-server';
+import { NatsServer } from './nats-server';
 
 let parked = 0;
 let onParked = () => undefined as void;

@@ -14,7 +14,7 @@ import { rpc } from '@deepkit/rpc';
 import { Peer } from '../peer';
 import { startBroker } from '../server';
 import { BrokerProcess } from './chaos/broker-process';
-import { NatsServer } from '../tests/cluster/nats-server';
+import { NatsServer } from './nats-server';
 
 @rpc.controller('bench/echo')
 class EchoController {

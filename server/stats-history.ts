@@ -1,4 +1,4 @@
-import { TrendSample } from '@switchboard/protocol/internal';
+import { TrendSample } from '@switchboard/protocol';
 
 /** One sample a second, for the last 15 minutes: what the dashboard plots. */
 export const TREND_SAMPLE_MS = 1000;

@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { ActiveTransfer, TrendSample } from '@switchboard/protocol';
 import type { BrokerSummary } from './exchange/peer-exchange';
-import { ActiveTransfer, TrendSample } from '@switchboard/protocol/internal';
 import { LatencyWindow, StatsHistory, TREND_SAMPLE_MS } from './stats-history';
 
 /**

@@ -2,34 +2,14 @@ import { ControllerSymbol } from '@deepkit/rpc';
 import { entity, MaxLength } from '@deepkit/type';
 import { Observable } from 'rxjs';
 import { PeerId } from './peer-id';
+import { PeerInfo } from './peer-info';
 import { AuditRecord, BrokerActivity, DashboardEvent } from './dashboard';
 
 /** A capability a peer announces, e.g. `chat`, `files`, `relay`. */
 export type Capability = string & MaxLength<64>;
 
-/** What the broker's registry knows about one peer. */
-@entity.name('@switchboard/PeerInfo')
-export class PeerInfo {
-    constructor(
-        public id: string,
-        public online: boolean,
-        public capabilities: string[] = [],
-        public firstSeen: Date = new Date,
-        public lastSeen: Date = new Date,
-        /** When the current connection registered; unset while offline. */
-        public connectedSince?: Date,
-    ) {
-    }
-
-    /** The broker holding the peer's connection (it differs between peers in a cluster); unset while offline. */
-    brokerId?: string;
-
-    /**
-     * Offline after its connection was lost (not a clean deregister): the ID is held for its owner until then, and
-     * anyone else registering it gets PeerIdTaken (the broker's peerIdGraceMs). Unset otherwise.
-     */
-    heldUntil?: Date;
-}
+// In a file of its own, so the dashboard's shapes can name it without importing the broker API (an import cycle).
+export { PeerInfo };
 
 /** `synced` ends the snapshot of a `presence(true)` subscription: from then on the subscriber knows everyone online. */
 export type PresenceKind = 'online' | 'offline' | 'capabilities' | 'synced';

@@ -1,5 +1,5 @@
 import { entity } from '@deepkit/type';
-import { PeerInfo } from './broker-api';
+import { PeerInfo } from './peer-info';
 
 /** A file transfer the broker is routing now: a `switchboard/files` chunk stream from `from` to `to`. */
 export interface ActiveTransfer {

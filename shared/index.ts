@@ -6,6 +6,7 @@
 export * from './errors';
 export * from './peer-id';
 export * from './broker-api';
+export * from './dashboard';
 export * from './action-groups';
 export * from './chat-api';
 export * from './discovery-api';

@@ -1,4 +1,4 @@
-import { TrendSample } from '@switchboard/protocol/internal';
+import { TrendSample } from '@switchboard/protocol';
 import { LatencyWindow, StatsHistory, TREND_SAMPLES } from '../server/stats-history';
 
 function sampleAt(second: number): TrendSample {

@@ -3,6 +3,8 @@ import { AddressInfo } from 'net';
 import { readFile } from 'fs/promises';
 import { join } from 'path';
 import { parseArgs } from 'util';
+// Not the broker's API: the repository's bundling helper, so the page is built from app.ts when run from source.
+// eslint-disable-next-line no-restricted-imports
 import { browserScript } from '../../server/web/browser-script';
 
 const usage = `Usage: npm run web -- [--broker ws://127.0.0.1:8080] [--port 8090] [--host 127.0.0.1]

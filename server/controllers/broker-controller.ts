@@ -1,8 +1,7 @@
 import { rpc, RpcKernelConnection } from '@deepkit/rpc';
 import { Observable, Subscription } from 'rxjs';
-import { BrokerApi, Capability, MAX_WATCH_IDS_PER_CALL, PeerFilter, PeerInfo, PresenceBatch, PresenceEvent, Registration, WhoAmI, AccessDenied, NotRegistered, PeerNotFound, QuotaExceeded, PeerId } from '@switchboard/protocol';
+import { BrokerApi, Capability, MAX_WATCH_IDS_PER_CALL, PeerFilter, PeerInfo, PresenceBatch, PresenceEvent, Registration, WhoAmI, AccessDenied, NotRegistered, PeerNotFound, QuotaExceeded, PeerId, DashboardEvent } from '@switchboard/protocol';
 import { MaxLength } from '@deepkit/type';
-import { DashboardEvent } from '@switchboard/protocol/internal';
 import { BrokerConfig } from '../config';
 import { BrokerConnection } from '../connection';
 import { DashboardFeed } from '../dashboard/dashboard-feed';

@@ -4,8 +4,7 @@
  */
 import { RpcWebSocketClient } from '@deepkit/rpc';
 import { Observable, Subscription } from 'rxjs';
-import { BrokerApi, PeerInfo } from '@switchboard/protocol';
-import { AuditRecord, BrokerActivity, DashboardEvent } from '@switchboard/protocol/internal';
+import { AuditRecord, BrokerActivity, BrokerApi, DashboardEvent, PeerInfo } from '@switchboard/protocol';
 import { addSamples, renderCharts, resetSamples } from './trend-charts';
 
 const TOKEN_KEY = 'switchboard-dashboard-token';

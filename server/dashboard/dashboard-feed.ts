@@ -1,7 +1,6 @@
 import { concat, defer, interval, merge, Observable, of, OperatorFunction } from 'rxjs';
 import { filter, map, share } from 'rxjs/operators';
-import { AuditRecord, BrokerActivity, DashboardEvent } from '@switchboard/protocol/internal';
-import { PeerInfo } from '@switchboard/protocol';
+import { AuditRecord, BrokerActivity, DashboardEvent, PeerInfo } from '@switchboard/protocol';
 import { AuditLog } from '../registry/audit-log';
 import { AuditEvent } from '../registry/entities';
 import { PeerExchange } from '../exchange/peer-exchange';

@@ -3,7 +3,7 @@
  * latency p50/p99 at the broker, peers online (a line per broker in a cluster) and refusals per second. The samples
  * come from the broker's history (one a second, server/stats-history.ts) with the dashboard stream.
  */
-import { TrendSample } from '@switchboard/protocol/internal';
+import { TrendSample } from '@switchboard/protocol';
 
 const WINDOW_MS = 15 * 60 * 1000;
 /** The most samples kept: the broker's ring holds as many. */
