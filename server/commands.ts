@@ -11,7 +11,6 @@ import { ClusterState } from './cluster/cluster-state';
 import { DatabaseInUse } from './registry/database-lock';
 import { BrokerRuntime, PortInUse, TokenDatabaseHandle } from './runtime';
 import { NatsUnreachable } from './cluster/nats-link';
-import { readClusterTrail } from './cluster/cluster-audit';
 import { missingDatabase } from './command-line-checks';
 import { DrainCommand } from './drain-command';
 
@@ -348,7 +347,7 @@ export class AuditCommand {
         const url = natsUrl ?? config.natsUrl;
         if (url) {
             try {
-                for (const event of await readClusterTrail(url, cluster ?? config.cluster, { peerId: peer, kind, limit })) this.logger.log(formatAuditEvent(event));
+                for (const event of await clusterAudit().readClusterTrail(url, cluster ?? config.cluster, { peerId: peer, kind, limit })) this.logger.log(formatAuditEvent(event));
                 return 0;
             } catch (error) {
                 this.logger.error((error as Error).message);
@@ -383,4 +382,10 @@ export function restrictToBrokerCommands(app: App<any>): void {
     registry.splice(0, registry.length, ...ours);
     const colours = process.stdout.isTTY === true && !('NO_COLOR' in process.env);
     app.get(Logger).setTransport([new ConsoleTransport(colours)]);
+}
+
+/** The cluster's audit reader, required by `audit --natsUrl` alone: the other commands never load the NATS client. */
+function clusterAudit(): typeof import('./cluster/cluster-audit') {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require('./cluster/cluster-audit');
 }

@@ -1,7 +1,8 @@
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import { ActiveTransfer, TrendSample } from '@switchboard/protocol';
 import type { BrokerSummary } from './exchange/peer-exchange';
 import { LatencyWindow, StatsHistory, TREND_SAMPLE_MS } from './stats-history';
+import { CALL_LATENCY_BUCKETS, LatencyHistogram } from './latency-histogram';
 
 /**
  * Transfers tracked at most. An entry ends with its stream or its connection; one whose end the broker never sees
@@ -42,90 +43,18 @@ export class BrokerStats {
     protected sampler?: ReturnType<typeof setInterval>;
     protected sampled = { at: 0, calls: 0, refusals: 0 };
 
-    readonly registry = new Registry();
-    protected readonly latency = new Histogram({
-        name: 'switchboard_call_latency_seconds',
-        help: 'Time from routing a peer request to routing its final reply, at the broker.',
-        buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
-        registers: [this.registry],
-    });
+    /** Latencies of routed calls, for `/metrics`. */
+    readonly latency = new LatencyHistogram(CALL_LATENCY_BUCKETS);
+    protected prometheus?: Registry;
 
-    constructor() {
-        const stats = this;
-        new Gauge({
-            name: 'switchboard_peers_online', help: 'Peers with a live registration.', registers: [this.registry],
-            collect() {
-                this.set(stats.onlinePeers());
-            },
-        });
-        const counter = (name: string, help: string, read: () => number) => new Counter({
-            name, help, registers: [this.registry],
-            collect() {
-                this.reset();
-                this.inc(read());
-            },
-        });
-        // Labelled by broker ID: a bounded set (the brokers of one cluster), unlike peer IDs.
-        new Gauge({
-            name: 'switchboard_broker_info', help: 'Always 1; names the broker that answers this scrape.', labelNames: ['broker_id'], registers: [this.registry],
-            collect() {
-                this.reset();
-                const self = stats.brokers()[0];
-                if (self) this.labels(self.brokerId).set(1);
-            },
-        });
-        new Gauge({
-            name: 'switchboard_cluster_brokers', help: 'Brokers of the cluster this broker knows, by state (1 alive for a single broker).', labelNames: ['state'], registers: [this.registry],
-            collect() {
-                const brokers = stats.brokers();
-                this.labels('alive').set(brokers.filter(broker => broker.alive).length);
-                this.labels('dead').set(brokers.filter(broker => !broker.alive).length);
-            },
-        });
-        new Gauge({
-            name: 'switchboard_cluster_peers', help: 'Peers registered on each broker of the cluster.', labelNames: ['broker_id'], registers: [this.registry],
-            collect() {
-                // Reset first: a broker that left the cluster must not linger with its last count.
-                this.reset();
-                for (const broker of stats.brokers()) this.labels(broker.brokerId).set(broker.peers);
-            },
-        });
-        new Gauge({
-            name: 'switchboard_cluster_heartbeat_age_seconds', help: 'Seconds since each other broker of the cluster was last heard (absent on a single broker).', labelNames: ['broker_id'], registers: [this.registry],
-            collect() {
-                this.reset();
-                for (const broker of stats.brokers().slice(1)) if (broker.heartbeatAgeMs !== undefined) this.labels(broker.brokerId).set(broker.heartbeatAgeMs / 1000);
-            },
-        });
-        new Gauge({
-            name: 'switchboard_cluster_nats_connected', help: '1 while this broker reaches the cluster\'s NATS, 0 while it is cut off (absent on a single broker).', registers: [this.registry],
-            collect() {
-                this.reset();
-                const link = stats.brokers()[0]?.natsLink;
-                if (link) this.set(link === 'up' ? 1 : 0);
-            },
-        });
-        counter('switchboard_registrations_total', 'Peer ID registrations accepted (including takeovers).', () => stats.registrations);
-        new Counter({
-            name: 'switchboard_calls_routed_total', labelNames: ['outcome'], registers: [this.registry],
-            help: 'Peer calls by outcome: delivered to the target, undeliverable (unknown or offline target), denied by the gate, answered with an error.',
-            collect() {
-                this.reset();
-                this.labels('delivered').inc(stats.callsRouted);
-                this.labels('undeliverable').inc(stats.callsUndeliverable);
-                this.labels('denied').inc(stats.callsDenied);
-                this.labels('error_reply').inc(stats.callErrors);
-            },
-        });
-        counter('switchboard_frames_routed_total', 'Peer-routed frames and replies forwarded.', () => stats.framesRouted);
-        counter('switchboard_bytes_routed_total', 'Bytes of forwarded frames.', () => stats.bytesRouted);
-        new Counter({
-            name: 'switchboard_refusals_total', help: 'Requests refused, by error code.', labelNames: ['reason'], registers: [this.registry],
-            collect() {
-                this.reset();
-                for (const [reason, count] of Object.entries(stats.refusals)) this.labels(reason).inc(count);
-            },
-        });
+    /**
+     * The Prometheus registry behind `/metrics`, made on the first scrape: a broker nobody scrapes never loads
+     * prom-client (about 80 modules with its dependencies).
+     */
+    get registry(): Registry {
+        // eslint-disable-next-line @typescript-eslint/no-require-imports
+        this.prometheus ??= (require('./metrics') as typeof import('./metrics')).prometheusRegistry(this);
+        return this.prometheus;
     }
 
     refused(code: string): void {

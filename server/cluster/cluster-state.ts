@@ -1,4 +1,4 @@
-import { KV, Kvm } from '@nats-io/kv';
+import type { KV } from '@nats-io/kv';
 import { Subscription } from 'rxjs';
 import { ClusterNames } from './cluster-names';
 import { NatsLink } from './nats-link';
@@ -51,6 +51,9 @@ export class ClusterState {
         if (!this.link.connected) throw new ClusterStateUnavailable(`The cluster's ${suffix} (NATS JetStream) are out of reach right now. Retry when NATS is back.`);
         let bucket = this.buckets.get(suffix);
         if (!bucket) {
+            // Required here, not imported: every broker holds a ClusterState, and one without a cluster never loads the NATS client.
+            // eslint-disable-next-line @typescript-eslint/no-require-imports
+            const { Kvm } = require('@nats-io/kv') as typeof import('@nats-io/kv');
             bucket = new Kvm(this.link.nc).create(`${this.names.bucket}_${suffix}`, { history: 1, maxValueSize: 64 * 1024 });
             this.buckets.set(suffix, bucket);
             bucket.catch(() => this.buckets.get(suffix) === bucket && this.buckets.delete(suffix));

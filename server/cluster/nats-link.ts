@@ -1,5 +1,4 @@
 import type { NatsConnection } from '@nats-io/nats-core';
-import { connect } from '@nats-io/transport-node';
 import { Subject } from 'rxjs';
 import { inboxPrefixOf, parseNatsServers } from './nats-servers';
 
@@ -48,6 +47,9 @@ export class NatsLink {
     async open(): Promise<void> {
         const { servers, user, pass, token, redacted } = parseNatsServers(this.servers);
         try {
+            // Required on first open, not imported: a broker without a cluster never loads the NATS client.
+            // eslint-disable-next-line @typescript-eslint/no-require-imports
+            const { connect } = require('@nats-io/transport-node') as typeof import('@nats-io/transport-node');
             this.connection = await connect({
                 servers,
                 user,
