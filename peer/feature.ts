@@ -1,8 +1,11 @@
 import { ClassType } from '@deepkit/core';
 import { NormalizedProvider } from '@deepkit/injector';
-import { ControllerDefinition } from '@deepkit/rpc';
-import { Observable, Subject } from 'rxjs';
-import { PresenceEvent } from '@switchboard/protocol';
+import type { ControllerDefinition, RemoteController } from '@deepkit/rpc';
+import type { Observable, Subject } from 'rxjs';
+import type { BrokerApi, PresenceEvent } from '@switchboard/protocol';
+import type { BroadcastOptions, BroadcastResult } from './broadcast';
+import type { Outbox } from './outbox';
+import type { Sealing } from './sealing/sealing';
 import type { CallInvoker, RemotePeer } from './remote-peer';
 import type { PeerKernel } from './kernel';
 import type { PeerDatabase } from './storage/peer-database';
@@ -66,6 +69,13 @@ export interface FeatureInstance<Api> {
     close?(): Promise<void> | void;
     /** A better path to `peerId` than the broker (e.g. a live direct link), which then takes calls to it. */
     directPath?(peerId: string): CallInvoker | undefined;
+    /**
+     * Peers this feature's storage says this peer deals with (chat partners, collaborators …), at most `limit`: with
+     * `presence: 'interest'` the peer follows their presence from each registration on.
+     */
+    knownPeers?(limit: number): Promise<Iterable<string>>;
+    /** The capabilities to announce, given the app's (e.g. plus one this feature publishes); after every change. */
+    capabilities?(announced: string[]): string[];
 }
 
 /** The peer as a feature sees it: its ID, calls to other peers, presence and state. */
@@ -82,18 +92,29 @@ export interface FeatureHost {
     /** Another peer: `host.to('bob').controller<MyApi>(MyApi, { idempotent })`. */
     to(peerId: string): RemotePeer;
     whenRegistered(timeoutMs?: number): Promise<void>;
-    /** The kernel serving this peer's controllers (a feature may serve it over a path of its own). */
-    readonly kernel: PeerKernel;
     /** The default call timeout. */
     readonly callTimeoutMs: number;
     /** A call through the broker, whatever direct path there is. */
     invoke: CallInvoker['invoke'];
+    /** One call to many peers in one frame, copied to each by the broker (see Peer.broadcast). */
+    broadcast<R = unknown>(targets: readonly string[], controller: string | ControllerDefinition<any>, action: string, args?: unknown[], options?: BroadcastOptions): Promise<BroadcastResult<R>>;
+    /** Messages for offline peers, delivered when they are back. */
+    readonly outbox: Outbox;
+    /** The broker's own API (discovery, presence). */
+    readonly broker: RemoteController<BrokerApi>;
+    /** `PeerOptions.appVersion`. */
+    readonly appVersion: string;
+    announcedCapabilities(): string[];
+    /** This peer's sealing (keys, sealed payloads), for the features that seal what they send (see PeerOptions.sealing). */
+    readonly sealing?: Sealing;
 }
 
 export interface FeatureContext {
     readonly peer: FeatureHost;
     /** The peer's storage; write through `database.write(...)` to keep commits ordered. */
     readonly database: PeerDatabase;
+    /** The kernel serving this peer's controllers (a feature may serve it over a path of its own); not in `setup`. */
+    readonly kernel: PeerKernel;
     /** The peer's clock (milliseconds since the epoch; tests may move it). */
     readonly clock: () => number;
     /** Background work the peer waits for before it closes its storage; a rejection goes to `peer.errors$`. */
@@ -112,22 +133,34 @@ export type FeatureApis<F extends FeatureMap> = { readonly [K in keyof F]: F[K] 
 export class PeerFeatures<F extends FeatureMap> {
     readonly entities: ClassType[];
     readonly apis = {} as FeatureApis<F>;
+    /** The APIs of the built-in features `Peer` carries as its own members (`peer.chat` …), by name. */
+    readonly builtinApis: Record<string, unknown> = {};
     readonly providers: NormalizedProvider[] = [];
     readonly controllers: [ClassType, string | ControllerDefinition<any>][] = [];
     protected instances: FeatureInstance<unknown>[] = [];
 
-    constructor(protected features: F = {} as F) {
-        this.entities = Object.values(features).flatMap(feature => [...feature.entities ?? []]);
+    /** `builtins` are wired first, in the order given, and their APIs go to `builtinApis`, not `apis`. */
+    constructor(protected features: F = {} as F, protected builtins: FeatureMap = {}) {
+        this.entities = [...Object.values(builtins), ...Object.values(features)].flatMap(feature => [...feature.entities ?? []]);
     }
 
     setup(context: FeatureContext): void {
+        for (const [name, feature] of Object.entries(this.builtins)) {
+            const instance = feature.setup(context);
+            this.builtinApis[name] = instance.api;
+            this.add(instance);
+        }
         for (const [name, feature] of Object.entries(this.features)) {
             const instance = feature.setup(context);
             (this.apis as Record<string, unknown>)[name] = instance.api;
-            this.providers.push(...instance.providers ?? []);
-            this.controllers.push(...instance.controllers ?? []);
-            this.instances.push(instance);
+            this.add(instance);
         }
+    }
+
+    protected add(instance: FeatureInstance<unknown>): void {
+        this.providers.push(...instance.providers ?? []);
+        this.controllers.push(...instance.controllers ?? []);
+        this.instances.push(instance);
     }
 
     async started(): Promise<void> {
@@ -140,6 +173,18 @@ export class PeerFeatures<F extends FeatureMap> {
 
     peerOnline(peerId: string, inBackground: (work: Promise<unknown>) => void): void {
         for (const instance of this.instances) if (instance.peerOnline) inBackground(Promise.resolve().then(() => instance.peerOnline!(peerId)));
+    }
+
+    /** The app's capabilities as each feature extends them (see FeatureInstance.capabilities). */
+    capabilities(announced: string[]): string[] {
+        return this.instances.reduce((capabilities, instance) => instance.capabilities?.(capabilities) ?? capabilities, announced);
+    }
+
+    /** Every feature's known peers (see FeatureInstance.knownPeers). */
+    async knownPeers(limit: number): Promise<string[]> {
+        const ids: string[] = [];
+        for (const instance of this.instances) if (instance.knownPeers) ids.push(...await instance.knownPeers(limit));
+        return ids;
     }
 
     /** The first direct path a feature offers to `peerId`. */

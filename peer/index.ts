@@ -1,5 +1,12 @@
 export { Peer } from './peer';
 export type { PeerOptions, PeerState } from './peer';
+export { PeerCore } from './peer-core';
+export type { PeerCoreOptions } from './peer-core';
+export { chat } from './features/chat';
+export { discovery } from './features/discovery';
+export { relay } from './features/relay';
+export { files } from './features/files';
+export { collab } from './features/collab';
 export type { PresenceMode } from './presence-follower';
 export { RemotePeer } from './remote-peer';
 export type { CallOptions } from './remote-peer';

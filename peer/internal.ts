@@ -6,3 +6,5 @@
 export { PeerClient } from './peer-client';
 export type { SendOptions } from './peer-client';
 export { PeerKernel, PeerSecurity } from './kernel';
+export { peerInternals } from './peer-internals';
+export type { PeerInternals } from './peer-internals';

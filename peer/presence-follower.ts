@@ -2,8 +2,6 @@ import { RemoteController } from '@deepkit/rpc';
 import { Observable, Subscription } from 'rxjs';
 import { BrokerApi, MAX_WATCH_IDS_PER_CALL, PresenceBatch, PresenceEvent, Timeout } from '@switchboard/protocol';
 import { nextTurn } from '@switchboard/protocol/internal';
-import { ChatGroupRecord, ChatRecord, CollabDocRecord, OutboxEntry } from './storage/entities';
-import { PeerDatabase } from './storage/peer-database';
 
 /**
  * Whose presence a peer follows (`PeerOptions.presence`):
@@ -21,7 +19,8 @@ const STORED_INTEREST_MAX = 5000;
 export interface PresenceFollowerHost {
     readonly broker: RemoteController<BrokerApi>;
     readonly callTimeoutMs: number;
-    readonly database: PeerDatabase;
+    /** Who this peer deals with, from its storage (outbox recipients, and what each feature knows): at most `limit`. */
+    storedInterest(limit: number): Promise<Iterable<string>>;
 }
 
 /**
@@ -124,12 +123,6 @@ export class PresenceFollower {
 
     /** Who this peer deals with, from its storage: outbox recipients, chat peers and groups, collaborators. */
     protected async storedInterest(): Promise<Set<string>> {
-        const ids = new Set<string>();
-        const db = this.host.database;
-        for (const row of await db.query(OutboxEntry).select('recipient').groupBy('recipient').limit(STORED_INTEREST_MAX).find()) ids.add(row.recipient);
-        for (const row of await db.query(ChatRecord).select('peerId').groupBy('peerId').limit(STORED_INTEREST_MAX).find()) ids.add(row.peerId);
-        for (const row of await db.query(ChatGroupRecord).select('members').limit(STORED_INTEREST_MAX).find()) for (const id of row.members) ids.add(id);
-        for (const row of await db.query(CollabDocRecord).select('collaborators').limit(STORED_INTEREST_MAX).find()) for (const id of row.collaborators) ids.add(id);
-        return new Set([...ids].slice(0, STORED_INTEREST_MAX));
+        return new Set([...new Set(await this.host.storedInterest(STORED_INTEREST_MAX))].slice(0, STORED_INTEREST_MAX));
     }
 }

@@ -21,7 +21,11 @@ export class FileChunk {
     constructor(
         public index: number,
         public data: Uint8Array,
-        /** Hex SHA-256 of `data`. */
+        /**
+         * Hex SHA-256 of the file from its first byte through the end of this chunk (its checkpoint; for the last chunk,
+         * the file's SHA-256), so a downloader checks each chunk with the one whole-file hash it computes. Earlier
+         * sharers sent the SHA-256 of `data`; downloaders accept both.
+         */
         public sha256: string,
     ) {
     }

@@ -1,12 +1,11 @@
-import { createHash, Hash } from 'crypto';
-import { createReadStream } from 'fs';
-import { copyFile, FileHandle, open, rename, rm, stat } from 'fs/promises';
+import { copyFile, open, rename, rm, stat } from 'fs/promises';
 import { basename, resolve } from 'path';
 import { Observable, Subscription } from 'rxjs';
 import { ChecksumMismatch, MalformedMessage, NotFound, FileChunk, FileInfo, FilesApi, filesIdempotent, MAX_CHUNK_WINDOW } from '@switchboard/protocol';
 import { RemotePeer } from '../remote-peer';
 import { DownloadRecord, SharedFile } from '../storage/entities';
 import { PeerDatabase } from '../storage/peer-database';
+import { checkpointOf, hasCheckpoints, hashFile, RunningDigest } from './file-digests';
 
 /**
  * 96 KiB: as big as a chunk can be while its message (data, hash, routing; about 98.5 kB) stays under Deepkit's
@@ -60,8 +59,9 @@ export class FileService {
     async share(path: string): Promise<FileInfo> {
         const absolute = resolve(path);
         const size = (await stat(absolute).catch(() => { throw new NotFound(`No file at ${absolute}.`, 'file'); })).size;
-        const sha256 = await hashFile(absolute);
+        const { sha256, checkpoints } = await hashFile(absolute, this.chunkSize);
         const shared = new SharedFile(sha256.slice(0, 32), absolute, basename(absolute), size, sha256, this.chunkSize);
+        shared.checkpoints = checkpoints;
         const existing = await this.database.query(SharedFile).filter({ id: shared.id }).findOneOrUndefined();
         if (existing) await this.database.remove(existing);
         await this.database.persist(shared);
@@ -83,6 +83,7 @@ export class FileService {
             (async () => {
                 const file = await this.shared(fileId);
                 const info = toInfo(file);
+                const checkpoints = await this.checkpoints(file, info.chunkCount);
                 const handle = await open(file.path, 'r');
                 try {
                     const end = Math.min(from + Math.min(count, MAX_CHUNK_WINDOW), info.chunkCount);
@@ -92,7 +93,7 @@ export class FileService {
                         const data = Buffer.allocUnsafe(length);
                         const { bytesRead } = await handle.read(data, 0, length, index * file.chunkSize);
                         if (bytesRead !== length) throw new NotFound(`${file.name} changed on disk since it was shared; share it again.`, 'file');
-                        subscriber.next(new FileChunk(index, data, sha256Of(data)));
+                        subscriber.next(new FileChunk(index, data, checkpointOf(checkpoints, index)!));
                     }
                 } finally {
                     await handle.close();
@@ -162,7 +163,7 @@ export class FileService {
             await this.database.persist(verified);
             persisted = verified.verifiedChunks;
         };
-        const wholeFile = createHash('sha256');
+        const wholeFile = new RunningDigest();
         let windows: ChunkWindow[] = [];
         const closeWindows = () => {
             for (const window of windows) window.close();
@@ -173,7 +174,7 @@ export class FileService {
         try {
             await handle.truncate(verified.verifiedChunks * info.chunkSize);
             // Chunks are written in order, so the whole-file hash grows with them; only a resumed prefix is read back.
-            await hashPrefix(handle, verified.verifiedChunks * info.chunkSize, wholeFile);
+            await wholeFile.updateFromFile(handle, verified.verifiedChunks * info.chunkSize);
             const attempts = new Map<number, number>();
             let requested = verified.verifiedChunks;
             const failedAttempt = (index: number, error: () => Error) => {
@@ -202,13 +203,12 @@ export class FileService {
                     continue;
                 }
                 const expectedLength = Math.min(info.chunkSize, info.size - index * info.chunkSize);
-                if (chunk.index !== index || chunk.data.byteLength !== expectedLength || sha256Of(chunk.data) !== chunk.sha256) {
+                if (chunk.index !== index || chunk.data.byteLength !== expectedLength || !wholeFile.accept(chunk.data, chunk.sha256)) {
                     progress.refetched++;
                     failedAttempt(index, () => new ChecksumMismatch(`Chunk ${index} of ${info.name} from "${peerId}" failed verification ${CHUNK_ATTEMPTS} times; nothing was written for it.`));
                     continue;
                 }
                 await handle.write(chunk.data, 0, chunk.data.byteLength, index * info.chunkSize);
-                wholeFile.update(chunk.data);
                 verified.verifiedChunks++;
                 if (verified.verifiedChunks - persisted >= PROGRESS_EVERY_CHUNKS) await persist();
                 progress.chunks = verified.verifiedChunks;
@@ -226,7 +226,7 @@ export class FileService {
         }
         if (signal.aborted) return;
 
-        if (wholeFile.digest('hex') !== info.sha256) {
+        if (wholeFile.digest() !== info.sha256) {
             await rm(part, { force: true });
             await this.database.remove(record);
             throw new ChecksumMismatch(`${info.name} from "${peerId}" does not match its announced SHA-256; the partial file was removed.`);
@@ -255,6 +255,16 @@ export class FileService {
         const file = await this.database.query(SharedFile).filter({ id: fileId }).findOneOrUndefined();
         if (!file) throw new NotFound(`No shared file ${fileId} here; list() shows what is shared.`, 'file');
         return file;
+    }
+
+    /** The file's checkpoints; computed once (and kept) for a file shared before they were recorded. */
+    protected async checkpoints(file: SharedFile, chunkCount: number): Promise<Uint8Array> {
+        if (hasCheckpoints(file.checkpoints, chunkCount)) return file.checkpoints;
+        const { sha256, checkpoints } = await hashFile(file.path, file.chunkSize);
+        if (sha256 !== file.sha256) throw new NotFound(`${file.name} changed on disk since it was shared; share it again.`, 'file');
+        file.checkpoints = checkpoints;
+        await this.database.persist(file);
+        return checkpoints;
     }
 }
 
@@ -328,28 +338,6 @@ class ChunkWindow {
         this.wake = undefined;
         wake?.();
     }
-}
-
-/** Feeds the first `length` bytes of `handle` to `hash`. */
-async function hashPrefix(handle: FileHandle, length: number, hash: Hash): Promise<void> {
-    const buffer = Buffer.allocUnsafe(Math.min(length, 1024 * 1024));
-    for (let position = 0; position < length;) {
-        const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, length - position), position);
-        if (!bytesRead) throw new Error(`The partial file ended at ${position} of ${length} bytes.`);
-        hash.update(buffer.subarray(0, bytesRead));
-        position += bytesRead;
-    }
-}
-
-function sha256Of(data: Uint8Array): string {
-    return createHash('sha256').update(data).digest('hex');
-}
-
-function hashFile(path: string): Promise<string> {
-    return new Promise((resolvePromise, reject) => {
-        const hash = createHash('sha256');
-        createReadStream(path).on('data', chunk => hash.update(chunk)).on('error', reject).on('end', () => resolvePromise(hash.digest('hex')));
-    });
 }
 
 function toInfo(file: SharedFile): FileInfo {

@@ -133,6 +133,8 @@ export class ReceiptRecord {
 @(entity.name('shared_file').collection('shared_files'))
 export class SharedFile {
     sharedAt: Date = new Date;
+    /** 32 bytes per chunk: the SHA-256 of the file through each chunk's end (services/file-digests.ts); unset for files shared before. */
+    checkpoints?: Uint8Array;
 
     constructor(
         public id: string & PrimaryKey,

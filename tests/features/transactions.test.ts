@@ -9,6 +9,7 @@ import { CoordinatedTransaction, Participation, participationKey } from '../../p
 import { TransactionsApi } from '../../shared';
 import { eventually, Resources } from '../helpers';
 import { Run, runProgram } from '../processes';
+import { peerInternals } from '../../peer/internal';
 
 interface Transfer {
     amount: number;
@@ -141,7 +142,7 @@ describe('transactions (two-phase commit)', () => {
         expect(await remote.prepare({ id: 'x-1', operation: 'no-such-operation', data: '', participants: ['bob'] })).toBe('no');
         expect(await remote.decide('x-2', 'aborted')).toBe('aborted');
         expect(await remote.decide('x-3', 'committed')).toBe('unknown');
-        expect(await bob.database.query(Participation).count()).toBe(0);
+        expect(await peerInternals(bob).database.query(Participation).count()).toBe(0);
 
         let now = Date.now();
         const alice = await (async () => {
@@ -154,7 +155,7 @@ describe('transactions (two-phase commit)', () => {
         await alice.pause();
         await alice.resume();
         // Pruned after the registration, in the background: rows announce nothing.
-        await eventually(async () => await alice.database.query(CoordinatedTransaction).filter({ id: 't-old' }).count() === 0);
+        await eventually(async () => await peerInternals(alice).database.query(CoordinatedTransaction).filter({ id: 't-old' }).count() === 0);
     });
 
     it('a participant in doubt whose coordinator is gone learns the outcome from another participant; with none that knows, it waits', async () => {

@@ -7,6 +7,7 @@ import { AccessDenied, ChatEntry, ChatMessage, NotRegistered } from '../../share
 import { Peer } from '../../peer';
 import { startSwitchboard } from '../../testing/test-kit';
 import { collect, wentOffline } from '../helpers';
+import { peerInternals } from '../../peer/internal';
 
 function statusOf(peer: Peer, id: string, status: string): Promise<ChatEntry> {
     return firstValueFrom(peer.chat.updates$.pipe(filter(entry => entry.id === id && entry.status === status)));
@@ -143,7 +144,7 @@ describe('chat', () => {
         await kit.peer('frank').close();
         await gone;
 
-        const multicasts = jest.spyOn(alice.client, 'multicast');
+        const multicasts = jest.spyOn(peerInternals(alice).client, 'multicast');
         const calls = jest.spyOn(alice, 'invoke');
         const result = await alice.chat.sendToGroup(group.id, 'hi all');
 

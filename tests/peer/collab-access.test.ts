@@ -3,6 +3,7 @@ import { AccessDenied, CollabApi } from '../../shared';
 import { CollabDocRecord, CollabUpdate } from '../../peer/storage/entities';
 import { startSwitchboard } from '../../testing/test-kit';
 import { collect } from '../helpers';
+import { peerInternals } from '../../peer/internal';
 
 describe('collaborative documents are shared only with invited collaborators', () => {
     it('a stranger who knows the document id can neither read, write, follow nor list it; the app sees each refusal', async () => {
@@ -41,7 +42,7 @@ describe('collaborative documents are shared only with invited collaborators', (
             const error = await alice.push(`spam-${i}`, new Uint8Array([0, 0])).catch(e => e);
             expect(error).toBeInstanceOf(AccessDenied);
         }
-        const database = kit.peer('alice').database;
+        const database = peerInternals(kit.peer('alice')).database;
         expect(await database.query(CollabDocRecord).count()).toBe(0);
         expect(await database.query(CollabUpdate).count()).toBe(0);
         // Nothing was loaded either: opening one now finds it empty and without collaborators.

@@ -7,6 +7,7 @@ import WebSocket from 'ws';
 import { EchoController, echoOf, eventually, heldCalls, Resources } from '../helpers';
 import { exchangeOf, sees, usesCluster } from '../cluster/cluster-fixture';
 import { describeWithNats } from '../cluster/nats-server';
+import { peerInternals } from '../../peer/internal';
 
 const resources = new Resources();
 const fast = { initialDelayMs: 20, maxDelayMs: 200 };
@@ -122,7 +123,7 @@ describeWithNats('Broker drain: its peers move to another broker without a faile
         const brokers: (string | undefined)[] = [];
         alice.brokerUrl$.subscribe(url => brokers.push(url));
         // A call alice is serving when the drain begins: it ends with its answer, not with the broker.
-        const held = echoOf(bob.client, 'alice', 60_000).hold();
+        const held = echoOf(peerInternals(bob).client, 'alice', 60_000).hold();
         await heldCalls(1);
 
         if (how === 'SIGTERM') {

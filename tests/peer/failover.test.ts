@@ -2,6 +2,7 @@ import { createServer } from 'net';
 import { Disconnected } from '../../shared';
 import { Peer } from '../../peer';
 import { collect, EchoController, Resources } from '../helpers';
+import { peerInternals } from '../../peer/internal';
 
 const resources = new Resources();
 afterEach(() => resources.closeAll());
@@ -69,7 +70,7 @@ describe('Peer: several broker URLs', () => {
         const alice = resources.add(await Peer.connect({ url: [broker.url], id: 'alice', reconnect: fastReconnect }), p => p.close());
         const back = collect(alice.state$, 2, state => state === 'registered');
         // The broker drops the connection (as a restart would); the peer comes back to it.
-        await alice.client.disconnect();
+        await peerInternals(alice).client.disconnect();
         await back;
         expect(alice.brokerUrl).toBe(broker.url);
     });

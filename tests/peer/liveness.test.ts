@@ -2,6 +2,7 @@ import { Disconnected } from '../../shared';
 import { Peer } from '../../peer';
 import { collect, EchoController, eventually, heldCalls, Resources } from '../helpers';
 import { TcpProxy } from './tcp-proxy';
+import { peerInternals } from '../../peer/internal';
 
 const resources = new Resources();
 afterEach(() => resources.closeAll());
@@ -40,8 +41,8 @@ describe('Peer: a dead broker connection is noticed', () => {
         const states: string[] = [];
         alice.state$.subscribe(state => states.push(state));
         // Twenty ping intervals of an otherwise silent connection, counted by the broker's answers, not by a clock.
-        const before = alice.client.clientStats.incoming;
-        await eventually(() => alice.client.clientStats.incoming >= before + 20, 20_000);
+        const before = peerInternals(alice).client.clientStats.incoming;
+        await eventually(() => peerInternals(alice).client.clientStats.incoming >= before + 20, 20_000);
         expect(states).toEqual(['registered']);
     });
 });

@@ -7,6 +7,7 @@ import { Disconnected } from '../../shared';
 import { Resources } from '../helpers';
 import { sees, usesCluster } from '../cluster/cluster-fixture';
 import { describeWithNats } from '../cluster/nats-server';
+import { peerInternals } from '../../peer/internal';
 
 /** Streams that run until their caller unsubscribes (or is gone): counts how many run right now. */
 @rpc.controller('test/ticker')
@@ -83,7 +84,7 @@ describe('Peer: every stream ends when its caller is gone (one broker)', () => {
         ];
         await TickerController.until(3);
 
-        await alice.client.disconnect();
+        await peerInternals(alice).client.disconnect();
         const ended = await Promise.all(endings);
         expect(ended.map(error => error instanceof Disconnected)).toEqual([true, true, true]);
         await TickerController.until(0);

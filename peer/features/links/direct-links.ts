@@ -96,7 +96,7 @@ export class DirectLinks implements CallInvoker {
 
     /** After the peer's kernel exists: learn who calls us (not counting signalling), and start closing idle links. */
     started(): void {
-        this.context.peer.kernel.listen(onRpcAction, event => {
+        this.context.kernel.listen(onRpcAction, event => {
             if (event.data.phase !== 'start' || event.data.controller.controllerName === LINKS_PATH) return;
             const caller = event.data.context.injector.get(CallerContext);
             if (caller?.peerId) this.memory.contacted(caller.peerId);
@@ -257,7 +257,7 @@ export class DirectLinks implements CallInvoker {
         const link = new DirectLink({
             linkId, role, localPeerId: this.context.peer.id, remotePeerId: peerId, localNonce: randomHex(32),
             connection: new this.peerConnection!(this.options.rtcConfiguration ?? { iceServers: [] }),
-            kernel: this.context.peer.kernel, limits: this.options.limits, gatherTimeoutMs: this.options.gatherTimeoutMs,
+            kernel: this.context.kernel, limits: this.options.limits, gatherTimeoutMs: this.options.gatherTimeoutMs,
             onOpen: opened => {
                 clearTimeout(timer);
                 this.memory.succeeded(peerId);
