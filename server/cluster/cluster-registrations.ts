@@ -6,6 +6,16 @@ import { DirectoryEntry, isConflict, sameOwner } from './directory-entry';
 import { ClusterPeerIdHolds } from './peer-id-holds';
 
 /**
+ * A second compare-and-set lost too: another claim of the ID (its owner's other connection, reclaiming it at the same
+ * moment through another broker) came between the re-read and the write. The caller hears PeerIdTaken, not an
+ * internal error; registering again takes the ID back.
+ */
+function lostRace(peerId: string, error: unknown): never {
+    if (!isConflict(error)) throw error;
+    throw new PeerIdTaken(`Peer ID "${peerId}" was claimed by another connection at the same moment (its owner's, reclaiming it through another broker). Register again to take it back, or pick another ID.`, peerId);
+}
+
+/**
  * The peer IDs held by this broker's connections, kept in the cluster's directory (server/cluster/directory.ts).
  * Register = KV create (one winner), takeover = update at the revision read, release = delete at the revision written
  * (never a newer owner's). While NATS is out of reach, claims are decided locally and written when it is back
@@ -74,7 +84,7 @@ export class ClusterRegistrations {
                 // The local view was behind: someone registered it a moment ago.
                 const fresh = await this.directory.fetch(peerId);
                 if (fresh) await this.takeOver(entry, fresh, options);
-                else await this.directory.create(entry);
+                else await this.directory.create(entry).catch(error => lostRace(peerId, error));
             }
         } else {
             await this.takeOver(entry, current, options);
@@ -103,9 +113,9 @@ export class ClusterRegistrations {
         } catch (error) {
             if (!isConflict(error)) throw error;
             const fresh = await this.directory.fetch(entry.peerId);
-            if (!fresh) return this.directory.create(entry);
+            if (!fresh) return this.directory.create(entry).catch(error => lostRace(entry.peerId, error));
             if (!options.owner || !sameOwner(fresh.owner, options.owner)) throw PeerIdTaken.for(entry.peerId);
-            await this.directory.update(entry, fresh.revision);
+            await this.directory.update(entry, fresh.revision).catch(error => lostRace(entry.peerId, error));
             current = fresh;
         }
         if (current.brokerId === this.context.brokerId) this.lose(current.connectionId, entry.peerId);

@@ -1,4 +1,5 @@
 import { PeerClient } from '../../peer/internal';
+import { Disconnected, PeerIdTaken } from '../../shared';
 import { api, EchoController, echoOf, eventually, Resources } from '../helpers';
 import { describeOnEveryBus, exchangeOf, sees, usesClusterOn } from './cluster-fixture';
 
@@ -29,8 +30,10 @@ describeOnEveryBus('Cluster: one ID, one holder', bus => {
                 client.servedPeerId = peerId;
                 client.peerKernel!.registerController(EchoController, EchoController.path);
             }));
-            // A reclaimer whose registration failed holds nothing: only registered connections count.
+            // A reclaimer whose registration failed holds nothing: only registered connections count. It lost the race
+            // (PeerIdTaken), or it won and was replaced before the answer reached it (Disconnected): never another error.
             outcomes.forEach((outcome, index) => outcome.status === 'rejected' && open.delete(reclaimers[index]));
+            for (const outcome of outcomes) if (outcome.status === 'rejected') expect([PeerIdTaken, Disconnected].some(type => outcome.reason instanceof type)).toBe(true);
             await exchangeOf(one).settled();
             await exchangeOf(two).settled();
             // Losers are closed as replaced; two holders would stay open for ever, and this wait would fail.
