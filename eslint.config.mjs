@@ -23,8 +23,8 @@ function boundary(message, { targets = folders, names } = {}) {
 
 /** A deep import of a package: only the entries its exports map lists exist once it is installed. */
 const deepImport = {
-    regex: '^@switchboard/(?!protocol/internal(/sqlite)?$|peer/internal$)[^/]+/.+',
-    message: 'Only a package\'s entries exist once it is installed: @switchboard/<name>, or @switchboard/protocol/internal (/sqlite) and @switchboard/peer/internal for Switchboard\'s own packages.',
+    regex: '^@switchboard/(?!protocol/internal(/sqlite)?$|peer/(internal|core|features/[\\w-]+)$)[^/]+/.+',
+    message: 'Only a package\'s entries exist once it is installed: @switchboard/<name>, @switchboard/peer/core and /features/<name>, or @switchboard/protocol/internal (/sqlite) and @switchboard/peer/internal for Switchboard\'s own packages.',
 };
 
 /** Package boundaries by folder: which other packages each may import (by name), and nothing else outside itself. */
@@ -76,7 +76,7 @@ export default tseslint.config(
             'no-restricted-imports': ['error', { patterns: [
                 // Each example is a folder of examples/: two levels up is the repository.
                 { regex: '^(\\.\\./){2,}', message: 'Examples use Switchboard as an app does: import @switchboard/<package>, never a source file.' },
-                { regex: '^@switchboard/[^/]+/.+', message: 'Examples use Switchboard as an app does: the public entry @switchboard/<package> only.' },
+                { regex: '^@switchboard/(?!peer/(core|features/[\\w-]+)$)[^/]+/.+', message: 'Examples use Switchboard as an app does: a public entry (@switchboard/<package>, @switchboard/peer/core, @switchboard/peer/features/<name>) only.' },
             ] }],
         },
     },

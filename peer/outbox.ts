@@ -78,6 +78,7 @@ export class Outbox {
     /** The next entry's sequence; known after the first write of this process (see `prepare`). */
     protected nextSequence?: number;
 
+    /** @internal Built by the peer, never by an app. */
     constructor(protected database: PeerDatabase) {
     }
 

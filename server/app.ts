@@ -42,6 +42,7 @@ export interface BrokerAppOptions {
     clusterBus?: ClusterBus;
 }
 
+/** @internal The broker's Deepkit app, unstarted (the `switchboard` command and the tests); embed with startBroker. */
 export function createBrokerApp(config: Partial<BrokerConfig> = {}, options: BrokerAppOptions = {}) {
     const http = new BrokerHttpServer();
     const app = new App({
@@ -112,7 +113,9 @@ function clusterModules() {
 }
 
 export interface RunningBroker {
+    /** @internal The Deepkit app and the broker's parts, for Switchboard's own tests and tools. */
     readonly app: ReturnType<typeof createBrokerApp>;
+    /** @internal */
     readonly runtime: BrokerRuntime;
     /** WebSocket URL peers connect to, e.g. `ws://127.0.0.1:41234`. */
     readonly url: string;

@@ -16,3 +16,6 @@ export { SwitchboardSecurity, PeerSession } from './security';
 export { TokenStore } from './registry/token-store';
 export type { PeerTokenStore, TokenGrant } from './registry/token-store';
 export type { AuditKind } from './registry/entities';
+export type { PeerToken } from './registry/entities';
+export type { ConnectionIdentity } from './security';
+export type { AuditRowLike, RouteResult } from './exchange/peer-exchange';

@@ -50,6 +50,7 @@ export class SwitchboardSecurity extends RpcKernelSecurity {
     /** The connection this instance guards (one security instance per connection, scope `rpc`). */
     protected identity?: ConnectionIdentity;
 
+    /** @internal Deepkit's DI builds one per connection. */
     constructor(
         protected config: BrokerConfig,
         protected tokens: PeerTokenStore,

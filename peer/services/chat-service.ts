@@ -44,6 +44,7 @@ export class ChatService {
     /** Unread messages each sender has stored here. */
     protected unread: SenderQuota;
 
+    /** @internal Built by the peer, never by an app. */
     constructor(protected database: PeerDatabase, protected outbox: Outbox, protected transport: ChatTransport, protected options: ChatOptions = defaultChatOptions) {
         this.unread = new SenderQuota(
             () => ({ items: this.options.unreadPerSender, bytes: this.options.unreadBytesPerSender }),

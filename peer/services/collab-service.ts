@@ -73,6 +73,7 @@ export class CollabService {
     protected localUpdates = new Subject<{ docId: string, update: Uint8Array }>();
     protected writes: Promise<unknown> = Promise.resolve();
 
+    /** @internal Built by the peer, never by an app. */
     constructor(protected database: PeerDatabase, protected host: CollabHost) {
         host.presence$.subscribe(event => {
             if (event.kind === 'online' && event.sequence > 0) void this.syncWithPeer(event.peerId);

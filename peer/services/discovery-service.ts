@@ -52,6 +52,7 @@ export class DiscoveryService {
     protected writing?: Promise<void>;
     protected writeTimer?: ReturnType<typeof setTimeout>;
 
+    /** @internal Built by the peer, never by an app. */
     constructor(protected database: PeerDatabase, protected host: DiscoveryHost) {
         host.presence$.subscribe(event => this.learnFromPresence(event));
     }

@@ -52,6 +52,7 @@ export interface FileHost {
  * verified chunk. A second download of the same content is copied from the first.
  */
 export class FileService {
+    /** @internal Built by the peer, never by an app. */
     constructor(protected database: PeerDatabase, protected host: FileHost, protected chunkSize = DEFAULT_CHUNK_SIZE) {
     }
 

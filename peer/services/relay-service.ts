@@ -53,6 +53,7 @@ export class RelayService {
     /** Held payloads whose push to the recipient is under way, by key: `pull` waits for those to settle. */
     protected pushing = new Map<string, Promise<void>>();
 
+    /** @internal Built by the peer, never by an app. */
     constructor(
         protected database: PeerDatabase,
         protected outbox: Outbox,

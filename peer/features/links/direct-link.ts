@@ -63,6 +63,7 @@ export class DirectLink {
     protected remoteProven = false;
     protected controllers = new Map<string, RpcControllerState>();
 
+    /** @internal Built by the peer, never by an app. */
     constructor(protected options: DirectLinkOptions) {
         this.id = options.linkId;
         this.peerId = options.remotePeerId;
