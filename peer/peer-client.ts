@@ -4,6 +4,8 @@ import {
     ClientTransportAdapter,
     createRpcMessage,
     createRpcMessagePeer,
+    ControllerDefinition,
+    RemoteController,
     RpcClient,
     RpcControllerState,
     RpcKernel,
@@ -27,6 +29,7 @@ import { ServedCalls } from './served-calls';
 import { PeerKernel, PeerKernelConnection } from './kernel';
 import { LeanServing } from './calls/lean-serving';
 import { PendingCall, resultReader } from './calls/lean-call';
+import { primeActionTypes } from './calls/known-types';
 
 export interface SendOptions {
     dontWaitForConnection?: boolean;
@@ -202,20 +205,39 @@ export class PeerClient extends RpcClient {
     callAction(controller: RpcControllerState, method: string, args: unknown[], timeoutMs: number): Promise<unknown> {
         const types = controller.getState(method).types;
         const peerId = controller.peerId;
-        if (!types || types.mode !== 'arbitrary' || !peerId || !this.transporter.isConnected()) {
+        if (!types || types.mode !== 'arbitrary' || !this.transporter.isConnected()) {
             return this.actionClient.action(controller, method, args, { timeout: timeoutMs });
         }
         return new Promise((resolve, reject) => {
             const id = this.messageId++;
-            const call = new PendingCall(id, resultReader(types.resultSchema), resolve, reject, this.forgetReply, `peer "${peerId}"`, timeoutMs);
+            const call = new PendingCall(id, resultReader(types.resultSchema), resolve, reject, this.forgetReply, peerId ? `peer "${peerId}"` : 'the broker', timeoutMs);
             this.replies.set(id, call as unknown as RpcMessageSubject);
+            const body = { controller: controller.controller, method, args };
             try {
-                this.transporter.send(createRpcMessagePeer(id, RpcTypes.Action, this.getId(), peerId, { controller: controller.controller, method, args }, types.callSchema));
+                this.transporter.send(peerId
+                    ? createRpcMessagePeer(id, RpcTypes.Action, this.getId(), peerId, body, types.callSchema)
+                    : createRpcMessage(id, RpcTypes.Action, body, undefined, types.callSchema));
             } catch (error) {
                 // Arguments that do not fit the action's parameter types fail here, as in Deepkit's action client.
                 call.fail(error);
             }
         });
+    }
+
+    /**
+     * A controller of the other side whose contract (`T`, an interface both sides share) is known here: no call asks
+     * for its types (Deepkit's round trip per action and connection), every connection reuses the same compiled
+     * serializers (calls/known-types.ts), and plain calls take the lean path. E.g. `knownController<BrokerApi>(BrokerApi)`.
+     */
+    knownController<T>(definition: string | ControllerDefinition<T>, options: { timeout?: number } = {}, contract?: ReceiveType<T>): RemoteController<T> {
+        const state = primeActionTypes(new RpcControllerState(typeof definition === 'string' ? definition : definition.path), contract);
+        return new Proxy({}, {
+            get: (target, method) => {
+                // Not a thenable: awaiting the proxy must not call an action named "then".
+                if (method === 'then' || typeof method === 'symbol') return undefined;
+                return (...args: unknown[]) => this.callAction(state, method, args, options.timeout ?? 0);
+            },
+        }) as RemoteController<T>;
     }
 
     protected readonly forgetReply = (id: number): void => {

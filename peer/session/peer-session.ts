@@ -101,10 +101,10 @@ export class PeerSession {
         return this.state$.value;
     }
 
-    /** The broker's own API. Cached: a new proxy would cost a type round trip per call. */
+    /** The broker's own API, its types known here (no type round trip on connect). */
     get broker(): RemoteController<BrokerApi> {
         if (this.brokerProxy?.timeout !== this.callTimeoutMs) {
-            this.brokerProxy = { timeout: this.callTimeoutMs, proxy: this.client.controller<BrokerApi>(BrokerApi.path, { timeout: this.callTimeoutMs }) };
+            this.brokerProxy = { timeout: this.callTimeoutMs, proxy: this.client.knownController<BrokerApi>(BrokerApi, { timeout: this.callTimeoutMs }) };
         }
         return this.brokerProxy.proxy;
     }
