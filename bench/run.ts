@@ -43,6 +43,7 @@ const targets: [string, string, string, number, 'at least' | 'at most'][] = [
 const limits: [string, string, number, string][] = [
     ['cross-broker peer call', 'p50 latency over same broker', 0.3, 'ms'],
     ['broker at rest', 'RSS at rest', 120, 'MiB'],
+    ['1000 idle peers', 'broker memory retained per idle peer (heap + external, after GC)', 20, 'KiB'],
 ];
 
 function format(value: number | null, unit: string): string {

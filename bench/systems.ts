@@ -67,9 +67,15 @@ export class ServerProcess {
 
     /** The server process's resident memory, after a garbage collection. */
     async rss(): Promise<number> {
+        return (await this.memory()).rss;
+    }
+
+    /** Resident memory, and what its JavaScript retains (heap used + external), after a garbage collection. */
+    async memory(): Promise<{ rss: number, retained: number }> {
         const answer = new Promise<string>(resolve => this.waiting.push(resolve));
         this.child.stdin!.write('rss\n');
-        return JSON.parse(await answer).rss;
+        const { rss, heapUsed, external } = JSON.parse(await answer);
+        return { rss, retained: heapUsed + external };
     }
 
     /**

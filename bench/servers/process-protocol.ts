@@ -4,7 +4,8 @@ import { Session } from 'inspector';
 /**
  * How a benchmark server talks to the harness: it prints one JSON line `{"port": …}` when it listens, answers
  * `rss` on stdin with `{"rss": <bytes>}`, starts a V8 CPU profile on `profile <path>` (written to that path when it
- * stops: startup and module loading stay out of it), and exits when stdin closes.
+ * stops: startup and module loading stay out of it), and exits when stdin closes. `rss` also answers the heap used and
+ * external memory (after the same GC): what the process retains, without the young generation V8 keeps committed.
  */
 export function serveBenchmark(port: number, close: () => Promise<unknown> | unknown): void {
     process.stdout.write(JSON.stringify({ port }) + '\n');
@@ -18,7 +19,8 @@ export function serveBenchmark(port: number, close: () => Promise<unknown> | unk
             input = input.slice(newline + 1);
             if (command === 'rss') {
                 global.gc?.();
-                process.stdout.write(JSON.stringify({ rss: process.memoryUsage().rss }) + '\n');
+                const { rss, heapUsed, external } = process.memoryUsage();
+                process.stdout.write(JSON.stringify({ rss, heapUsed, external }) + '\n');
             } else if (command.startsWith('profile ') && !profile) {
                 profile = { session: new Session(), path: command.slice('profile '.length) };
                 profile.session.connect();
