@@ -64,7 +64,14 @@ export class BrokerStats {
 
     transferStarted(callerConnection: string, messageId: number, to: string, from: string): void {
         if (this.transfers.size >= MAX_TRACKED_TRANSFERS) this.transfers.delete(this.transfers.keys().next().value!);
-        this.transfers.set(callerConnection + ':' + messageId, { callerConnection, to, from, since: new Date });
+        this.transfers.set(callerConnection + ':' + messageId, { callerConnection, to, from, since: new Date, bytes: 0 });
+    }
+
+    /** An item of a stream passed: the dashboard shows how much each one has carried. */
+    transferCarried(callerConnection: string, messageId: number, bytes: number): void {
+        if (!this.transfers.size) return;
+        const transfer = this.transfers.get(callerConnection + ':' + messageId);
+        if (transfer) transfer.bytes += bytes;
     }
 
     transferEnded(callerConnection: string, messageId: number): void {

@@ -1,13 +1,18 @@
 import { entity } from '@deepkit/type';
 import { PeerInfo } from './peer-info';
 
-/** A file transfer the broker is routing now: a `switchboard/files` chunk stream from `from` to `to`. */
+/**
+ * A stream the broker is routing now: an action of `from` returning an Observable that `to` subscribed to (a file's
+ * chunks, a document's updates …). The broker tells streams apart by Deepkit's message types, never by contract.
+ */
 export interface ActiveTransfer {
-    /** The downloading peer. */
+    /** The subscribing peer (its session name if it did not register). */
     to: string;
-    /** The peer serving the file. */
+    /** The peer serving the stream. */
     from: string;
     since: Date;
+    /** Bytes of the items it carried so far (frames as routed). */
+    bytes: number;
 }
 
 /** One broker of the cluster, as the dashboard shows it. */

@@ -171,8 +171,8 @@ function renderActivity(activity: BrokerActivity): void {
         ? refusals.map(([code, count]) => row([code, String(count)], { 'data-reason': code }))
         : [emptyRow('None.', 2)]));
     byId('transfers').replaceChildren(...(activity.transfers.length
-        ? activity.transfers.map(t => row([`${t.from} → ${t.to}`, `since ${time(t.since)}`]))
-        : [emptyRow('None.', 2)]));
+        ? activity.transfers.map(t => row([`${t.from} → ${t.to}`, bytes(t.bytes), `since ${time(t.since)}`]))
+        : [emptyRow('None.', 3)]));
 }
 
 function renderBrokers(activity: BrokerActivity): void {

@@ -102,9 +102,9 @@ export class DashboardFeed {
         activity.bytesRouted = this.stats.bytesRouted;
         activity.refusals = { ...this.stats.refusals };
         activity.transfers = [];
-        for (const { to, from, since } of this.stats.transfers.values()) {
+        for (const { to, from, since, bytes } of this.stats.transfers.values()) {
             if (activity.transfers.length === TRANSFERS_SHOWN) break;
-            activity.transfers.push({ to, from, since });
+            activity.transfers.push({ to, from, since, bytes });
         }
         return activity;
     }

@@ -10,8 +10,15 @@ import { FrameGate } from './frame-gate';
 const MAX_PENDING_PER_CALLER = 10_000;
 export const MAX_TRACKED_CALLERS = 10_000;
 
-/** Replies that end an observable (a file chunk stream, for the dashboard's active transfers). */
+/**
+ * The dashboard's active transfers are the streams one peer serves another (an action returning an Observable: a
+ * file's chunks, a document's updates …), told apart by Deepkit's message types alone: the broker reads no payload
+ * contract. A stream starts with the serving peer's first answer, carries items, and ends with one of these replies
+ * or with one of the caller's stop requests.
+ */
+const STREAM_START_TYPES = new Set<number>([RpcTypes.ResponseActionObservable, RpcTypes.ResponseActionBehaviorSubject]);
 const STREAM_END_TYPES = new Set<number>([RpcTypes.ResponseActionObservableComplete, RpcTypes.ResponseActionObservableError, RpcTypes.Error]);
+const STREAM_STOP_TYPES = new Set<number>([RpcTypes.ActionObservableUnsubscribe, RpcTypes.ActionObservableDisconnect, RpcTypes.ActionObservableSubjectUnsubscribe]);
 
 /** What the broker remembers of a caller whose requests this connection's peer still has to answer. */
 interface CallerRequests {
@@ -49,7 +56,8 @@ export class CallLedger {
     deliver(head: Uint8Array, size: number, origin: FrameOrigin, write: () => void): boolean {
         const side = this.side;
         const caller = origin.connectionId;
-        if (frameType(head) === SwitchboardFrame.CallerGone) {
+        const type = frameType(head);
+        if (type === SwitchboardFrame.CallerGone) {
             this.introduced.delete(caller);
             this.pendingFromCallers.delete(caller);
             write();
@@ -78,8 +86,10 @@ export class CallLedger {
             this.pendingFromCallers.set(caller, pending = { typedErrors, ids: new Map() });
         }
         evictOldest(pending.ids, MAX_PENDING_PER_CALLER);
-        pending.ids.set(frameId(head), performance.now());
+        const id = frameId(head);
+        pending.ids.set(id, performance.now());
         write();
+        if (STREAM_STOP_TYPES.has(type)) side.services.stats.transferEnded(caller, id);
         return true;
     }
 
@@ -101,12 +111,21 @@ export class CallLedger {
             pending.delete(header.id);
         }
         if (type === RpcTypes.Error) stats.callErrors++;
-        if (STREAM_END_TYPES.has(type)) stats.transferEnded(caller, header.id);
+        if (type === RpcTypes.ResponseActionObservableNext) stats.transferCarried(caller, header.id, frame.byteLength);
+        else if (STREAM_START_TYPES.has(type)) this.streamStarted(caller, header.id);
+        else if (STREAM_END_TYPES.has(type)) stats.transferEnded(caller, header.id);
         // Deepkit writes the id of the replying kernel connection here, not of the client; the truth is this one.
         frame.set(this.side.id, SOURCE_OFFSET);
         stats.framesRouted++;
         stats.bytesRouted += frame.byteLength;
         exchange.reply(caller, frame);
+    }
+
+    /** This connection's peer answered `caller`'s request `id` with a stream. */
+    protected streamStarted(caller: string, id: number): void {
+        const side = this.side;
+        const to = this.introduced.get(caller);
+        side.services.stats.transferStarted(caller, id, to?.peerId ?? to?.session ?? 'unknown', side.peerId ?? side.sessionName);
     }
 
     /**

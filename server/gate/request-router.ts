@@ -1,5 +1,5 @@
 import { RpcTypes } from '@deepkit/rpc';
-import { AccessDenied, PeerNotFound, PeerOffline, SwitchboardError, FilesApi } from '@switchboard/protocol';
+import { AccessDenied, PeerNotFound, PeerOffline, SwitchboardError } from '@switchboard/protocol';
 import { FrameHeader } from '@switchboard/protocol/internal';
 import { ActionName, actionNameOf, errorForClient, errorFrame, sameBytes, SOURCE_OFFSET } from '../frames';
 import { CallLedger } from './call-ledger';
@@ -51,10 +51,7 @@ export class RequestRouter {
         this.ledger.called(target);
         if (header.type === RpcTypes.Action) {
             stats.callsRouted++;
-            const action = this.recordCall(target, header.type, frame, header.bodyOffset);
-            if (action.action === 'chunks' && action.controller === FilesApi.path) stats.transferStarted(side.connectionId, header.id, side.peerId ?? side.sessionName, target);
-        } else if (header.type === RpcTypes.ActionObservableUnsubscribe || header.type === RpcTypes.ActionObservableDisconnect) {
-            stats.transferEnded(side.connectionId, header.id);
+            this.recordCall(target, header.type, frame, header.bodyOffset);
         }
     }
 

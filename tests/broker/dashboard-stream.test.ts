@@ -17,6 +17,22 @@ class SlowFiles {
     }
 }
 
+interface Tick {
+    tick: number;
+    padding: string;
+}
+
+/** A stream of an app's own contract, which the broker knows nothing about; each subscriber gets the ticks. */
+@rpc.controller('app/ticker')
+class Ticker {
+    static stream = new Subject<Tick>();
+
+    @rpc.action()
+    ticks(): Observable<Tick> {
+        return new Observable<Tick>(subscriber => Ticker.stream.subscribe(subscriber));
+    }
+}
+
 describe('BrokerApi.dashboard()', () => {
     const resources = new Resources();
     afterEach(() => resources.closeAll());
@@ -90,11 +106,32 @@ describe('BrokerApi.dashboard()', () => {
         const chunks = await alice.client.peer('bob').controller<SlowFiles>(FilesApi.path).chunks('f1', 0, 16);
         const received = firstValueFrom(chunks);
         const active = await dashboard.next(e => e.kind === 'activity' && e.activity!.transfers.length > 0);
-        expect(active.activity!.transfers).toEqual([{ from: 'bob', to: 'alice', since: expect.any(Date) }]);
+        expect(active.activity!.transfers).toEqual([{ from: 'bob', to: 'alice', since: expect.any(Date), bytes: 0 }]);
 
         SlowFiles.stream.next({ index: 0 });
         SlowFiles.stream.complete();
         await received;
+        await dashboard.next(e => e.kind === 'activity' && e.activity!.transfers.length === 0);
+    });
+
+    it('shows any stream between peers, whatever its contract, with the bytes it carried, until the caller stops it', async () => {
+        const broker = await resources.broker();
+        const bob = await resources.servingPeer(broker.url, 'bob');
+        bob.client.peerKernel!.registerController(Ticker, 'app/ticker');
+        const alice = await resources.servingPeer(broker.url, 'alice');
+        const dashboard = await watch(broker.url);
+
+        // Kept referenced: Deepkit holds a remote action's Observable only weakly.
+        const ticks = await alice.client.peer('bob').controller<Ticker>('app/ticker').ticks();
+        const received = new ReplaySubject<Tick>();
+        const subscription = ticks.subscribe(received);
+        await dashboard.next(e => e.kind === 'activity' && e.activity!.transfers.length > 0);
+        Ticker.stream.next({ tick: 1, padding: 'x'.repeat(10_000) });
+        await firstValueFrom(received);
+        const carried = await dashboard.next(e => e.kind === 'activity' && (e.activity!.transfers[0]?.bytes ?? 0) > 10_000);
+        expect(carried.activity!.transfers).toEqual([{ from: 'bob', to: 'alice', since: expect.any(Date), bytes: expect.any(Number) }]);
+
+        subscription.unsubscribe();
         await dashboard.next(e => e.kind === 'activity' && e.activity!.transfers.length === 0);
     });
 
