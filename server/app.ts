@@ -12,7 +12,7 @@ import { DrainController } from './controllers/drain-controller';
 import { DashboardFeed } from './dashboard/dashboard-feed';
 import { InProcessPeerExchange } from './exchange/in-process-exchange';
 import { PeerExchange } from './exchange/peer-exchange';
-import type { ClusterBus } from './cluster/bus/cluster-bus';
+import type { ClusterBus, ClusterBusProvider } from './cluster/bus/cluster-bus';
 import { BrokerKernel } from './kernel';
 import { AuditLog } from './registry/audit-log';
 import { RegistryDatabase } from './registry/database';
@@ -36,10 +36,10 @@ import { HttpActionsController } from './http-actions/http-actions-controller';
 /** What a broker takes besides its config: objects, not settings. */
 export interface BrokerAppOptions {
     /**
-     * The bus of a cluster whose brokers share one process (tests: `new MemoryBus().connect()`); the broker joins the
-     * cluster `config.cluster` on it instead of on NATS. Tokens and the registry's history stay the broker's own then.
+     * The bus of a cluster whose brokers share one process (tests: one `new MemoryBus()` for all of them); the broker
+     * joins the cluster `config.cluster` on it instead of on NATS, its tokens and registry history included.
      */
-    clusterBus?: ClusterBus;
+    clusterBus?: ClusterBusProvider;
 }
 
 /** @internal The broker's Deepkit app, unstarted (the `switchboard` command and the tests); embed with startBroker. */
@@ -56,19 +56,19 @@ export function createBrokerApp(config: Partial<BrokerConfig> = {}, options: Bro
             BrokerRuntime,
             BrokerStats,
             // With a NATS URL the broker joins a cluster; without, it is exactly the single process it always was.
-            provide<PeerExchange>({ useFactory: (config: BrokerConfig, logger: Logger) => config.natsUrl || options.clusterBus ? clusterModules().createExchange(config, logger.scoped('cluster'), options.clusterBus) : new InProcessPeerExchange(config.brokerId || undefined) }),
+            provide<PeerExchange>({ useFactory: (config: BrokerConfig, logger: Logger) => config.natsUrl || options.clusterBus ? clusterModules().createExchange(config, logger.scoped('cluster'), options.clusterBus?.connect('exchange')) : new InProcessPeerExchange(config.brokerId || undefined) }),
             { provide: RegistryDatabase, useFactory: (config: BrokerConfig) => new RegistryDatabase(config.database) },
             TokenDatabaseHandle,
             { provide: TokenStore, useFactory: (handle: TokenDatabaseHandle) => new TokenStore(handle.database) },
             // In a cluster, tokens and the registry's history are the cluster's (JetStream KV), not one broker's.
-            { provide: ClusterState, useFactory: (config: BrokerConfig) => new ClusterState(config.natsUrl, config.cluster, 'state') },
-            provide<PeerTokenStore>({ useFactory: (config: BrokerConfig, tokens: TokenStore, state: ClusterState) => config.natsUrl ? new (clusterModules().ClusterTokenStore)(state) : tokens }),
+            { provide: ClusterState, useFactory: (config: BrokerConfig) => new ClusterState(config.natsUrl, config.cluster, 'state', options.clusterBus?.connect('state')) },
+            provide<PeerTokenStore>({ useFactory: (config: BrokerConfig, tokens: TokenStore, state: ClusterState) => config.natsUrl || options.clusterBus ? new (clusterModules().ClusterTokenStore)(state) : tokens }),
             { provide: WriteBehind, useFactory: (database: RegistryDatabase, logger: Logger) => new WriteBehind(database, logger) },
             AuditLog,
             {
                 provide: PeerRegistry,
                 useFactory: (database: RegistryDatabase, exchange: PeerExchange, writer: WriteBehind, config: BrokerConfig, logger: Logger, state: ClusterState) =>
-                    new PeerRegistry(database, exchange, writer, config, logger, config.natsUrl ? new (clusterModules().ClusterPeerRecords)(state, exchange.brokerId, logger.scoped('cluster')) : undefined),
+                    new PeerRegistry(database, exchange, writer, config, logger, config.natsUrl || options.clusterBus ? new (clusterModules().ClusterPeerRecords)(state, exchange.brokerId, logger.scoped('cluster')) : undefined),
             },
             DashboardFeed,
             TokenRevocationWatcher,

@@ -8,7 +8,7 @@ export type { NatsExchangeOptions } from './cluster/nats-exchange';
 export { ClusterPeerExchange } from './cluster/cluster-exchange';
 export type { ClusterExchangeOptions } from './cluster/cluster-exchange';
 export { KeyConflict } from './cluster/bus/cluster-bus';
-export type { ClusterBus, BusEvent, BusSubscription, KeyValueOptions, BusKeyValue, BusEntry, BusWatch } from './cluster/bus/cluster-bus';
+export type { ClusterBus, ClusterBusProvider, BusEvent, BusSubscription, KeyValueOptions, BusKeyValue, BusEntry, BusWatch, WatchOptions } from './cluster/bus/cluster-bus';
 export { MemoryBus, MemoryBusConnection } from './cluster/bus/memory-bus';
 // NatsUser with its runtime type (`export type` would drop it): code compiled with reflection checks it.
 export * from './cluster/nats-permissions';

@@ -160,6 +160,23 @@ export function describeClusterBusCompliance(name: string, harness: ClusterBusHa
             expect(later.map(entry => text(entry.value))).toEqual([...Array(20).keys()].map(i => `v${i}`));
         });
 
+        it('keys lists the live keys matching a filter; a watch may take one filter, and only the writes after it began', async () => {
+            const kv = await one.keyValue(`${scope}_kv`, { maxValueSize: 1024 });
+            await kv.put('h.a', 'a');
+            await kv.put('h.b', 'b');
+            await kv.put('n.a', 'name');
+            await kv.delete('h.b');
+            expect((await kv.keys('h.>')).sort()).toEqual(['h.a']);
+            expect((await kv.keys()).sort()).toEqual(['h.a', 'n.a']);
+            const watching = await (await two.keyValue(`${scope}_kv`, { maxValueSize: 1024 })).watch({ key: 'h.>', updatesOnly: true });
+            watches.push(watching);
+            await kv.put('n.b', 'not under h');
+            await kv.put('h.c', 'c');
+            await kv.delete('h.a');
+            const later = await next(watching[Symbol.asyncIterator](), 2);
+            expect(later.map(entry => [entry.key, entry.operation])).toEqual([['h.c', 'PUT'], ['h.a', 'DEL']]);
+        });
+
         it('a stopped watch ends; stop and close may be called twice', async () => {
             const kv = await one.keyValue(`${scope}_kv`, { maxValueSize: 1024 });
             const watching = await kv.watch();

@@ -1,15 +1,15 @@
 // The SDK first: it defines Symbol.asyncDispose where jest's VM contexts lack it, before the kit's class uses it.
 import { Peer, PeerOptions } from '@switchboard/peer';
-import { BrokerConfig, ClusterBus, RunningBroker, startBroker } from '@switchboard/broker';
+import { BrokerConfig, ClusterBusProvider, RunningBroker, startBroker } from '@switchboard/broker';
 
 export interface SwitchboardTestKitOptions {
     /** Broker settings; defaults: port 0, `:memory:` database, errors-only logging. */
     broker?: Partial<BrokerConfig>;
     /**
-     * A connection to a bus shared with other kits' brokers (`new MemoryBus().connect('b1')`): the broker joins the
-     * cluster `broker.cluster` on it, so several kits form one cluster in this process, without nats-server.
+     * A bus shared with other kits' brokers (one `new MemoryBus()`): the broker joins the cluster `broker.cluster` on
+     * it, so several kits form one cluster in this process, without nats-server.
      */
-    clusterBus?: ClusterBus;
+    clusterBus?: ClusterBusProvider;
     /** Peers to start: an ID, or options without `url`. */
     peers?: (string | Omit<PeerOptions, 'url'>)[];
 }

@@ -1,7 +1,6 @@
 import { LoggerInterface } from '@deepkit/logger';
 import { cast, typeOf } from '@deepkit/type';
-import type { QueuedIterator } from '@nats-io/nats-core';
-import type { KvWatchEntry } from '@nats-io/kv';
+import type { BusWatch } from './bus/cluster-bus';
 import { SharedPeerRecord, SharedRegistry } from '../registry/peer-registry';
 import { PEER_KEY_PREFIX, peerIdOfKey, peerKey, probeKey } from './cluster-names';
 import { ClusterState, ClusterStateUnavailable } from './cluster-state';
@@ -21,7 +20,7 @@ export class ClusterPeerRecords implements SharedRegistry {
     protected pending = new Map<string, SharedPeerRecord | undefined>();
     protected timer?: ReturnType<typeof setTimeout>;
     protected flushing: Promise<void> = Promise.resolve();
-    protected watcher?: QueuedIterator<KvWatchEntry>;
+    protected watcher?: BusWatch;
     protected generation = 0;
     protected apply?: (peerId: string, record: SharedPeerRecord) => void;
     protected stopReconnect?: () => void;
@@ -108,7 +107,7 @@ export class ClusterPeerRecords implements SharedRegistry {
         const kv = await this.state.bucket('peers');
         if (generation !== this.generation) return;
         void this.watcher?.stop();
-        const watcher = await kv.watch({ key: '>' });
+        const watcher = await kv.watch();
         this.watcher = watcher;
         const marker = ++this.marker;
         const caughtUp = new Promise<void>(resolve => this.markerWaiter = { value: marker, resolve });
@@ -123,7 +122,7 @@ export class ClusterPeerRecords implements SharedRegistry {
         }
     }
 
-    protected async read(watcher: QueuedIterator<KvWatchEntry>, generation: number): Promise<void> {
+    protected async read(watcher: BusWatch, generation: number): Promise<void> {
         try {
             for await (const update of watcher) {
                 if (generation !== this.generation) return;

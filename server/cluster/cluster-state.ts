@@ -1,7 +1,6 @@
-import type { KV } from '@nats-io/kv';
 import { Subscription } from 'rxjs';
+import type { BusKeyValue, ClusterBus } from './bus/cluster-bus';
 import { ClusterNames } from './cluster-names';
-import { NatsLink } from './nats-link';
 
 /** The cluster's shared state (its tokens or registry bucket) is out of reach: NATS is down or restarting. */
 export class ClusterStateUnavailable extends Error {
@@ -9,8 +8,8 @@ export class ClusterStateUnavailable extends Error {
 }
 
 /**
- * One NATS connection for the state a cluster shares besides its directory: the token bucket
- * (`switchboard_<cluster>_tokens`) and the registry bucket (`switchboard_<cluster>_peers`). Used by a broker and
+ * One connection to the cluster's bus (NATS, or the in-memory bus of a test) for the state a cluster shares besides
+ * its directory: the token bucket (`switchboard_<cluster>_tokens`) and the registry bucket (`switchboard_<cluster>_peers`). Used by a broker and
  * by the token commands of the CLI; it connects on first use, so a command that never touches NATS never connects.
  *
  * Buckets are bound (created if absent) again after every reconnect: a NATS restarted with an empty store has lost
@@ -18,19 +17,30 @@ export class ClusterStateUnavailable extends Error {
  */
 export class ClusterState {
     readonly names: ClusterNames;
-    protected readonly link: NatsLink;
+    protected bus?: ClusterBus;
     protected opening?: Promise<void>;
-    protected buckets = new Map<string, Promise<KV>>();
+    protected buckets = new Map<string, Promise<BusKeyValue>>();
     protected listeners = new Set<() => void>();
     protected linkEvents?: Subscription;
 
-    constructor(natsUrl: string, cluster: string, purpose: string) {
+    /** @param bus a connection to the bus of brokers sharing one process (tests); without it, NATS at `natsUrl` */
+    constructor(protected natsUrl: string, cluster: string, protected purpose: string, bus?: ClusterBus) {
         this.names = new ClusterNames(cluster);
-        this.link = new NatsLink(natsUrl, `switchboard ${cluster} ${purpose}`, 500);
+        this.bus = bus;
     }
 
     get connected(): boolean {
-        return this.link.connected;
+        return this.bus?.connected ?? false;
+    }
+
+    protected get link(): ClusterBus {
+        if (!this.bus) {
+            // Required here, not imported: every broker holds a ClusterState, and one without a cluster never loads the NATS client.
+            // eslint-disable-next-line @typescript-eslint/no-require-imports
+            const { NatsBus } = require('./bus/nats-bus') as typeof import('./bus/nats-bus');
+            this.bus = new NatsBus(this.natsUrl, `switchboard ${this.names.cluster} ${this.purpose}`, 500);
+        }
+        return this.bus;
     }
 
     /** @throws NatsUnreachable when no server of natsUrl answers */
@@ -46,15 +56,12 @@ export class ClusterState {
     }
 
     /** The bucket `switchboard_<cluster>_<suffix>`, created if absent. */
-    async bucket(suffix: string): Promise<KV> {
+    async bucket(suffix: string): Promise<BusKeyValue> {
         await this.open();
         if (!this.link.connected) throw new ClusterStateUnavailable(`The cluster's ${suffix} (NATS JetStream) are out of reach right now. Retry when NATS is back.`);
         let bucket = this.buckets.get(suffix);
         if (!bucket) {
-            // Required here, not imported: every broker holds a ClusterState, and one without a cluster never loads the NATS client.
-            // eslint-disable-next-line @typescript-eslint/no-require-imports
-            const { Kvm } = require('@nats-io/kv') as typeof import('@nats-io/kv');
-            bucket = new Kvm(this.link.nc).create(`${this.names.bucket}_${suffix}`, { history: 1, maxValueSize: 64 * 1024 });
+            bucket = this.link.keyValue(`${this.names.bucket}_${suffix}`, { maxValueSize: 64 * 1024 });
             this.buckets.set(suffix, bucket);
             bucket.catch(() => this.buckets.get(suffix) === bucket && this.buckets.delete(suffix));
         }
@@ -72,6 +79,6 @@ export class ClusterState {
         this.listeners.clear();
         this.linkEvents?.unsubscribe();
         if (this.opening) await this.opening.catch(() => undefined);
-        await this.link.close();
+        await this.bus?.close();
     }
 }

@@ -1,6 +1,5 @@
 import { cast, MaxLength, typeOf } from '@deepkit/type';
-import type { KV } from '@nats-io/kv';
-import { KvWatchInclude } from '@nats-io/kv';
+import type { BusKeyValue } from './bus/cluster-bus';
 import { PeerToken } from '../registry/entities';
 import { createSecret, hashSecret, PeerTokenStore, TokenGrant } from '../registry/token-store';
 import { ClusterState } from './cluster-state';
@@ -56,7 +55,7 @@ export class ClusterTokenStore implements PeerTokenStore {
                 const previous = await this.read(kv, previousHash);
                 if (previous && !previous.token.revokedAt) throw exists;
                 await kv.update(nameKey(name), hash, claimed.revision);
-                if (previous) await kv.delete(hashKey(previousHash), { previousSeq: previous.revision }).catch(() => undefined);
+                if (previous) await kv.delete(hashKey(previousHash), previous.revision).catch(() => undefined);
             } else {
                 await kv.create(nameKey(name), hash);
             }
@@ -112,7 +111,7 @@ export class ClusterTokenStore implements PeerTokenStore {
     async list(): Promise<PeerToken[]> {
         const kv = await this.state.bucket('tokens');
         const hashes: string[] = [];
-        for await (const key of await kv.keys('h.>')) hashes.push(key.slice(2));
+        for (const key of await kv.keys('h.>')) hashes.push(key.slice(2));
         const tokens: PeerToken[] = [];
         for (const hash of hashes) {
             const current = await this.read(kv, hash);
@@ -131,7 +130,7 @@ export class ClusterTokenStore implements PeerTokenStore {
         let watcher: { stop(): unknown } | undefined;
         const watch = async () => {
             const kv = await this.state.bucket('tokens');
-            const iterator = await kv.watch({ key: 'h.>', include: KvWatchInclude.UpdatesOnly });
+            const iterator = await kv.watch({ key: 'h.>', updatesOnly: true });
             void watcher?.stop();
             watcher = iterator;
             if (stopped) return void iterator.stop();
@@ -156,7 +155,7 @@ export class ClusterTokenStore implements PeerTokenStore {
         };
     }
 
-    protected async read(kv: KV, hash: string): Promise<{ hash: string, token: StoredToken, revision: number } | undefined> {
+    protected async read(kv: BusKeyValue, hash: string): Promise<{ hash: string, token: StoredToken, revision: number } | undefined> {
         if (!/^[0-9a-f]{64}$/.test(hash)) return undefined;
         const stored = await kv.get(hashKey(hash));
         if (!stored || stored.operation !== 'PUT') return undefined;

@@ -1,5 +1,5 @@
-import { JetStreamApiError } from '@nats-io/jetstream';
 import { PeerOwner } from '../exchange/peer-exchange';
+import { KeyConflict } from './bus/cluster-bus';
 
 /** Where a peer ID is live in the cluster: one KV entry per ID, deleted (with its revision) when it goes offline. */
 export interface DirectoryEntry {
@@ -65,8 +65,7 @@ export function connectionBytesOf(entry: DirectoryEntry): Uint8Array {
 
 /** A compare-and-set that lost: the key is not at the revision the writer read. */
 export function isConflict(error: unknown): boolean {
-    if (error instanceof JetStreamApiError) return error.code === 10071 || error.code === 10164;
-    return error instanceof Error && /wrong last sequence/i.test(error.message);
+    return error instanceof KeyConflict;
 }
 
 /** The owner test of BrokerConnection.registerPeer: the reclaim secret (open mode), else the token's session. */

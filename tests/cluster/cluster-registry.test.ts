@@ -1,13 +1,12 @@
 import { AuditLog } from '../../server/registry/audit-log';
 import { formatAuditEvent } from '../../server/commands';
 import { api, echoOf, eventually, Resources } from '../helpers';
-import { exchangeOf, sees, usesCluster } from './cluster-fixture';
-import { describeWithNats } from './nats-server';
+import { describeOnEveryBus, exchangeOf, sees, usesClusterOn } from './cluster-fixture';
 
 const resources = new Resources();
 
-describeWithNats('Cluster: the registry is the cluster\'s, the audit trail names its broker', () => {
-    const setup = usesCluster(resources);
+describeOnEveryBus('Cluster: the registry is the cluster\'s, the audit trail names its broker', bus => {
+    const setup = usesClusterOn(bus, resources);
 
     it('a broker started after a peer went offline lists it, with its first seen and capabilities', async () => {
         const one = await setup.cluster.broker();

@@ -11,9 +11,9 @@ describe('Test kit: brokers of one cluster on an in-memory bus, without nats-ser
 
     it('two kits on one MemoryBus form one cluster: a peer of one calls a peer of the other, which knows its caller', async () => {
         const bus = new MemoryBus();
-        const one = await startSwitchboard({ broker: { cluster: 'demo', brokerId: 'b1' }, clusterBus: bus.connect('b1') });
+        const one = await startSwitchboard({ broker: { cluster: 'demo', brokerId: 'b1' }, clusterBus: bus });
         kits.push(one);
-        const two = await startSwitchboard({ broker: { cluster: 'demo', brokerId: 'b2' }, clusterBus: bus.connect('b2') });
+        const two = await startSwitchboard({ broker: { cluster: 'demo', brokerId: 'b2' }, clusterBus: bus });
         kits.push(two);
         await two.addPeer({ id: 'bob', expose: [[EchoController, EchoController.path]] });
         const alice = await one.addPeer('alice');

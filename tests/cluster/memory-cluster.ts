@@ -20,7 +20,7 @@ export class MemoryTestCluster {
         for (let n = 1; !brokerId; n++) if (!this.started.has(`b${n}`)) brokerId = `b${n}`;
         this.started.add(brokerId);
         const settings = { port: 0, database: ':memory:', logLevel: 'error' as const, cluster: this.name, brokerId, ...this.fast, ...config };
-        const broker = await startBroker(settings, { clusterBus: this.bus.connect(brokerId) });
+        const broker = await startBroker(settings, { clusterBus: this.bus });
         return this.resources.add(broker, b => b.close());
     }
 }

@@ -41,6 +41,14 @@ export interface ClusterBus {
 
 export type BusEvent = 'disconnected' | 'reconnected';
 
+/**
+ * Where a broker's connections to a bus come from (MemoryBus): one for its exchange, one for the state its cluster
+ * shares (tokens, registry history), as a broker on NATS has two NATS connections.
+ */
+export interface ClusterBusProvider {
+    connect(name: string): ClusterBus;
+}
+
 export interface BusSubscription {
     unsubscribe(): void;
 }
@@ -66,11 +74,20 @@ export interface BusKeyValue {
     update(key: string, value: Uint8Array | string, revision: number): Promise<number>;
     /** Deletes; with `revision`, only if the key's latest revision is that one. @throws KeyConflict */
     delete(key: string, revision?: number): Promise<void>;
+    /** The keys matching `filter` (a NATS subject pattern: `h.>`, `p.*`; default every key) whose latest entry is a PUT. */
+    keys(filter?: string): Promise<string[]>;
     /**
      * Every key's latest entry (deleted ones as `DEL`) in revision order, then every later write as it happens, in
      * revision order. Nothing arrives within the writer's call.
      */
-    watch(): Promise<BusWatch>;
+    watch(options?: WatchOptions): Promise<BusWatch>;
+}
+
+export interface WatchOptions {
+    /** Only keys matching this NATS subject pattern (default `>`: every key). */
+    key?: string;
+    /** Only writes made after the watch started: no snapshot of the latest entries. */
+    updatesOnly?: boolean;
 }
 
 export interface BusEntry {
@@ -93,6 +110,18 @@ export class KeyConflict extends Error {
 }
 
 const encoder = new TextEncoder();
+
+/** NATS subject matching, for subjects and keys alike: `*` is one token, a final `>` one or more. */
+export function subjectMatches(pattern: string, subject: string): boolean {
+    if (pattern === '>') return subject.length > 0;
+    const wanted = pattern.split('.');
+    const tokens = subject.split('.');
+    for (let i = 0; i < wanted.length; i++) {
+        if (wanted[i] === '>') return i === wanted.length - 1 && tokens.length > i;
+        if (i >= tokens.length || (wanted[i] !== '*' && wanted[i] !== tokens[i])) return false;
+    }
+    return wanted.length === tokens.length;
+}
 
 export function bytesOf(data: Uint8Array | string): Uint8Array {
     return typeof data === 'string' ? encoder.encode(data) : data;

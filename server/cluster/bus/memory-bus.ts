@@ -1,24 +1,15 @@
 import { Subject } from 'rxjs';
-import { BusEvent, BusKeyValue, BusSubscription, bytesOf, ClusterBus, KeyValueOptions } from './cluster-bus';
+import { BusEvent, BusKeyValue, BusSubscription, bytesOf, ClusterBus, ClusterBusProvider, KeyValueOptions, subjectMatches } from './cluster-bus';
 import { MemoryBucket, MemoryKeyValue } from './memory-key-value';
 
 interface MemorySubscription {
-    readonly pattern: string[];
+    readonly pattern: string;
     readonly handler: (data: Uint8Array) => void;
     readonly connection: MemoryBusConnection;
 }
 
-/** NATS subject matching: `*` is one token, a final `>` is one or more. */
-function matches(pattern: string[], subject: string[]): boolean {
-    for (let i = 0; i < pattern.length; i++) {
-        if (pattern[i] === '>') return i === pattern.length - 1 && subject.length > i;
-        if (i >= subject.length || (pattern[i] !== '*' && pattern[i] !== subject[i])) return false;
-    }
-    return pattern.length === subject.length;
-}
-
 /**
- * A cluster bus inside one process: the brokers of a test share one `MemoryBus`, each through a connection of its
+ * A cluster bus inside one process: the brokers of a test share one `MemoryBus`, each through connections of its
  * own (`connect()`), as brokers share one NATS. Messages are delivered in a later turn of the event loop, never in
  * the publisher's call, in the order they were published; buckets behave as JetStream KV buckets
  * (server/cluster/bus/memory-key-value.ts).
@@ -26,10 +17,10 @@ function matches(pattern: string[], subject: string[]): boolean {
  * For tests and for trying a cluster on one machine without nats-server; a deployment's brokers live in separate
  * processes and need NATS.
  */
-export class MemoryBus {
+export class MemoryBus implements ClusterBusProvider {
     protected subscriptions = new Set<MemorySubscription>();
     protected buckets = new Map<string, MemoryBucket>();
-    protected queue: { subject: string[], data: Uint8Array }[] = [];
+    protected queue: { subject: string, data: Uint8Array }[] = [];
     protected flushing = false;
 
     /** @param maxPayload the largest message, as NATS's `max_payload` (default 1 MiB, nats-server's default) */
@@ -54,7 +45,7 @@ export class MemoryBus {
     /** @internal of MemoryBusConnection */
     publish(subject: string, data: Uint8Array): void {
         // A copy, as a network would make: the publisher may reuse its buffer.
-        this.queue.push({ subject: subject.split('.'), data: data.slice() });
+        this.queue.push({ subject, data: data.slice() });
         if (this.flushing) return;
         this.flushing = true;
         setImmediate(() => this.flush());
@@ -73,7 +64,7 @@ export class MemoryBus {
         this.queue = [];
         for (const { subject, data } of messages) {
             for (const subscription of [...this.subscriptions]) {
-                if (!this.subscriptions.has(subscription) || !subscription.connection.connected || !matches(subscription.pattern, subject)) continue;
+                if (!this.subscriptions.has(subscription) || !subscription.connection.connected || !subjectMatches(subscription.pattern, subject)) continue;
                 try {
                     subscription.handler(data);
                 } catch (error) {
@@ -130,7 +121,7 @@ export class MemoryBusConnection implements ClusterBus {
 
     subscribe(subject: string, handler: (data: Uint8Array) => void): BusSubscription {
         this.reachable();
-        const subscription: MemorySubscription = { pattern: subject.split('.'), handler, connection: this };
+        const subscription: MemorySubscription = { pattern: subject, handler, connection: this };
         this.own.add(subscription);
         this.bus.add(subscription);
         return {

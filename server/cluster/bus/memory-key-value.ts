@@ -1,4 +1,4 @@
-import { BusEntry, BusKeyValue, BusWatch, bytesOf, KeyConflict } from './cluster-bus';
+import { BusEntry, BusKeyValue, BusWatch, bytesOf, KeyConflict, subjectMatches, WatchOptions } from './cluster-bus';
 
 const EMPTY = new Uint8Array(0);
 
@@ -36,9 +36,16 @@ export class MemoryBucket {
         return entry.revision;
     }
 
-    watch(): MemoryWatch {
-        const watch = new MemoryWatch(() => this.watches.delete(watch));
-        for (const entry of [...this.entries.values()].sort((a, b) => a.revision - b.revision)) watch.push(entry);
+    keys(filter: string): string[] {
+        return [...this.entries.values()].filter(entry => entry.operation === 'PUT' && subjectMatches(filter, entry.key)).map(entry => entry.key);
+    }
+
+    watch(options: WatchOptions): MemoryWatch {
+        const filter = options.key ?? '>';
+        const watch = new MemoryWatch(filter, () => this.watches.delete(watch));
+        if (!options.updatesOnly) {
+            for (const entry of [...this.entries.values()].sort((a, b) => a.revision - b.revision)) watch.push(entry);
+        }
         this.watches.add(watch);
         return watch;
     }
@@ -76,9 +83,14 @@ export class MemoryKeyValue implements BusKeyValue {
         this.bucket.write(key, EMPTY, 'DEL', revision || undefined);
     }
 
-    async watch(): Promise<BusWatch> {
+    async keys(filter = '>'): Promise<string[]> {
         await this.turn();
-        return this.bucket.watch();
+        return this.bucket.keys(filter);
+    }
+
+    async watch(options: WatchOptions = {}): Promise<BusWatch> {
+        await this.turn();
+        return this.bucket.watch(options);
     }
 
     /** Every operation answers in a later turn of the event loop, as a server would; and only while connected. */
@@ -100,11 +112,11 @@ export class MemoryWatch implements BusWatch {
     protected waiting?: (result: IteratorResult<BusEntry>) => void;
     protected stopped = false;
 
-    constructor(protected ended: () => void) {
+    constructor(protected filter: string, protected ended: () => void) {
     }
 
     push(entry: BusEntry): void {
-        if (this.stopped) return;
+        if (this.stopped || !subjectMatches(this.filter, entry.key)) return;
         if (!this.waiting) {
             this.queue.push(entry);
             return;

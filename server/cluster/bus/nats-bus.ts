@@ -1,9 +1,9 @@
 import { JetStreamApiError } from '@nats-io/jetstream';
 import type { KV, KvEntry } from '@nats-io/kv';
-import { Kvm } from '@nats-io/kv';
+import { Kvm, KvWatchInclude } from '@nats-io/kv';
 import { Observable } from 'rxjs';
 import { NatsLink } from '../nats-link';
-import { BusEntry, BusEvent, BusKeyValue, BusSubscription, BusWatch, ClusterBus, KeyConflict, KeyValueOptions } from './cluster-bus';
+import { BusEntry, BusEvent, BusKeyValue, BusSubscription, BusWatch, ClusterBus, KeyConflict, KeyValueOptions, WatchOptions } from './cluster-bus';
 
 /**
  * The cluster bus on NATS: subjects are core NATS, buckets are JetStream KV buckets (history 1). The link
@@ -92,8 +92,14 @@ class NatsKeyValue implements BusKeyValue {
         await this.kv.delete(key, revision === undefined ? undefined : { previousSeq: revision }).catch(error => Promise.reject(conflictOf(error)));
     }
 
-    async watch(): Promise<BusWatch> {
-        const watcher = await this.kv.watch({ key: '>' });
+    async keys(filter = '>'): Promise<string[]> {
+        const keys: string[] = [];
+        for await (const key of await this.kv.keys(filter)) keys.push(key);
+        return keys;
+    }
+
+    async watch(options: WatchOptions = {}): Promise<BusWatch> {
+        const watcher = await this.kv.watch({ key: options.key ?? '>', include: options.updatesOnly ? KvWatchInclude.UpdatesOnly : KvWatchInclude.LastValue });
         return {
             stop: () => void watcher.stop(),
             async *[Symbol.asyncIterator]() {
