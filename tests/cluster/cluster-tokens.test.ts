@@ -6,7 +6,7 @@ import { ClusterState } from '../../server/cluster/cluster-state';
 import { ClusterTokenStore } from '../../server/cluster/cluster-token-store';
 import { runProgram } from '../processes';
 import { api, echoOf, Resources } from '../helpers';
-import { sees, usesCluster } from './cluster-fixture';
+import { describeOnEveryBus, sees, usesCluster, usesClusterOn } from './cluster-fixture';
 import { describeWithNats } from './nats-server';
 
 const resources = new Resources();
@@ -46,6 +46,24 @@ describeWithNats('Cluster: tokens live in the cluster (JetStream KV)', () => {
         }
         expect((await api(bob.client).whoami()).peerId).toBe('bob');
         expect((await tokensOf(two).list()).map(t => [t.name, !!t.revokedAt])).toEqual([['alice-app', true], ['bob-app', false]]);
+    });
+});
+
+describeOnEveryBus('Cluster: tokens are the cluster\'s', bus => {
+    const setup = usesClusterOn(bus, resources);
+    jest.setTimeout(30_000);
+
+    it('a token revoked through one broker closes its connections on every broker at once', async () => {
+        const [one, two] = [await setup.cluster.broker(TOKEN_MODE), await setup.cluster.broker(TOKEN_MODE)];
+        const token = await tokensOf(one).create('alice-app', { peerIds: ['alice*'] });
+        const alice = await resources.servingPeer(two.url, 'alice', { token });
+        const aliceToo = await resources.servingPeer(one.url, 'alice-2', { token });
+        const closed = [alice, aliceToo].map(peer => firstValueFrom(peer.client.transporter.disconnected));
+        expect(await tokensOf(two).revoke('alice-app')).toBe(true);
+        await Promise.all(closed);
+        for (const broker of [one, two]) {
+            await expect(resources.peerClient(broker.url, token).connect()).rejects.toBeInstanceOf(AuthenticationFailed);
+        }
     });
 
     it('one live token a name across the cluster; a revoked name can be made again', async () => {
