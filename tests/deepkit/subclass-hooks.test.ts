@@ -1,6 +1,6 @@
 import { RpcServer } from '@deepkit/framework';
 import {
-    DirectClient, RpcClient, RpcKernel, RpcKernelConnection, RpcKernelSecurity, RpcMessage, RpcPeerExchange, RpcServerAction,
+    DirectClient, rpc, RpcClient, RpcKernel, RpcKernelConnection, RpcKernelSecurity, RpcMessage, RpcPeerExchange, RpcServerAction,
 } from '@deepkit/rpc';
 
 /**
@@ -113,6 +113,33 @@ describe('Deepkit members our subclasses rely on', () => {
             }
         }
         expect(new Preset().getPeerId()).toBe('preset');
+    });
+
+    it("Deepkit caches each called action under 'controller!method' with what the lean call path serves it with", async () => {
+        // peer/calls/lean-serving.ts answers a call from this cache entry (through PeerKernelConnection.leanView());
+        // when its shape changes the lean path quietly steps aside for Deepkit's, so this is where a change shows.
+        @rpc.controller('contract/lean')
+        class Lean {
+            @rpc.action()
+            twice(value: number): number {
+                return value * 2;
+            }
+        }
+        const kernel = new RpcKernel();
+        kernel.registerController(Lean, 'contract/lean');
+        const client = new DirectClient(kernel);
+        expect(await client.controller<Lean>('contract/lean').twice(21)).toBe(42);
+        const cached = (kernel as unknown as { cache: { actions: Record<string, Record<string, any>> } }).cache.actions['contract/lean!twice'];
+        expect(cached).toBeDefined();
+        for (const member of ['fn', 'resolver', 'bodyDecoder']) expect(typeof cached[member]).toBe('function');
+        expect(typeof cached.types.parametersValidate).toBe('function');
+        expect(cached.types.resultSchema).toBeDefined();
+        expect(cached.types.mode).toBe('arbitrary');
+        expect(cached.types.type).toBeDefined();
+        expect(typeof cached.action.strictSerialization).toBe('boolean');
+        expect(Array.isArray(cached.controller.actionGroups)).toBe(true);
+        expect(typeof cached.label).toBe('string');
+        await client.disconnect();
     });
 
     it('RpcClient keeps its pending replies in replies and numbers messages with messageId', () => {
