@@ -59,4 +59,20 @@ describe('peer storage: statements and migrations', () => {
         expect(counts.execs).toBe(execsBefore);
         await database.close();
     });
+
+    it('creates the tables of another fresh database of the same entities without reading its schema again', async () => {
+        const first = await countedDatabase();
+        await first.database.migrate();
+        await first.database.close();
+        const { database, counts } = await countedDatabase();
+        await database.migrate();
+        // One look for any table, then the DDL learnt from the first database: no schema to parse and compare.
+        expect(counts.prepares).toBe(1);
+        expect(counts.execs).toBe(1);
+        await database.persist(new OutboxEntry('one', 'bob', 'chat', '{}'));
+        await database.persist(new KnownPeer('carol'));
+        expect(await database.query(OutboxEntry).count()).toBe(1);
+        expect(await database.query(KnownPeer).count()).toBe(1);
+        await database.close();
+    });
 });
