@@ -6,7 +6,7 @@ import { AuditRowLike, BrokerSummary, ExchangeEndpoint, ExchangePresence, FrameO
 import { BrokerLiveness } from './broker-liveness';
 import { BrokerOutbox } from './broker-outbox';
 import { BusSubscription, ClusterBus } from './bus/cluster-bus';
-import { ClusterAuditRow } from './cluster-audit';
+import type { ClusterAuditRow } from './cluster-audit';
 import { ClusterContext } from './cluster-context';
 import { ClusterNames } from './cluster-names';
 import { ClusterRegistrations } from './cluster-registrations';
