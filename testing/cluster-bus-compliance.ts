@@ -177,6 +177,23 @@ export function describeClusterBusCompliance(name: string, harness: ClusterBusHa
             expect(later.map(entry => [entry.key, entry.operation])).toEqual([['h.c', 'PUT'], ['h.a', 'DEL']]);
         });
 
+        it('closing a connection ends its watches, and its subscriptions hear nothing more', async () => {
+            const kv = await one.keyValue(`${scope}_kv`, { maxValueSize: 1024 });
+            const watching = await (await two.keyValue(`${scope}_kv`, { maxValueSize: 1024 })).watch();
+            watches.push(watching);
+            const heard: string[] = [];
+            two.subscribe(`${scope}.after`, data => heard.push(text(data)));
+            const ended = watching[Symbol.asyncIterator]().next();
+            await two.close();
+            expect((await ended).done).toBe(true);
+            await kv.put('p.late', 'late');
+            const control = collect(one, `${scope}.after`, 1);
+            await subscribed(one, scope);
+            one.publish(`${scope}.after`, 'after close');
+            await control.done;
+            expect(heard).toEqual([]);
+        });
+
         it('a stopped watch ends; stop and close may be called twice', async () => {
             const kv = await one.keyValue(`${scope}_kv`, { maxValueSize: 1024 });
             const watching = await kv.watch();

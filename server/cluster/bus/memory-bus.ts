@@ -1,5 +1,5 @@
 import { Subject } from 'rxjs';
-import { BusEvent, BusKeyValue, BusSubscription, bytesOf, ClusterBus, ClusterBusProvider, KeyValueOptions, subjectMatches } from './cluster-bus';
+import { BusEvent, BusKeyValue, BusSubscription, BusWatch, bytesOf, ClusterBus, ClusterBusProvider, KeyValueOptions, subjectMatches } from './cluster-bus';
 import { MemoryBucket, MemoryKeyValue } from './memory-key-value';
 
 interface MemorySubscription {
@@ -83,6 +83,7 @@ export class MemoryBusConnection implements ClusterBus {
     protected readonly eventSubject = new Subject<BusEvent>();
     readonly events = this.eventSubject.asObservable();
     protected own = new Set<MemorySubscription>();
+    protected watches = new Set<BusWatch>();
 
     constructor(protected bus: MemoryBus, readonly name: string) {
     }
@@ -109,6 +110,8 @@ export class MemoryBusConnection implements ClusterBus {
         this.closed = true;
         for (const subscription of this.own) this.bus.remove(subscription);
         this.own.clear();
+        for (const watch of this.watches) watch.stop();
+        this.watches.clear();
         this.eventSubject.complete();
     }
 
@@ -134,7 +137,7 @@ export class MemoryBusConnection implements ClusterBus {
 
     async keyValue(name: string, options: KeyValueOptions): Promise<BusKeyValue> {
         this.reachable();
-        return new MemoryKeyValue(this.bus.bucket(name, options), () => this.reachable());
+        return new MemoryKeyValue(this.bus.bucket(name, options), () => this.reachable(), watch => this.watches.add(watch));
     }
 
     protected reachable(): void {

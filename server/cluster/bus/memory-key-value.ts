@@ -53,7 +53,8 @@ export class MemoryBucket {
 
 /** A broker's handle on a bucket: refuses everything while its connection to the bus is down. */
 export class MemoryKeyValue implements BusKeyValue {
-    constructor(protected bucket: MemoryBucket, protected reachable: () => void) {
+    /** @param opened each watch made here, for the connection to end when it closes (as a NATS connection's do) */
+    constructor(protected bucket: MemoryBucket, protected reachable: () => void, protected opened: (watch: BusWatch) => void) {
     }
 
     async get(key: string): Promise<BusEntry | undefined> {
@@ -90,7 +91,9 @@ export class MemoryKeyValue implements BusKeyValue {
 
     async watch(options: WatchOptions = {}): Promise<BusWatch> {
         await this.turn();
-        return this.bucket.watch(options);
+        const watch = this.bucket.watch(options);
+        this.opened(watch);
+        return watch;
     }
 
     /** Every operation answers in a later turn of the event loop, as a server would; and only while connected. */
