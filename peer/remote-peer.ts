@@ -6,6 +6,13 @@ export interface CallOptions {
     timeout?: number;
     /** Actions safe to run twice: retried with backoff after Timeout, PeerOffline, Disconnected or RateLimited. */
     idempotent?: readonly string[];
+    /**
+     * Stream actions that can start from a position, by the index of that argument (a number of items; unset = 0):
+     * `{ ticks: 0 }`. Item n of a stream started at p must be item p + n. When the direct link carrying such a
+     * stream drops, the SDK subscribes again through the broker from the first item not delivered, so the stream
+     * goes on with every item once and in order (see the links feature).
+     */
+    resumable?: Readonly<Record<string, number>>;
 }
 
 /** What a RemotePeer needs from its Peer to make a call. */
@@ -48,7 +55,7 @@ export class RemotePeer {
 
     controller<T>(pathOrDefinition: string | ControllerDefinition<T>, options: CallOptions = {}): RemoteController<T> {
         const path = typeof pathOrDefinition === 'string' ? pathOrDefinition : pathOrDefinition.path;
-        const key = path + '\n' + (options.timeout ?? '') + '\n' + (options.idempotent ?? []).join(',');
+        const key = path + '\n' + (options.timeout ?? '') + '\n' + (options.idempotent ?? []).join(',') + '\n' + (options.resumable ? JSON.stringify(options.resumable) : '');
         let proxy = this.proxies.get(key) as RemoteController<T> | undefined;
         if (!proxy) {
             const state = new RpcControllerState(path);

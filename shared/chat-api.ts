@@ -28,6 +28,15 @@ export class ChatMessage {
 /** sending → delivered → read, or sending → queued (recipient offline) → delivered → read. */
 export type DeliveryStatus = 'sending' | 'queued' | 'delivered' | 'read' | 'failed';
 
+/**
+ * The way a message reached (or is on its way to) the other peer: over a `direct` link, through the `broker`, held by a
+ * `relay` peer the recipient trusts, or waiting in the sender's `outbox` (it changes when the message goes out).
+ */
+export type MessagePath = 'direct' | 'broker' | 'relay' | 'outbox';
+
+/** The relay payload kind of a chat message stored at a relay peer: its body is the ChatMessage as JSON. */
+export const CHAT_RELAY_KIND = 'switchboard/chat';
+
 /** A message as a peer keeps it: either direction, with its delivery status. */
 @entity.name('@switchboard/ChatEntry')
 export class ChatEntry {
@@ -40,6 +49,8 @@ export class ChatEntry {
         public sentAt: Date,
         public status: DeliveryStatus,
         public groupId?: string,
+        /** The path it took; unset for messages stored before paths were recorded. */
+        public path?: MessagePath,
     ) {
     }
 }

@@ -41,6 +41,12 @@ export class DeliveryReceipt {
     }
 }
 
+/**
+ * Capabilities a peer announces for each relay it trusts (`relay.trustedRelays`): `via:carol`, `via:relay-*`. A sender
+ * reads them from the broker's registry (kept while the peer is offline) to pick a relay the recipient will accept.
+ */
+export const TRUSTED_RELAY_CAPABILITY = 'via:';
+
 export type TtlSeconds = integer & Positive & Maximum<2592000>;
 
 export interface RelayApi {

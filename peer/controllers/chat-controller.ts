@@ -11,7 +11,9 @@ export class ChatPeerController implements ChatApi {
 
     @rpc.action()
     async receive(message: ChatMessage): Promise<{ id: string, status: DeliveryStatus }> {
-        return { id: message.id, status: await this.chat.receive(this.caller.requirePeerId(), message) };
+        // A caller on a direct link has a connection ID of the link's (see DirectLink).
+        const path = this.caller.connectionId.startsWith('link:') ? 'direct' : 'broker';
+        return { id: message.id, status: await this.chat.receive(this.caller.requirePeerId(), message, path) };
     }
 
     @rpc.action()

@@ -1,7 +1,7 @@
 import { DatabaseAdapter, DatabaseSession, UniqueConstraintFailure } from '@deepkit/orm';
 import { ControllerDefinition } from '@deepkit/rpc';
-import { Subject } from 'rxjs';
-import { ChatApi, ChatEntry, ChatGroupInfo, ChatMessage, DeliveryStatus, FanOutResult, MAX_GROUP_MEMBERS, MAX_READ_IDS, AccessDenied, NotFound, QuotaExceeded } from '@switchboard/protocol';
+import { Observable, Subject } from 'rxjs';
+import { ChatApi, ChatEntry, ChatGroupInfo, ChatMessage, DeliveryStatus, FanOutResult, MAX_GROUP_MEMBERS, MAX_READ_IDS, MessagePath, AccessDenied, NotFound, QuotaExceeded } from '@switchboard/protocol';
 import { BroadcastOptions, BroadcastResult } from '../broadcast';
 import { Outbox, OutboxItem, Queued } from '../outbox';
 import { RemotePeer } from '../remote-peer';
@@ -9,6 +9,8 @@ import { ChatGroupRecord, ChatRecord } from '../storage/entities';
 import { PeerDatabase } from '../storage/peer-database';
 import { handedOn } from '@switchboard/protocol/internal';
 import { ChatOptions, defaultChatOptions } from './chat-options';
+import { ChatPaths, PathChange, RelayPort } from './delivery-path';
+import { key, rank, strandedChats, toEntry } from './chat-records';
 import { SenderQuota, textBytes } from './sender-quota';
 
 /** Ids per statement when statuses change: a `markRead` of many ids runs as several bounded queries. */
@@ -43,6 +45,10 @@ export class ChatService {
     protected inFlight = new Map<string, Promise<unknown>>();
     /** Unread messages each sender has stored here. */
     protected unread: SenderQuota;
+    /** The path each message takes (link, broker, relay peer, outbox). */
+    protected paths: ChatPaths;
+    /** One event each time a conversation changes path (`direct`, `broker`, `relay`, `outbox`). */
+    readonly paths$: Observable<PathChange>;
 
     /** @internal Built by the peer, never by an app. */
     constructor(protected database: PeerDatabase, protected outbox: Outbox, protected transport: ChatTransport, protected options: ChatOptions = defaultChatOptions) {
@@ -55,9 +61,12 @@ export class ChatService {
             'unread messages',
             'Wait until the recipient reads them.',
         );
+        this.paths = new ChatPaths(transport, database);
+        this.paths$ = this.paths.changes$;
         outbox.handle('chat', async (recipient, message: ChatMessage) => {
-            await this.remote(recipient).receive(new ChatMessage(message.id, message.text, new Date(message.sentAt), message.groupId));
-            await this.setStatus('out', recipient, [message.id], 'delivered');
+            const path = await this.paths.deliver(recipient, new ChatMessage(message.id, message.text, new Date(message.sentAt), message.groupId));
+            // Held by a relay: delivered once the relay's receipt says so.
+            await this.setStatus('out', recipient, [message.id], path === 'relay' ? 'queued' : 'delivered', path);
         });
         outbox.handle('chat-read', async (recipient, ids: string[]) => {
             await this.remote(recipient).markRead(ids);
@@ -65,7 +74,7 @@ export class ChatService {
         outbox.handle('chat-group', async (recipient, group: ChatGroupInfo) => {
             await this.remote(recipient).joinGroup(new ChatGroupInfo(group.id, group.name, group.members, group.owner));
         });
-        outbox.recover(session => this.stranded(session));
+        outbox.recover(strandedChats);
     }
 
     /**
@@ -84,12 +93,16 @@ export class ChatService {
         if (this.transport.state !== undefined && this.transport.state !== 'registered') {
             // Not connected: waiting for the first attempt would keep the app silent until the broker is back.
             void queued.outcome.catch(() => this.setStatus('out', to, [message.id], 'failed')).catch(() => undefined);
-            await this.setStatus('out', to, [message.id], 'queued');
+            this.paths.queued(to);
+            await this.setStatus('out', to, [message.id], 'queued', 'outbox');
             return toEntry(await this.record('out', to, message.id));
         }
         try {
             const result = await queued.outcome;
-            if (result === 'queued') await this.setStatus('out', to, [message.id], 'queued');
+            if (result === 'queued') {
+                this.paths.queued(to);
+                await this.setStatus('out', to, [message.id], 'queued', 'outbox');
+            }
         } catch (error) {
             await this.setStatus('out', to, [message.id], 'failed');
             throw error;
@@ -177,7 +190,7 @@ export class ChatService {
             for (const member of direct) {
                 const fate = fates.get(member) ?? 'retry';
                 if (fate === 'delivered') {
-                    statuses.set(member, this.setStatus('out', member, [message.id], 'delivered').then(() => ({ status: 'delivered' as const })));
+                    statuses.set(member, this.setStatus('out', member, [message.id], 'delivered', 'broker').then(() => ({ status: 'delivered' as const })));
                 } else if (fate === 'retry') {
                     // This member's own hold is still on: straight into the outbox, ahead of what waits for the hold.
                     statuses.set(member, this.afterFirstAttempt(member, message.id, this.outbox.enqueue(item(member))));
@@ -207,8 +220,19 @@ export class ChatService {
 
     // ---- called by ChatPeerController for a verified remote caller --------------------------------------------
 
-    /** Stores a message from `from` once, however often it is delivered. */
-    async receive(from: string, message: ChatMessage): Promise<DeliveryStatus> {
+    /**
+     * Lets messages to an offline recipient go through a relay peer both trust, and takes the chat messages relays
+     * hand over (see ChatPaths).
+     */
+    useRelay(relay: RelayPort): void {
+        this.paths.useRelay(relay, {
+            receive: (from, message, path) => this.receive(from, message, path),
+            relayDelivered: async (recipient, id) => void await this.setStatus('out', recipient, [id], 'delivered', 'relay'),
+        });
+    }
+
+    /** Stores a message from `from` once, however often (and by whichever path) it is delivered. */
+    async receive(from: string, message: ChatMessage, path?: MessagePath): Promise<DeliveryStatus> {
         const existing = await this.database.query(ChatRecord).filter({ key: key('in', from, message.id) }).findOneOrUndefined();
         if (existing) return 'delivered';
         if (message.groupId && !await this.isMember(message.groupId, from)) {
@@ -217,6 +241,7 @@ export class ChatService {
         const record = new ChatRecord(key('in', from, message.id), message.id, from, 'in', message.text, message.sentAt);
         record.groupId = message.groupId;
         record.status = 'delivered';
+        record.path = path;
         const bytes = textBytes(message.text);
         await this.unread.reserve(from, bytes);
         try {
@@ -254,20 +279,6 @@ export class ChatService {
             session.add(record);
         });
         this.groups$.next(new ChatGroupInfo(group.id, group.name, group.members, group.owner));
-    }
-
-    /**
-     * Messages still `sending` with no outbox entry: what a crash of an older version left between writing the
-     * record and its entry. The outbox queues them again (it skips those that have an entry).
-     */
-    protected async stranded(session: DatabaseSession<DatabaseAdapter>): Promise<OutboxItem[]> {
-        const records = await session.query(ChatRecord).filter({ direction: 'out', status: 'sending' }).orderBy('sentAt').find();
-        return records.map(record => ({
-            recipient: record.peerId,
-            kind: 'chat',
-            payload: new ChatMessage(record.id, record.text, record.sentAt, record.groupId),
-            id: record.id,
-        }));
     }
 
     /**
@@ -344,8 +355,11 @@ export class ChatService {
         return this.database.query(ChatRecord).filter({ key: key(direction, peerId, id) }).findOne();
     }
 
-    /** Moves messages forward only (sending → queued → delivered → read, or to failed); returns the ids that changed. */
-    protected async setStatus(direction: 'in' | 'out', peerId: string, ids: string[], status: DeliveryStatus): Promise<string[]> {
+    /**
+     * Moves messages forward only (sending → queued → delivered → read, or to failed), and records the `path` of those
+     * still on their way; returns the ids that changed.
+     */
+    protected async setStatus(direction: 'in' | 'out', peerId: string, ids: string[], status: DeliveryStatus, path?: MessagePath): Promise<string[]> {
         const unique = [...new Set(ids)];
         const changedIds: string[] = [];
         for (let start = 0; start < unique.length; start += STATUS_BATCH) {
@@ -357,8 +371,11 @@ export class ChatService {
                 const moved = records.filter(record => status === 'failed'
                     // `failed` ends only a message still on its way.
                     ? ['sending', 'queued'].includes(record.status)
-                    : rank[status] > rank[record.status]);
-                for (const record of moved) record.status = status;
+                    : rank[status] > rank[record.status] || (path !== undefined && path !== record.path && rank[status] === rank[record.status]));
+                for (const record of moved) {
+                    record.status = status;
+                    if (path) record.path = path;
+                }
                 session.add(...moved);
                 return moved;
             });
@@ -371,16 +388,6 @@ export class ChatService {
     }
 }
 
-const rank: Record<DeliveryStatus, number> = { failed: 0, sending: 1, queued: 2, delivered: 3, read: 4 };
-
 function tooManyMembers(): QuotaExceeded {
     return new QuotaExceeded(`A group has at most ${MAX_GROUP_MEMBERS} members.`, MAX_GROUP_MEMBERS);
-}
-
-function key(direction: 'in' | 'out', peerId: string, id: string): string {
-    return `${direction}:${peerId}:${id}`;
-}
-
-function toEntry(record: ChatRecord): ChatEntry {
-    return new ChatEntry(record.id, record.peerId, record.direction, record.text, record.sentAt, record.status, record.groupId);
 }

@@ -52,6 +52,8 @@ export class RelayService {
     protected kept: SenderQuota;
     /** Held payloads whose push to the recipient is under way, by key: `pull` waits for those to settle. */
     protected pushing = new Map<string, Promise<void>>();
+    /** Kinds of payload another feature takes instead of the inbox (a relayed chat message goes to the chat). */
+    protected consumers = new Map<string, (originalSender: string, payload: RelayPayload, via: string) => Promise<void>>();
 
     /** @internal Built by the peer, never by an app. */
     constructor(
@@ -179,6 +181,9 @@ export class RelayService {
         if (envelope.originalSender !== via && !this.trusts(via)) {
             throw denied(`"${via}" may deliver only its own payloads here: this peer does not use it as a relay, so it cannot vouch for "${envelope.originalSender}". Add it to the recipient's relay.trustedRelays if it should.`, 'untrusted-relay');
         }
+        // Its consumer deduplicates (the chat stores a message once by sender and id); its error goes back to the carrier.
+        const consumer = this.consumers.get(envelope.payload.kind);
+        if (consumer) return consumer(envelope.originalSender, envelope.payload, via);
         const key = envelope.originalSender + ':' + envelope.payload.id;
         if (await this.database.query(ReceivedPayload).filter({ key }).has()) return;
         // The carrier is the caller the broker verified, whatever the envelope says.
@@ -235,6 +240,11 @@ export class RelayService {
             throw error;
         }
         this.receipts$.next(receipt);
+    }
+
+    /** Payloads of `kind` delivered to this peer go to `handler` instead of the inbox and `received$`. */
+    consume(kind: string, handler: (originalSender: string, payload: RelayPayload, via: string) => Promise<void>): void {
+        this.consumers.set(kind, handler);
     }
 
     /** Whether `peerId` is one of the relays this peer uses (`trustedRelays`). */

@@ -55,6 +55,8 @@ export class OutboxEntry {
 export class ChatRecord {
     status: 'sending' | 'queued' | 'delivered' | 'read' | 'failed' = 'sending';
     groupId?: string;
+    /** How it travelled (see MessagePath); unset for records written before paths were recorded. */
+    path?: 'direct' | 'broker' | 'relay' | 'outbox';
 
     constructor(
         /** `in:` or `out:` + peer + message id: the same group message goes to several peers under one id. */

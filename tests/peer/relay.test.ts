@@ -57,9 +57,9 @@ describe('relay and store-and-forward', () => {
         await bobGone;
         for (const id of ['a', 'b']) await kit.peer('alice').to('relay').relay.store('bob', new RelayPayload(id, 'note', `payload ${id}`));
 
-        const bob = await kit.addPeer(usingRelay('bob'));
+        // Subscribed before it starts: the relay may push while bob is still registering.
         const pushed: RelayEnvelope[] = [];
-        bob.relay.received$.subscribe(envelope => pushed.push(envelope));
+        const bob = await kit.addPeer(usingRelay('bob'), peer => peer.relay.received$.subscribe(envelope => pushed.push(envelope)));
         const pulled = await bob.to('relay').relay.pull();
         await eventually(async () => await kit.peer('relay').relay.heldFor('bob') === 0);
         const ids = [...pulled, ...pushed].map(e => e.payload.id).sort();

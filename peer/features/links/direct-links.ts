@@ -1,8 +1,8 @@
 import { RpcControllerState } from '@deepkit/rpc';
 import { onRpcAction } from '@deepkit/rpc';
-import { firstValueFrom, Observable, Subject } from 'rxjs';
+import { firstValueFrom, isObservable, Observable, Subject } from 'rxjs';
 import { filter } from 'rxjs/operators';
-import { AccessDenied, Disconnected, LinksUnavailable, RateLimited, Timeout, LINKS_PATH, LinksApi } from '@switchboard/protocol';
+import { AccessDenied, Disconnected, LinksUnavailable, PeerNotFound, PeerOffline, RateLimited, Timeout, LINKS_PATH, LinksApi } from '@switchboard/protocol';
 import { CallDeadline } from '../../call-deadline';
 import { CallerContext } from '../../caller-context';
 import type { FeatureContext } from '../../feature';
@@ -11,6 +11,7 @@ import { DirectLink } from './direct-link';
 import { defaultLinkLimits, LinkLimits } from './link-channel';
 import { contactsOnly, LinkMemory, LinkPolicy } from './link-policy';
 import { randomHex } from './link-proof';
+import { resumableStream } from './resumable-stream';
 import { findPeerConnection, PeerConnectionClass } from './webrtc';
 
 export interface DirectLinksOptions {
@@ -151,6 +152,11 @@ export class DirectLinks implements CallInvoker {
         this.signal(peerId, api => api.close(link.id));
     }
 
+    /** Whether a call to `peerId` made now goes over a link (the path a chat message records). */
+    isDirect(peerId: string): boolean {
+        return !!this.linkTo(peerId);
+    }
+
     directPath(peerId: string): CallInvoker | undefined {
         return this.closed || this.unavailable ? undefined : this;
     }
@@ -164,7 +170,16 @@ export class DirectLinks implements CallInvoker {
         }
         const deadline = new CallDeadline(options.timeout ?? host.callTimeoutMs, `peer "${peerId}" over its direct link`);
         try {
-            return await link.call(controller, method, args, deadline);
+            const result = await link.call(controller, method, args, deadline);
+            const position = options.resumable?.[method];
+            if (position === undefined || !isObservable(result)) return result;
+            // A stream the contract can restart from a position: when the link drops, it goes on through the broker.
+            const start = Number(args[position] ?? 0);
+            return resumableStream(result, start, error => error instanceof Disconnected && link.state === 'closed', from => {
+                const again = [...args];
+                again[position] = from;
+                return host.invoke(peerId, controller, method, again, options);
+            });
         } catch (caught) {
             const error = caught instanceof Timeout && !caught.stage && deadline.passed() ? deadline.timeout() : caught;
             // Over the other side's rate: an idempotent call tries the broker (which retries with backoff).
@@ -202,6 +217,8 @@ export class DirectLinks implements CallInvoker {
             await this.context.peer.to(peerId).controller<LinksApi>(LinksApi, { timeout: this.options.connectTimeoutMs }).offer(link.id, sdp, link.nonce);
         } catch (error) {
             link.close(`the offer failed: ${error instanceof Error ? error.message : error}`);
+            // Away is no failed link: the next call once it is back tries again (a relayed conversation upgrades).
+            if (error instanceof PeerOffline || error instanceof PeerNotFound) this.memory.succeeded(peerId);
             throw error;
         }
     }

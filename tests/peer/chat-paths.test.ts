@@ -1,0 +1,94 @@
+import { firstValueFrom } from 'rxjs';
+import { filter, take, toArray } from 'rxjs/operators';
+import { ChatEntry } from '../../shared';
+import { startSwitchboard } from '../../testing/test-kit';
+import { eventually, wentOffline } from '../helpers';
+
+/** A peer that uses "carol" as its relay: it trusts her to vouch for senders and to report deliveries. */
+const usingCarol = (id: string) => ({ id, relay: { trustedRelays: ['carol'] } });
+
+function statusOf(entries: ChatEntry[], id: string): ChatEntry | undefined {
+    return entries.find(entry => entry.id === id);
+}
+
+describe('the path of each chat message', () => {
+    it('records the path with the message, in the history and in updates$, and reports each change of a conversation\'s path', async () => {
+        await using kit = await startSwitchboard({ peers: ['alice', 'bob'] });
+        const alice = kit.peer('alice');
+        const changes = firstValueFrom(alice.chat.paths$.pipe(take(3), toArray()));
+
+        const first = await alice.chat.send('bob', 'over the broker');
+        expect(first).toMatchObject({ status: 'delivered', path: 'broker' });
+        expect((await kit.peer('bob').chat.history('alice'))[0]).toMatchObject({ id: first.id, direction: 'in', path: 'broker' });
+
+        const bobGone = wentOffline(alice, 'bob');
+        await kit.peer('bob').close();
+        await bobGone;
+        const waiting = await alice.chat.send('bob', 'kept in my outbox');
+        expect(waiting).toMatchObject({ status: 'queued', path: 'outbox' });
+
+        const delivered = firstValueFrom(alice.chat.updates$.pipe(filter(entry => entry.id === waiting.id && entry.status === 'delivered')));
+        await kit.addPeer('bob');
+        expect(await delivered).toMatchObject({ path: 'broker' });
+        expect(statusOf(await alice.chat.history('bob'), waiting.id)).toMatchObject({ status: 'delivered', path: 'broker' });
+        expect(await changes).toEqual([{ peerId: 'bob', path: 'broker' }, { peerId: 'bob', path: 'outbox' }, { peerId: 'bob', path: 'broker' }]);
+    });
+
+    it('a chat to an offline recipient goes through an online relay both trust, and is delivered exactly once', async () => {
+        await using kit = await startSwitchboard({ peers: ['carol', usingCarol('alice'), usingCarol('bob')] });
+        const alice = kit.peer('alice');
+        const carol = kit.peer('carol');
+        const bobGone = wentOffline(alice, 'bob');
+        await kit.peer('bob').close();
+        await bobGone;
+
+        // bob announced carol when it registered; the broker keeps it while bob is offline.
+        const sent = await alice.chat.send('bob', 'held by carol');
+        expect(sent).toMatchObject({ status: 'queued', path: 'relay' });
+        expect(await carol.relay.heldFor('bob')).toBe(1);
+        expect(await alice.outbox.pending('bob')).toEqual([]);
+        const second = await alice.chat.send('bob', 'and this one after it');
+        expect(second).toMatchObject({ status: 'queued', path: 'relay' });
+
+        const confirmed = firstValueFrom(alice.chat.updates$.pipe(filter(entry => entry.status === 'delivered'), take(2), toArray()));
+        const received: ChatEntry[] = [];
+        const bob = await kit.addPeer(usingCarol('bob'), peer => peer.chat.updates$.subscribe(entry => received.push(entry)));
+        expect((await confirmed).map(entry => [entry.id, entry.path])).toEqual([[sent.id, 'relay'], [second.id, 'relay']]);
+
+        // Once each, in order, from alice (carol vouched for her), recorded as relayed.
+        const history = await bob.chat.history('alice');
+        expect(history.map(entry => [entry.text, entry.direction, entry.path])).toEqual([['held by carol', 'in', 'relay'], ['and this one after it', 'in', 'relay']]);
+        expect(received.map(entry => entry.id)).toEqual([sent.id, second.id]);
+        expect(await carol.relay.heldFor('bob')).toBe(0);
+        // Not in bob's relay inbox: the chat took it.
+        expect(await bob.relay.inbox()).toEqual([]);
+
+        // bob is back: the conversation leaves the relay.
+        expect(await alice.chat.send('bob', 'straight to you')).toMatchObject({ status: 'delivered', path: 'broker' });
+    });
+
+    it('takes no relay the sender does not trust (it could not believe its receipts): the message waits in the outbox', async () => {
+        await using kit = await startSwitchboard({ peers: ['carol', 'alice', usingCarol('bob')] });
+        const alice = kit.peer('alice');
+        const bobGone = wentOffline(alice, 'bob');
+        await kit.peer('bob').close();
+        await bobGone;
+        expect(await alice.chat.send('bob', 'wait for bob')).toMatchObject({ status: 'queued', path: 'outbox' });
+        expect(await kit.peer('carol').relay.heldFor('bob')).toBe(0);
+    });
+
+    it('a relay that is offline is skipped: the message waits in the outbox and goes out when the recipient is back', async () => {
+        await using kit = await startSwitchboard({ peers: ['carol', usingCarol('alice'), usingCarol('bob')] });
+        const alice = kit.peer('alice');
+        const gone = Promise.all([wentOffline(alice, 'bob'), wentOffline(alice, 'carol')]);
+        await kit.peer('bob').close();
+        await kit.peer('carol').close();
+        await gone;
+        const sent = await alice.chat.send('bob', 'no relay online');
+        expect(sent).toMatchObject({ status: 'queued', path: 'outbox' });
+        const delivered = firstValueFrom(alice.chat.updates$.pipe(filter(entry => entry.id === sent.id && entry.status === 'delivered')));
+        const bob = await kit.addPeer(usingCarol('bob'));
+        expect(await delivered).toMatchObject({ path: 'broker' });
+        await eventually(async () => (await bob.chat.history('alice')).length === 1);
+    });
+});
