@@ -55,7 +55,7 @@ export class RemotePeer {
 
     controller<T>(pathOrDefinition: string | ControllerDefinition<T>, options: CallOptions = {}): RemoteController<T> {
         const path = typeof pathOrDefinition === 'string' ? pathOrDefinition : pathOrDefinition.path;
-        const key = path + '\n' + (options.timeout ?? '') + '\n' + (options.idempotent ?? []).join(',') + '\n' + (options.resumable ? JSON.stringify(options.resumable) : '');
+        const key = path + '\n' + (options.timeout ?? '') + '\n' + (options.idempotent ?? []).join(',') + (options.resumable ? '\n' + JSON.stringify(options.resumable) : '');
         let proxy = this.proxies.get(key) as RemoteController<T> | undefined;
         if (!proxy) {
             const state = new RpcControllerState(path);

@@ -40,7 +40,8 @@ describe('example chat', () => {
         await alice.waitFor(/connection to the broker lost/);
         const mark = alice.output().length;
         alice.type('@bob typed while the broker is down');
-        await alice.waitFor(/\(bob\) "typed while the broker is down" queued/, undefined, mark);
+        // Shown with its path: waiting in alice's outbox.
+        await alice.waitFor(/\(bob\) "typed while the broker is down" queued \[outbox\]/, undefined, mark);
         alice.type('/quit');
         expect(await alice.exit).toBe(0);
         expect(alice.output()).not.toMatch(/"hi" (queued|sending|delivered)/);
@@ -50,7 +51,7 @@ describe('example chat', () => {
         await bobAgain.waitFor(/Connected to .* as bob/);
         const aliceAgain = as('alice');
         await bobAgain.waitFor(/alice: typed while the broker is down/);
-        await aliceAgain.waitFor(/"typed while the broker is down" delivered/);
+        await aliceAgain.waitFor(/"typed while the broker is down" delivered \[broker\]/);
         const output = aliceAgain.output();
         expect(output.indexOf('Connected to')).toBeGreaterThanOrEqual(0);
         expect(output.indexOf('Connected to')).toBeLessThan(output.indexOf('"typed while the broker is down" delivered'));

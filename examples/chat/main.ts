@@ -76,7 +76,8 @@ async function main(): Promise<void> {
             say(`${group ? `[${group.name}] ` : ''}${entry.peerId}: ${entry.text}`);
             await peer.chat.markRead(entry.peerId, [entry.id]).catch(() => undefined);
         }
-        if (entry.direction === 'out' && entry.status !== 'sending') say(`  (${entry.peerId}) "${short(entry.text)}" ${entry.status}`);
+        // The path it took: [direct] link, [broker], [relay] peer, or waiting in your [outbox].
+        if (entry.direction === 'out' && entry.status !== 'sending') say(`  (${entry.peerId}) "${short(entry.text)}" ${entry.status}${entry.path ? ` [${entry.path}]` : ''}`);
     }
 
     /**
@@ -112,7 +113,7 @@ async function main(): Promise<void> {
         },
         async history(rest) {
             if (!rest) return say('Usage: /history <peer>');
-            for (const entry of await peer.chat.history(rest)) say(`  ${entry.direction === 'in' ? rest : 'you'}: ${entry.text} (${entry.status})`);
+            for (const entry of await peer.chat.history(rest)) say(`  ${entry.direction === 'in' ? rest : 'you'}: ${entry.text} (${entry.status}${entry.path ? `, ${entry.path}` : ''})`);
         },
         async groups() {
             if (!groupsByName.size) return say('No groups yet.');
