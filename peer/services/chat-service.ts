@@ -90,7 +90,8 @@ export class ChatService {
         // The record and its outbox entry commit together: a crash cannot leave a message that never goes out.
         const queued = await this.enqueue({ recipient: to, kind: 'chat', payload: message, id: message.id }, session => session.add(record));
         this.updates$.next(toEntry(record));
-        if (this.transport.state !== undefined && this.transport.state !== 'registered') {
+        // (A direct link to the recipient carries it even then: no need to wait.)
+        if (this.transport.state !== undefined && this.transport.state !== 'registered' && !this.paths.linked(to)) {
             // Not connected: waiting for the first attempt would keep the app silent until the broker is back.
             void queued.outcome.catch(() => this.setStatus('out', to, [message.id], 'failed')).catch(() => undefined);
             this.paths.queued(to);

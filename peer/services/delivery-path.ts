@@ -121,9 +121,14 @@ export class ChatPaths {
         this.took(peerId, 'outbox');
     }
 
+    /** Whether a message to `peerId` sent now takes a direct link (it does even while the broker is away). */
+    linked(peerId: string): boolean {
+        return (this.host.directPath?.(peerId) as DirectPathProbe | undefined)?.isDirect?.(peerId) ?? false;
+    }
+
     /** Through the broker, or a direct link when one is open at the moment the call is made. */
     protected async call(recipient: string, message: ChatMessage): Promise<'direct' | 'broker'> {
-        const direct = (this.host.directPath?.(recipient) as DirectPathProbe | undefined)?.isDirect?.(recipient) ?? false;
+        const direct = this.linked(recipient);
         // Made in the same turn as the check above: the links feature picks the link synchronously when the call starts.
         await this.host.to(recipient).controller<ChatApi>(ChatApi).receive(message);
         return direct ? 'direct' : 'broker';

@@ -59,6 +59,9 @@ describe('direct links while the broker is down', () => {
         ]);
         expect(await toBob.whoCalls()).toEqual({ peerId: 'alice', session: '' });
         expect(alice.state).not.toBe('registered');
+        // Chat too goes on over the link, and says so.
+        expect(await alice.chat.send('bob', 'while the broker is down')).toMatchObject({ status: 'delivered', path: 'direct' });
+        expect((await bob.chat.history('alice'))[0]).toMatchObject({ text: 'while the broker is down', path: 'direct' });
 
         // The same port: the peers' reconnect loops find it.
         await brokerProcess(first.port);
