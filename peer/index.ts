@@ -33,6 +33,7 @@ export type { OutboxEntry, OutboxState } from './storage/entities';
 export type { CollabRefusal } from './services/collab-service';
 export type { Discovery } from './services/discovery-service';
 export type { DownloadProgress } from './services/file-service';
+export type { PathChange, RelayPort } from './services/delivery-path';
 export type { LinkRole } from './features/links/link-proof';
 export type { LinkState } from './features/links/direct-link';
 export type { PeerDatabase } from './storage/peer-database';
