@@ -1,5 +1,5 @@
 import { RemoteController } from '@deepkit/rpc';
-import { validatedDeserialize } from '@deepkit/type';
+import { ValidationError, validatedDeserialize } from '@deepkit/type';
 import { Observable, Subject } from 'rxjs';
 import {
     BrokerApi, CHAT_RELAY_KIND, ChatApi, ChatMessage, DeliveryReceipt, DeliveryStatus, MessagePath, PeerNotFound, PeerOffline, RelayApi, RelayPayload,
@@ -71,13 +71,15 @@ export class ChatPaths {
     useRelay(relay: RelayPort, chat: ChatPathListener): void {
         this.relay = relay;
         relay.consume(CHAT_RELAY_KIND, async (from, payload) => {
-            let message: ChatMessage;
+            // Checked like a message that came as a call (ValidationError, which the carrier gets back).
+            let body: unknown;
             try {
-                message = validatedDeserialize<ChatMessage>(JSON.parse(payload.body));
-            } catch (error) {
-                throw new TypeError(`A relayed chat message from "${from}" is not a valid ChatMessage: ${error instanceof Error ? error.message : error}`);
+                body = JSON.parse(payload.body);
+            } catch {
+                throw ValidationError.from([{ path: 'body', code: 'json', message: `The relayed chat message from "${from}" is not JSON.` }]);
             }
-            if (message.id !== payload.id) throw new TypeError(`A relayed chat message from "${from}" names another id than its payload.`);
+            const message = validatedDeserialize<ChatMessage>(body);
+            if (message.id !== payload.id) throw ValidationError.from([{ path: 'id', code: 'id', message: 'A relayed chat message must have the id of its payload.' }]);
             await chat.receive(from, message, 'relay');
         });
         relay.receipts$.subscribe(receipt => {

@@ -1,6 +1,6 @@
 import { firstValueFrom } from 'rxjs';
 import { filter, take, toArray } from 'rxjs/operators';
-import { ChatEntry } from '../../shared';
+import { CHAT_RELAY_KIND, ChatEntry, RelayEnvelope, RelayPayload } from '../../shared';
 import { startSwitchboard } from '../../testing/test-kit';
 import { eventually, wentOffline } from '../helpers';
 
@@ -65,6 +65,20 @@ describe('the path of each chat message', () => {
 
         // bob is back: the conversation leaves the relay.
         expect(await alice.chat.send('bob', 'straight to you')).toMatchObject({ status: 'delivered', path: 'broker' });
+    });
+
+    it('a relayed chat message is checked like one that came as a call: a malformed one is refused to the relay, and nothing is stored', async () => {
+        await using kit = await startSwitchboard({ peers: ['carol', usingCarol('bob')] });
+        const toBob = kit.peer('carol').to('bob').relay;
+        const envelope = (body: string) => new RelayEnvelope(new RelayPayload('m-1', CHAT_RELAY_KIND, body), 'alice', 'bob', 'carol');
+        await expect(toBob.deliver(envelope('not json'))).rejects.toMatchObject({ name: 'ValidationError', message: expect.stringMatching(/not JSON/) });
+        await expect(toBob.deliver(envelope(JSON.stringify({ id: 'm-1', text: '', sentAt: new Date() })))).rejects.toMatchObject({ name: 'ValidationError' });
+        await expect(toBob.deliver(envelope(JSON.stringify({ id: 'other', text: 'hi', sentAt: new Date() })))).rejects.toMatchObject({ name: 'ValidationError' });
+        expect(await kit.peer('bob').chat.history('alice')).toEqual([]);
+        expect(await kit.peer('bob').relay.inbox()).toEqual([]);
+
+        await toBob.deliver(envelope(JSON.stringify({ id: 'm-1', text: 'hi', sentAt: new Date() })));
+        expect((await kit.peer('bob').chat.history('alice')).map(entry => [entry.text, entry.path])).toEqual([['hi', 'relay']]);
     });
 
     it('takes no relay the sender does not trust (it could not believe its receipts): the message waits in the outbox', async () => {
