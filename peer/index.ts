@@ -1,3 +1,9 @@
+/**
+ * `@switchboard/peer`: the SDK — `Peer` (every built-in feature) or `PeerCore` with the features you pick, calls to
+ * other peers by ID, presence, and the opt-in features. Node and browsers.
+ *
+ * @module @switchboard/peer
+ */
 export { Peer } from './peer';
 export type { PeerOptions, PeerState } from './peer';
 export { PeerCore } from './peer-core';

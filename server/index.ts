@@ -1,3 +1,9 @@
+/**
+ * `@switchboard/broker`: the broker to embed (`startBroker`), its configuration, security and peer exchanges (one
+ * process, or a cluster over NATS or an in-memory bus). The `switchboard` command runs it standalone.
+ *
+ * @module @switchboard/broker
+ */
 export { startBroker, createBrokerApp } from './app';
 export type { RunningBroker, BrokerAppOptions } from './app';
 export { BrokerConfig, ConfigError } from './config';

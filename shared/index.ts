@@ -2,6 +2,8 @@
  * `@switchboard/protocol`: the contracts peers and the broker share — peer IDs, the typed errors that cross the wire,
  * the broker's API and each built-in feature's controller interface with its entities. What only Switchboard's own
  * packages need (frame layout, wire encoders, Deepkit patches) is `@switchboard/protocol/internal`.
+ *
+ * @module @switchboard/protocol
  */
 export * from './errors';
 export * from './peer-id';

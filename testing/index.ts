@@ -1,3 +1,9 @@
+/**
+ * `@switchboard/testing`: a broker and peers in one process for an app's tests, and the compliance suites for
+ * anyone writing a peer exchange or a cluster bus.
+ *
+ * @module @switchboard/testing
+ */
 export { startSwitchboard, SwitchboardTestKit } from './test-kit';
 export type { SwitchboardTestKitOptions } from './test-kit';
 export { describeExchangeCompliance, RecordingEndpoint } from './exchange-compliance';
