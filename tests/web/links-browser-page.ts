@@ -99,6 +99,33 @@ const linkPage = {
         }
         return { items, ends };
     },
+
+    /**
+     * The same stream, declared resumable (`numbers` starts from its first argument): when the link closes at
+     * `closeAt`, the SDK subscribes again through the broker from the next item, and the one subscription goes on
+     * to its completion.
+     */
+    async resumableAcrossClose(peerId: string, count: number, closeAt: number): Promise<{ items: number[], ends: string[] }> {
+        const api = peer.to(peerId).controller<EchoApi>('test/browser-echo', { resumable: { numbers: 0 } });
+        const items: number[] = [];
+        const ends: string[] = [];
+        const stream = await api.numbers(0, count);
+        await new Promise<void>(resolve => stream.subscribe({
+            next: n => {
+                items.push(n);
+                if (n === closeAt) peer.features.links.close(peerId);
+            },
+            error: (error: Error & { code?: string }) => {
+                ends.push(`${error.code}: ${error.message}`);
+                resolve();
+            },
+            complete: () => {
+                ends.push('completed');
+                resolve();
+            },
+        }));
+        return { items, ends };
+    },
 };
 
 (globalThis as unknown as { linkPage: typeof linkPage }).linkPage = linkPage;

@@ -86,4 +86,24 @@ describeInBrowser('direct links between browser pages, in Chromium', () => {
         await alice.waitForFunction('linkPage.states().includes("bob open")');
         expect(browser.pageErrors).toEqual([]);
     });
+
+    it('a stream declared resumable moves from the closed link to the broker by itself: one subscription, every item once, in order, then completion', async () => {
+        const broker = await resources.broker();
+        const stats = broker.app.get(BrokerStats);
+        const url = await servePage(resources);
+        const browser = await launchBrowser(resources);
+        const alice = await browser.open(url);
+        const bob = await browser.open(url);
+        await inPage(alice, `linkPage.start(${JSON.stringify(broker.url)}, 'alice')`);
+        await inPage(bob, `linkPage.start(${JSON.stringify(broker.url)}, 'bob')`);
+        await inPage(alice, 'linkPage.open("bob")');
+        await bob.waitForFunction('linkPage.states().includes("alice open")');
+
+        const routedBefore = stats.framesRouted;
+        const { items, ends } = await inPage<{ items: number[], ends: string[] }>(alice, 'linkPage.resumableAcrossClose("bob", 300, 100)');
+        expect(ends).toEqual(['completed']);
+        expect(items).toEqual(Array.from({ length: 300 }, (_, i) => i));
+        expect(stats.framesRouted).toBeGreaterThan(routedBefore);
+        expect(browser.pageErrors).toEqual([]);
+    });
 });
