@@ -95,10 +95,13 @@ export class PeerCore<F extends FeatureMap = Record<never, never>> implements Ca
             ...(options.providers ?? []),
         ]);
         this.session = new PeerSession(options, this.brokerUrls, kernel, database, this.errors$, {
-            registering: async () => {
-                // This peer's public key is published with the registration, as a capability (see peer.sealing).
-                const announced = await this.sealing.capabilities(this.capabilities);
-                if (announced.length) await this.broker.announce(announced);
+            // This peer's public key is published with the registration, as a capability (see peer.sealing).
+            capabilities: () => this.sealing.capabilities(this.capabilities),
+            registering: async joinAnnounced => {
+                if (!joinAnnounced) {
+                    const announced = await this.sealing.capabilities(this.capabilities);
+                    if (announced.length) await this.broker.announce(announced);
+                }
                 this.calls.resetCircuits();
                 await this.presenceFollower.follow();
             },

@@ -79,9 +79,31 @@ export interface Registration {
     tookOver: boolean;
 }
 
+/** What a `join` registers with. */
+export interface JoinOptions {
+    /** As for `register`. */
+    reclaimSecret?: string;
+    /** Announced right after the registration, as with `announce`. */
+    capabilities?: Capability[];
+}
+
+/** The answer to `join`: what `register`, `announce` and `whoami` answer, in one round trip. */
+export interface Joined {
+    registration: Registration;
+    /** Set when capabilities were given. */
+    info?: PeerInfo;
+    whoami: WhoAmI;
+}
+
 /** The broker's own RPC controller, served on every broker. */
 export interface BrokerApi {
     whoami(): WhoAmI;
+
+    /**
+     * Registers this connection under `peerId`, announces the capabilities (when given) and answers with what
+     * `whoami` tells, in one round trip: the SDK's join. `register`, `announce` and `whoami` stay for other clients.
+     */
+    join(peerId: PeerId, options?: JoinOptions): Promise<Joined>;
 
     /** Registers this connection under `peerId`. Stock Deepkit clients can use `registerAsPeer(id)` instead. */
     register(peerId: PeerId, reclaimSecret?: string): Promise<Registration>;

@@ -2,7 +2,7 @@ import { RemoteController, RpcTypes } from '@deepkit/rpc';
 import { BehaviorSubject, firstValueFrom, Subject } from 'rxjs';
 import { filter } from 'rxjs/operators';
 import WebSocket from 'ws';
-import { BrokerApi, Disconnected, PEER_REPLACED_CLOSE_CODE, PeerReplaced } from '@switchboard/protocol';
+import { BrokerApi, Disconnected, NotFound, PEER_REPLACED_CLOSE_CODE, PeerReplaced, Registration, WhoAmI } from '@switchboard/protocol';
 import { BackoffOptions, defaultBackoff } from '../backoff';
 import { BrokerMove } from '../broker-move';
 import { CallDeadline } from '../call-deadline';
@@ -33,8 +33,13 @@ export interface SessionOptions {
 
 /** What the rest of the peer does around a registration. */
 export interface SessionHooks {
-    /** Registered with the broker, not yet `registered` to the world: announce, follow presence, reset circuits. */
-    registering(): Promise<void>;
+    /** What to announce with the registration (the join sends both in one round trip). */
+    capabilities?(): Promise<string[]>;
+    /**
+     * Registered with the broker, not yet `registered` to the world: announce (unless `announced` with the join),
+     * follow presence, reset circuits.
+     */
+    registering(announced: boolean): Promise<void>;
     /** Now `registered`: start what waited for it (outbox flushes, features). */
     registered(): void;
 }
@@ -181,17 +186,28 @@ export class PeerSession {
         await this.client.connect();
         this.brokerUrl$.next(this.transport.url);
         this.state$.next('connected');
-        const whoami = await this.broker.whoami();
-        this.callTimeoutMs = this.options.callTimeoutMs ?? whoami.callTimeoutMs;
         const secretKey = RECLAIM_SECRET + this.options.id;
-        const secret = await this.database.getSetting(secretKey);
-        // Frames for our ID (CallerIdentity first) can arrive before register() returns: serve them from now on.
+        const [secret, capabilities] = await Promise.all([this.database.getSetting(secretKey), this.hooks.capabilities?.() ?? []]);
+        // Frames for our ID (CallerIdentity first) can arrive before the registration's answer: serve them from now on.
         this.client.servedPeerId = this.options.id;
-        const registration = await this.broker.register(this.options.id, secret);
+        const { registration, whoami, announced } = await this.join(secret, capabilities);
+        this.callTimeoutMs = this.options.callTimeoutMs ?? whoami.callTimeoutMs;
         if (registration.reclaimSecret && registration.reclaimSecret !== secret) await this.database.setSetting(secretKey, registration.reclaimSecret);
-        await this.hooks.registering();
+        await this.hooks.registering(announced);
         this.state$.next('registered');
         this.hooks.registered();
+    }
+
+    /** Registers and announces in one round trip (`join`); a broker without it gets whoami and register, as before. */
+    protected async join(secret: string | undefined, capabilities: string[]): Promise<{ registration: Registration, whoami: WhoAmI, announced: boolean }> {
+        try {
+            const joined = await this.broker.join(this.options.id, { reclaimSecret: secret, capabilities });
+            return { registration: joined.registration, whoami: joined.whoami, announced: true };
+        } catch (error) {
+            if (!(error instanceof NotFound) || error.what !== 'action') throw error;
+        }
+        const whoami = await this.broker.whoami();
+        return { registration: await this.broker.register(this.options.id, secret), whoami, announced: false };
     }
 
     /**

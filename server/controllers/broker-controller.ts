@@ -1,6 +1,6 @@
 import { rpc, RpcKernelConnection } from '@deepkit/rpc';
 import { Observable, Subscription } from 'rxjs';
-import { BrokerApi, Capability, MAX_WATCH_IDS_PER_CALL, PeerFilter, PeerInfo, PresenceBatch, PresenceEvent, Registration, WhoAmI, AccessDenied, NotRegistered, PeerNotFound, QuotaExceeded, PeerId, DashboardEvent } from '@switchboard/protocol';
+import { BrokerApi, Capability, MAX_WATCH_IDS_PER_CALL, PeerFilter, PeerInfo, PresenceBatch, PresenceEvent, Registration, WhoAmI, Joined, JoinOptions, AccessDenied, NotRegistered, PeerNotFound, QuotaExceeded, PeerId, DashboardEvent } from '@switchboard/protocol';
 import { MaxLength } from '@deepkit/type';
 import { BrokerConfig } from '../config';
 import { BrokerConnection } from '../connection';
@@ -53,6 +53,13 @@ export class BrokerController implements BrokerApi {
     @rpc.action()
     async register(peerId: PeerId, reclaimSecret?: string): Promise<Registration> {
         return this.connection.registerPeer(peerId, reclaimSecret);
+    }
+
+    @rpc.action()
+    async join(peerId: PeerId, options: JoinOptions = {}): Promise<Joined> {
+        const registration = await this.register(peerId, options.reclaimSecret);
+        const info = options.capabilities?.length ? await this.announce(options.capabilities) : undefined;
+        return { registration, info, whoami: this.whoami() };
     }
 
     @rpc.action()

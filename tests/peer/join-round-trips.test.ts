@@ -41,4 +41,17 @@ describe('joining the broker', () => {
         expect(await joined.hello()).toBe('hello');
         expect(types.filter(type => type === RpcTypes.ActionType).length).toBe(1);
     });
+
+    it('registers and announces in one call to the broker', async () => {
+        await using kit = await startSwitchboard();
+        const types: number[] = [];
+        let beforeRegistered = -1;
+        const alice = await kit.addPeer({ id: 'alice', presence: false, capabilities: ['clock'], webSocket: countingSocket(types) }, peer => {
+            peer.state$.subscribe(state => {
+                if (state === 'registered' && beforeRegistered < 0) beforeRegistered = types.length;
+            });
+        });
+        expect(types.slice(0, beforeRegistered).filter(type => type === RpcTypes.Action)).toHaveLength(1);
+        expect((await alice.broker.getPeer('alice')).capabilities).toContain('clock');
+    });
 });
