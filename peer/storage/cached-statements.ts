@@ -15,8 +15,8 @@ export const CACHED_STATEMENTS_MAX = 500;
  * cost. A prepared statement runs synchronously in better-sqlite3, so one statement is never used by two queries at
  * once, and SQLite re-prepares it by itself after a schema change.
  *
- * Reaches into Deepkit's connection (`db`, `changes`, `logger`, `stopwatch`); tests/peer/storage-statements.test.ts
- * fails when that changes.
+ * Reaches into Deepkit's connection (`db`, `changes`, `logger`, `stopwatch`), a touchpoint listed in
+ * shared/deepkit/README.md; tests/peer/storage-statements.test.ts fails when that changes.
  */
 export class CachedStatementConnection extends SQLiteConnection {
     protected statements: Map<string, Statement> = new Map();

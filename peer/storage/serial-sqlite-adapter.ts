@@ -15,8 +15,9 @@ import { CachedStatementConnection } from './cached-statements';
  * connection free before the queued caller takes it, so a third caller can slip in and share it; inside an open
  * transaction that caller's release is ignored and the pool counts a connection that is never returned.
  *
- * The one place this project reaches into Deepkit's SQL pool (protected `activeConnections`, `createConnection`, and
- * the transaction protocol of `getConnection`); tests/peer/storage-transactions.test.ts fails when that changes.
+ * Reaches into Deepkit's SQL pool (protected `activeConnections`, `createConnection`, and the transaction protocol of
+ * `getConnection`), a touchpoint listed in shared/deepkit/README.md; tests/peer/storage-transactions.test.ts fails when
+ * that changes.
  */
 export class SerialConnectionPool extends SQLiteConnectionPool {
     protected connection?: SQLiteConnection;
