@@ -81,9 +81,10 @@ export class LeanServing {
         if (!instance) return false;
 
         const source = message.getSource();
+        // Listeners of onRpcAction (e.g. the links feature) get the events Deepkit would send; nobody else pays for them.
         const tracing = listened(kernel.events, onRpcAction);
-        const timing = { start: performance.now(), end: 0 };
-        const context = { connection, injector: kernel.injector };
+        const timing = tracing ? { start: performance.now(), end: 0 } : undefined!;
+        const context = tracing ? { connection, injector: kernel.injector } : undefined!;
         if (tracing) void kernel.events.dispatch(onRpcAction, () => ({ phase: 'start', context, timing, controller: cached.controller }), kernel.injector);
         const fail = (error: unknown) => {
             if (tracing) {
