@@ -60,6 +60,8 @@ export class CallLedger {
         if (type === SwitchboardFrame.CallerGone) {
             this.introduced.delete(caller);
             this.pendingFromCallers.delete(caller);
+            // Its streams end with it; on another broker of a cluster, this is how this one hears of it.
+            side.services.stats.transfersClosed(caller);
             write();
             return true;
         }

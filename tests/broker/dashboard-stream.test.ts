@@ -5,6 +5,8 @@ import { api, echoOf, Resources } from '../helpers';
 import { AccessDenied, FilesApi } from '../../shared';
 import { DashboardEvent } from '../../shared/dashboard';
 import { TokenStore } from '../../server';
+import { sees } from '../cluster/cluster-fixture';
+import { MemoryTestCluster } from '../cluster/memory-cluster';
 
 /** Stands in for a peer serving a file: its chunk stream ends when the test says so. */
 @rpc.controller(FilesApi.path)
@@ -132,6 +134,26 @@ describe('BrokerApi.dashboard()', () => {
         expect(carried.activity!.transfers).toEqual([{ from: 'bob', to: 'alice', since: expect.any(Date), bytes: expect.any(Number) }]);
 
         subscription.unsubscribe();
+        await dashboard.next(e => e.kind === 'activity' && e.activity!.transfers.length === 0);
+    });
+
+    it('in a cluster, the serving peer\'s broker shows the stream, and ends it when the caller leaves', async () => {
+        const cluster = new MemoryTestCluster(resources, {});
+        const [one, two] = [await cluster.broker(), await cluster.broker()];
+        const bob = await resources.servingPeer(two.url, 'bob');
+        bob.client.peerKernel!.registerController(Ticker, 'app/ticker');
+        const alice = await resources.servingPeer(one.url, 'alice');
+        await sees(one, 'bob', 'b2');
+        const dashboard = await watch(two.url);
+
+        const ticks = await alice.client.peer('bob').controller<Ticker>('app/ticker').ticks();
+        // The stream ends with Disconnected when alice leaves below.
+        resources.add(ticks.subscribe({ error: () => undefined }), subscription => subscription.unsubscribe());
+        const active = await dashboard.next(e => e.kind === 'activity' && e.activity!.transfers.length > 0);
+        expect(active.activity!.transfers).toEqual([{ from: 'bob', to: 'alice', since: expect.any(Date), bytes: 0 }]);
+
+        // Gone without a word about the stream: broker two hears only that the caller left.
+        await alice.client.disconnect();
         await dashboard.next(e => e.kind === 'activity' && e.activity!.transfers.length === 0);
     });
 
