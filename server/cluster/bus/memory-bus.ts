@@ -1,6 +1,6 @@
 import { Subject } from 'rxjs';
-import { BusEvent, BusKeyValue, BusSubscription, BusWatch, bytesOf, ClusterBus, ClusterBusProvider, KeyValueOptions, subjectMatches } from './cluster-bus';
-import { MemoryBucket, MemoryKeyValue } from './memory-key-value';
+import { BusEvent, BusKeyValue, BusSubscription, bytesOf, ClusterBus, ClusterBusProvider, KeyValueOptions, subjectMatches } from './cluster-bus';
+import { MemoryBucket, MemoryKeyValue, MemoryWatch } from './memory-key-value';
 
 interface MemorySubscription {
     readonly pattern: string;
@@ -80,16 +80,37 @@ export class MemoryBus implements ClusterBusProvider {
 export class MemoryBusConnection implements ClusterBus {
     protected isOpen = false;
     protected closed = false;
+    protected isCut = false;
     protected readonly eventSubject = new Subject<BusEvent>();
     readonly events = this.eventSubject.asObservable();
     protected own = new Set<MemorySubscription>();
-    protected watches = new Set<BusWatch>();
+    protected watches = new Set<MemoryWatch>();
 
     constructor(protected bus: MemoryBus, readonly name: string) {
     }
 
     get connected(): boolean {
-        return this.isOpen && !this.closed;
+        return this.isOpen && !this.closed && !this.isCut;
+    }
+
+    /**
+     * Cuts this connection off the bus, as a network partition or a NATS outage would (tests): `disconnected`, then
+     * every publish and bucket operation fails, messages for it are lost, and its watches wait.
+     */
+    cut(): void {
+        if (!this.connected) return;
+        this.isCut = true;
+        for (const watch of this.watches) watch.pause();
+        // In a later turn, as a NATS client's status events come: never within the caller's call.
+        setImmediate(() => this.eventSubject.next('disconnected'));
+    }
+
+    /** Ends a cut: its watches go on where they stopped, then `reconnected`. */
+    restore(): void {
+        if (!this.isCut || this.closed) return;
+        this.isCut = false;
+        for (const watch of this.watches) watch.resume();
+        setImmediate(() => this.eventSubject.next('reconnected'));
     }
 
     get maxPayload(): number {
@@ -137,7 +158,10 @@ export class MemoryBusConnection implements ClusterBus {
 
     async keyValue(name: string, options: KeyValueOptions): Promise<BusKeyValue> {
         this.reachable();
-        return new MemoryKeyValue(this.bus.bucket(name, options), () => this.reachable(), watch => this.watches.add(watch));
+        return new MemoryKeyValue(this.bus.bucket(name, options), () => this.reachable(), watch => {
+            for (const old of this.watches) if (old.done) this.watches.delete(old);
+            this.watches.add(watch);
+        });
     }
 
     protected reachable(): void {

@@ -53,8 +53,8 @@ export class MemoryBucket {
 
 /** A broker's handle on a bucket: refuses everything while its connection to the bus is down. */
 export class MemoryKeyValue implements BusKeyValue {
-    /** @param opened each watch made here, for the connection to end when it closes (as a NATS connection's do) */
-    constructor(protected bucket: MemoryBucket, protected reachable: () => void, protected opened: (watch: BusWatch) => void) {
+    /** @param opened each watch made here, for the connection to pause, resume and end (as a NATS connection's) */
+    constructor(protected bucket: MemoryBucket, protected reachable: () => void, protected opened: (watch: MemoryWatch) => void) {
     }
 
     async get(key: string): Promise<BusEntry | undefined> {
@@ -114,17 +114,36 @@ export class MemoryWatch implements BusWatch {
     protected queue: BusEntry[] = [];
     protected waiting?: (result: IteratorResult<BusEntry>) => void;
     protected stopped = false;
+    /** Its connection is cut off: entries wait, and come in order once it is back (a consumer resuming). */
+    protected paused = false;
 
     constructor(protected filter: string, protected ended: () => void) {
     }
 
     push(entry: BusEntry): void {
         if (this.stopped || !subjectMatches(this.filter, entry.key)) return;
-        if (!this.waiting) {
+        if (!this.waiting || this.paused) {
             this.queue.push(entry);
             return;
         }
         const resolve = this.waiting;
+        this.waiting = undefined;
+        resolve({ value: entry, done: false });
+    }
+
+    get done(): boolean {
+        return this.stopped;
+    }
+
+    pause(): void {
+        this.paused = true;
+    }
+
+    resume(): void {
+        this.paused = false;
+        const entry = this.waiting && this.queue.shift();
+        if (!entry) return;
+        const resolve = this.waiting!;
         this.waiting = undefined;
         resolve({ value: entry, done: false });
     }
@@ -142,7 +161,7 @@ export class MemoryWatch implements BusWatch {
         return {
             next: () => {
                 if (this.stopped) return Promise.resolve({ value: undefined, done: true });
-                const entry = this.queue.shift();
+                const entry = this.paused ? undefined : this.queue.shift();
                 if (entry) return Promise.resolve({ value: entry, done: false });
                 return new Promise(resolve => this.waiting = resolve);
             },
