@@ -5,6 +5,7 @@ import { compile } from 'vega-lite';
 import { parse, View } from 'vega';
 import { crossBrokerCall, failFast, fileTransfer, fullSizes, Measurement, peerCall, peerCrowd, quickSizes, SAME_BROKER } from './scenarios';
 import { BROKERED, directLinkCall } from './direct-links';
+import { sealingCost } from './sealing';
 import { stateSync } from './state-sync';
 import { transactionCost } from './transactions';
 import { fullRegistrationSizes, quickRegistrationSizes, reconnectStorm, registrationCost } from './registration';
@@ -129,6 +130,7 @@ async function main(): Promise<void> {
     for (const system of callSystems) await run(`peer call: ${system.name}`, () => peerCall(system, sizes));
     await run('cross-broker peer call', () => crossBrokerCall(sizes));
     await run('direct link peer call', () => directLinkCall(sizes));
+    await run('sealing: chat and file transfer, sealed and not', () => sealingCost(sizes));
     await run('file transfer', () => fileTransfer(sizes));
     // One crowd of SDK peers serves three scenarios: joining it is the slow part.
     await run('idle peers, fan-out, multicast', () => peerCrowd(sizes));

@@ -75,7 +75,9 @@ export class PeerCore<F extends FeatureMap = Record<never, never>> implements Ca
         const database = this.database = new PeerDatabase(options.storage ?? ':memory:', [PeerSetting, OutboxEntry, ...this.featureSet.entities]);
         this.presence$ = this.presenceSubject.asObservable();
         this.outbox = new Outbox(database);
-        this.sealing = new Sealing(database, this, options.sealing, options.clock);
+        // A key in `:memory:` storage is new at each start: published as such, so contacts do not pin it.
+        const ephemeralKey = (options.storage ?? ':memory:') === ':memory:';
+        this.sealing = new Sealing(database, this, options.sealing === false ? false : { ephemeral: ephemeralKey, ...options.sealing }, options.clock);
         let kernel: PeerKernel | undefined;
         const context: FeatureContext = {
             peer: this, database, clock: options.clock ?? Date.now, inBackground: work => this.inBackground(work),

@@ -82,6 +82,12 @@ export interface ChatApi {
     /** Delivers a message from the caller. Idempotent: the same id twice is stored once. */
     receive(message: ChatMessage): Promise<{ id: string, status: DeliveryStatus }>;
 
+    /**
+     * `receive`, sealed end to end (see the SDK's `peer.sealing`): a ChatMessage sealed for this peer's published key.
+     * SealedPayloadInvalid if it does not open, SealedKeyChanged if the caller sealed with a key other than its pin.
+     */
+    receiveSealed(box: Uint8Array): Promise<{ id: string, status: DeliveryStatus }>;
+
     /** The caller tells us it read our messages. */
     markRead(ids: ReadIds): Promise<number>;
 
@@ -97,4 +103,4 @@ export interface ChatApi {
 
 export const ChatApi = ControllerSymbol<ChatApi>('switchboard/chat', [ChatMessage, ChatEntry, ChatGroupInfo]);
 /** Actions of ChatApi that are safe to retry. */
-export const chatIdempotent = ['receive', 'markRead', 'history', 'joinGroup'] as const;
+export const chatIdempotent = ['receive', 'receiveSealed', 'markRead', 'history', 'joinGroup'] as const;

@@ -24,7 +24,13 @@ export interface CollabApi {
     /** A collaborator's update (a Yjs update, applied idempotently). */
     push(docId: DocId, update: Uint8Array): Promise<void>;
 
-    /** Our updates to the document as they happen, for observers. */
+    /** `sync`, sealed end to end: the box holds the state vector; the answer, the update and our state vector. */
+    syncSealed(docId: DocId, box: Uint8Array): Promise<Uint8Array>;
+
+    /** `push`, sealed end to end: the box holds the Yjs update. */
+    pushSealed(docId: DocId, box: Uint8Array): Promise<void>;
+
+    /** Our updates to the document as they happen, for observers (not sealed: an observer may be any collaborator). */
     updates(docId: DocId): Observable<Uint8Array>;
 
     /** Who this peer edits the document with. */
@@ -32,4 +38,4 @@ export interface CollabApi {
 }
 
 export const CollabApi = ControllerSymbol<CollabApi>('switchboard/collab');
-export const collabIdempotent = ['sync', 'push', 'collaborators'] as const;
+export const collabIdempotent = ['sync', 'push', 'syncSealed', 'pushSealed', 'collaborators'] as const;

@@ -19,7 +19,7 @@ export type SwitchboardErrorCode =
     | 'PAYLOAD_TOO_LARGE' | 'RATE_LIMITED' | 'MALFORMED_MESSAGE'
     | 'TIMEOUT' | 'CIRCUIT_OPEN' | 'DISCONNECTED' | 'PEER_REPLACED'
     | 'QUOTA_EXCEEDED' | 'NOT_FOUND' | 'CHECKSUM_MISMATCH' | 'INTERNAL_ERROR' | 'CLUSTER_UNAVAILABLE' | 'RECEIVER_BUSY'
-    | 'LINKS_UNAVAILABLE';
+    | 'LINKS_UNAVAILABLE' | 'SEALED_PAYLOAD_INVALID' | 'SEALED_KEY_CHANGED';
 
 /** No peer with this ID has ever registered with the broker. */
 @entity.name('@switchboard/PeerNotFound')
@@ -288,6 +288,35 @@ export class LinksUnavailable extends SwitchboardError {
     readonly code = 'LINKS_UNAVAILABLE';
 
     constructor(public override message: string) {
+        super(message);
+    }
+}
+
+/**
+ * A sealed payload (end-to-end encrypted chat message, relay payload, file chunk or collaboration update) did not
+ * open: altered on its way, sealed for another recipient or purpose, or not a sealed box at all. Nothing of it was
+ * stored or applied. `reason`: `tampered`, `wrong-recipient-key`, `malformed`, `too-large`, `no-key`; and, before anything
+ * is sent, `recipient-key-ephemeral` (a payload to be held for a peer whose key lives in memory: see `peer.sealing`).
+ */
+@entity.name('@switchboard/SealedPayloadInvalid')
+export class SealedPayloadInvalid extends SwitchboardError {
+    readonly code = 'SEALED_PAYLOAD_INVALID';
+
+    constructor(public override message: string, public reason: string = '', public peerId: string = '') {
+        super(message);
+    }
+}
+
+/**
+ * The key a contact seals with (or publishes) is not the one pinned for it on first use: someone may be in the middle,
+ * or the contact reinstalled. Nothing is sealed to it or accepted from it until the user compares fingerprints and
+ * calls `peer.sealing.trust(peerId)`. `keyChanged$` reported it.
+ */
+@entity.name('@switchboard/SealedKeyChanged')
+export class SealedKeyChanged extends SwitchboardError {
+    readonly code = 'SEALED_KEY_CHANGED';
+
+    constructor(public override message: string, public peerId: string = '', public pinnedFingerprint: string = '', public offeredFingerprint: string = '') {
         super(message);
     }
 }

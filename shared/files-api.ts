@@ -23,8 +23,8 @@ export class FileChunk {
         public data: Uint8Array,
         /**
          * Hex SHA-256 of the file from its first byte through the end of this chunk (its checkpoint; for the last chunk,
-         * the file's SHA-256), so a downloader checks each chunk with the one whole-file hash it computes. Earlier
-         * sharers sent the SHA-256 of `data`; downloaders accept both.
+         * the file's SHA-256), so a downloader checks each chunk with the one whole-file hash it computes. A sealed
+         * chunk's is the SHA-256 of its box. Earlier sharers sent the SHA-256 of `data`; downloaders accept both.
          */
         public sha256: string,
     ) {
@@ -42,8 +42,11 @@ export interface FilesApi {
 
     info(fileId: string & MaxLength<64>): Promise<FileInfo>;
 
-    /** Streams `count` chunks from `from` on, in order; a downloader asks for the next window before these arrive. */
-    chunks(fileId: string & MaxLength<64>, from: integer & Minimum<0>, count: integer & Positive & Maximum<16>): Observable<FileChunk>;
+    /**
+     * Streams `count` chunks from `from` on, in order; a downloader asks for the next window before these arrive.
+     * `sealed`: each chunk's `data` is a box sealed for the caller (its `sha256` is the box's), see `peer.sealing`.
+     */
+    chunks(fileId: string & MaxLength<64>, from: integer & Minimum<0>, count: integer & Positive & Maximum<16>, sealed?: boolean): Observable<FileChunk>;
 
     /** Local-only: share a file of this peer. */
     share(path: string): Promise<FileInfo>;

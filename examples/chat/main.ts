@@ -15,6 +15,8 @@ Commands:
   /group send <name> <text>       message every member
   /group topic <name> <text>      set the group's topic (replicated state: every member sees it, also later)
   /groups                         groups you are in
+  /keys [<peer>]                  your key's fingerprint (and <peer>'s): compare them out loud; chats are sealed
+  /trust <peer>                   accept <peer>'s new key, after comparing fingerprints
   /help, /quit`;
 
 /** A group's settings live in a replicated map among its members (peer feature `replicatedState()`). */
@@ -41,6 +43,7 @@ async function main(): Promise<void> {
             if (event.sequence > 0 && wasOnline !== (event.kind === 'online') && event.peerId !== args.id) say(`* ${event.peerId} is ${event.kind}`);
         });
         peer.chat.updates$.subscribe(entry => void show(entry));
+        peer.sealing.keyChanged$.subscribe(change => say(`! The key of ${change.peerId} CHANGED (was ${change.pinnedFingerprint}, now ${change.offeredFingerprint}). Nothing is sealed to or accepted from it until you compare fingerprints with them (/keys ${change.peerId}) and /trust ${change.peerId}.`));
         peer.chat.groups$.subscribe(group => {
             groupsByName.set(group.name, group);
             if (group.owner !== args.id) say(`* ${group.owner} added you to group "${group.name}" (${group.members.join(', ')})`);
@@ -110,6 +113,15 @@ async function main(): Promise<void> {
                 return say(`! No peer "${to}" is known to the broker: it never registered. Check the ID; /peers lists who is known.`);
             }
             await peer.chat.send(to, words.join(' '));
+        },
+        async keys(rest) {
+            say(`  you: ${await peer.sealing.fingerprint() ?? 'sealing is off'}`);
+            if (rest) say(`  ${rest}: ${await peer.sealing.contactFingerprint(rest) ?? 'no key (its messages travel in plaintext)'}`);
+        },
+        async trust(rest) {
+            if (!rest) return say('Usage: /trust <peer>');
+            const fingerprint = await peer.sealing.trust(rest);
+            say(fingerprint ? `* ${rest}'s key ${fingerprint} is trusted now.` : `* ${rest}'s key will be pinned again when next seen.`);
         },
         async history(rest) {
             if (!rest) return say('Usage: /history <peer>');

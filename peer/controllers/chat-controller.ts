@@ -1,12 +1,13 @@
 import { rpc } from '@deepkit/rpc';
 import { ChatApi, ChatEntry, ChatGroupInfo, ChatMessage, DeliveryStatus, HistoryLimit, ReadIds, localOnly } from '@switchboard/protocol';
 import { CallerContext } from '../caller-context';
+import { Sealing } from '../sealing';
 import { ChatService } from '../services/chat-service';
 
 /** Serves this peer's chat to other peers. The caller is always the verified caller, never an argument. */
 @rpc.controller(ChatApi)
 export class ChatPeerController implements ChatApi {
-    constructor(protected chat: ChatService, protected caller: CallerContext) {
+    constructor(protected chat: ChatService, protected caller: CallerContext, protected sealing: Sealing) {
     }
 
     @rpc.action()
@@ -14,6 +15,12 @@ export class ChatPeerController implements ChatApi {
         // A caller on a direct link has a connection ID of the link's (see DirectLink).
         const path = this.caller.connectionId.startsWith('link:') ? 'direct' : 'broker';
         return { id: message.id, status: await this.chat.receive(this.caller.requirePeerId(), message, path) };
+    }
+
+    @rpc.action()
+    async receiveSealed(box: Uint8Array): Promise<{ id: string, status: DeliveryStatus }> {
+        const from = this.caller.requirePeerId();
+        return this.receive(await this.sealing.openValue<ChatMessage>(from, 'chat', box));
     }
 
     @rpc.action()

@@ -2,12 +2,15 @@ import { rpc } from '@deepkit/rpc';
 import { integer, Maximum, MaxLength, Minimum, Positive } from '@deepkit/type';
 import { Observable } from 'rxjs';
 import { localOnly, FileChunk, FileInfo, FilesApi } from '@switchboard/protocol';
+import { CallerContext } from '../caller-context';
+import { Sealing } from '../sealing';
+import { sealChunks } from '../sealing/sealed-payloads';
 import { FileService } from '../services/file-service';
 
 /** Serves the files this peer shares. Sharing itself is local-only. */
 @rpc.controller(FilesApi)
 export class FileSharingController implements FilesApi {
-    constructor(protected files: FileService) {
+    constructor(protected files: FileService, protected caller: CallerContext, protected sealing: Sealing) {
     }
 
     @rpc.action()
@@ -21,8 +24,9 @@ export class FileSharingController implements FilesApi {
     }
 
     @rpc.action()
-    chunks(fileId: string & MaxLength<64>, from: integer & Minimum<0>, count: integer & Positive & Maximum<16>): Observable<FileChunk> {
-        return this.files.chunks(fileId, from, count);
+    chunks(fileId: string & MaxLength<64>, from: integer & Minimum<0>, count: integer & Positive & Maximum<16>, sealed?: boolean): Observable<FileChunk> {
+        const chunks = this.files.chunks(fileId, from, count);
+        return sealed ? sealChunks(chunks, this.sealing, this.caller.requirePeerId(), fileId) : chunks;
     }
 
     @localOnly()

@@ -7,6 +7,7 @@ import { Outbox, OutboxItem, Queued } from '../outbox';
 import { RemotePeer } from '../remote-peer';
 import { ChatGroupRecord, ChatRecord } from '../storage/entities';
 import { PeerDatabase } from '../storage/peer-database';
+import type { Sealing } from '../sealing';
 import { handedOn } from '@switchboard/protocol/internal';
 import { ChatOptions, defaultChatOptions } from './chat-options';
 import { ChatPaths, PathChange, RelayPort } from './delivery-path';
@@ -19,6 +20,8 @@ const STATUS_BATCH = 500;
 /** Where a ChatService sends: the remote chats of other peers. */
 export interface ChatTransport {
     readonly id: string;
+    /** Seals messages for recipients with a key (absent: plaintext only). */
+    readonly sealing?: Sealing;
     /** `registered` while this peer can reach others now; anything else and a message waits in the outbox. */
     readonly state?: string;
     to(peerId: string): RemotePeer;
@@ -167,7 +170,8 @@ export class ChatService {
         // One id for every copy: a receiver keys what it stores by sender and id.
         const message = new ChatMessage(crypto.randomUUID(), text, new Date, groupId);
         const behindQueue = new Set(await this.outbox.queuedAmong(recipients));
-        const direct = recipients.filter(member => !behindQueue.has(member) && !this.inFlight.has(member));
+        // Sealed end to end, each member's copy is its own box: one frame for all cannot carry them, the outbox does.
+        const direct = this.transport.sealing?.enabled ? [] : recipients.filter(member => !behindQueue.has(member) && !this.inFlight.has(member));
         const directSet = new Set(direct);
         let release!: () => void;
         const copiesSettled = new Promise<void>(resolve => release = resolve);
@@ -242,6 +246,7 @@ export class ChatService {
         const record = new ChatRecord(key('in', from, message.id), message.id, from, 'in', message.text, message.sentAt);
         record.groupId = message.groupId;
         record.status = 'delivered';
+        record.path = path;
         record.path = path;
         const bytes = textBytes(message.text);
         await this.unread.reserve(from, bytes);

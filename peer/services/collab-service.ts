@@ -5,6 +5,8 @@ import { PresenceEvent, CollabApi, CollabSync, DOC_ID_PATTERN, AccessDenied, Inv
 import { RemotePeer } from '../remote-peer';
 import { CollabDocRecord, CollabUpdate } from '../storage/entities';
 import { PeerDatabase } from '../storage/peer-database';
+import type { Sealing } from '../sealing';
+import { pushUpdate, syncState } from '../sealing/sealed-payloads';
 
 /** Stored updates beyond this are merged into one when the document is next opened. */
 const COMPACT_AFTER = 200;
@@ -15,6 +17,8 @@ export interface CollabHost {
     readonly id: string;
     readonly presence$: Observable<PresenceEvent>;
     to(peerId: string): RemotePeer;
+    /** Seals updates for collaborators with a key (absent: plaintext only). */
+    readonly sealing?: Sealing;
 }
 
 /** Applied on behalf of a collaborator: stored, not sent back. */
@@ -176,7 +180,7 @@ export class CollabService {
                 return;
             }
             this.localUpdates.next({ docId, update });
-            for (const peer of document.collaborators) void this.remote(peer).push(docId, update).catch(() => undefined);
+            for (const peer of document.collaborators) void pushUpdate(this.remote(peer), this.host.sealing, peer, docId, update).catch(() => undefined);
         });
         return document;
     }
@@ -196,10 +200,10 @@ export class CollabService {
     protected async syncDocument(document: CollabDocument, peerId: string): Promise<void> {
         try {
             const remote = this.remote(peerId);
-            const answer = await remote.sync(document.id, Y.encodeStateVector(document.doc));
+            const answer = await syncState(remote, this.host.sealing, peerId, document.id, Y.encodeStateVector(document.doc));
             Y.applyUpdate(document.doc, answer.update, new RemoteOrigin(peerId));
             const missing = Y.encodeStateAsUpdate(document.doc, answer.stateVector);
-            if (hasContent(missing)) await remote.push(document.id, missing);
+            if (hasContent(missing)) await pushUpdate(remote, this.host.sealing, peerId, document.id, missing);
         } catch {
             // Not reachable now: the next presence "online" or our next registration syncs again.
         }

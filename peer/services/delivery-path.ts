@@ -8,6 +8,8 @@ import {
 import { RemotePeer } from '../remote-peer';
 import { ChatRecord } from '../storage/entities';
 import { PeerDatabase } from '../storage/peer-database';
+import type { Sealing } from '../sealing';
+import { sealRelayPayload, sendChatMessage } from '../sealing/sealed-payloads';
 
 /** What the paths need of the peer: calls, and the broker's registry (to read whom a recipient trusts as a relay). */
 export interface PathHost {
@@ -17,6 +19,8 @@ export interface PathHost {
     /** The direct path the peer offers to `peerId` (the links feature), which says whether a call made now takes a link. */
     directPath?(peerId: string): unknown;
     readonly broker?: RemoteController<BrokerApi>;
+    /** Seals messages for recipients with a key (absent: plaintext only). */
+    readonly sealing?: Sealing;
 }
 
 /** What the paths need of the relay feature: whom this peer trusts, receipts, and a hand-off of relayed chat messages. */
@@ -106,7 +110,7 @@ export class ChatPaths {
         }
         for (const relay of await this.relaysFor(recipient)) {
             try {
-                await this.host.to(relay).controller<RelayApi>(RelayApi).store(recipient, new RelayPayload(message.id, CHAT_RELAY_KIND, JSON.stringify(message)));
+                await this.host.to(relay).controller<RelayApi>(RelayApi).store(recipient, await sealRelayPayload(this.host.sealing, recipient, new RelayPayload(message.id, CHAT_RELAY_KIND, JSON.stringify(message))));
             } catch {
                 continue;
             }
@@ -132,7 +136,8 @@ export class ChatPaths {
     protected async call(recipient: string, message: ChatMessage): Promise<'direct' | 'broker'> {
         const direct = this.linked(recipient);
         // Made in the same turn as the check above: the links feature picks the link synchronously when the call starts.
-        await this.host.to(recipient).controller<ChatApi>(ChatApi).receive(message);
+        // Sealed for the recipient when it has a key (see peer.sealing), else in plaintext.
+        await sendChatMessage(this.host.to(recipient).controller<ChatApi>(ChatApi), this.host.sealing, recipient, message);
         return direct ? 'direct' : 'broker';
     }
 

@@ -5,7 +5,10 @@ import { ChecksumMismatch, MalformedMessage, NotFound, FileChunk, FileInfo, File
 import { RemotePeer } from '../remote-peer';
 import { DownloadRecord, SharedFile } from '../storage/entities';
 import { PeerDatabase } from '../storage/peer-database';
-import { checkpointOf, hasCheckpoints, hashFile, RunningDigest } from './file-digests';
+import { checkpointOf, hasCheckpoints, hashFile, RunningDigest, sha256Of } from './file-digests';
+import type { Sealing } from '../sealing';
+import { SEALED_BOX_OVERHEAD } from '../sealing/sealed-box';
+import { chunkContext } from '../sealing/sealed-payloads';
 
 /**
  * 96 KiB: as big as a chunk can be while its message (data, hash, routing; about 98.5 kB) stays under Deepkit's
@@ -44,6 +47,8 @@ export interface DownloadProgress {
 
 export interface FileHost {
     to(peerId: string): RemotePeer;
+    /** Asks for chunks sealed end to end when the sharer has a key (absent: plaintext only). */
+    readonly sealing?: Sealing;
 }
 
 /**
@@ -132,6 +137,8 @@ export class FileService {
         if (info.chunkSize < 1 || info.chunkSize > MAX_CHUNK_SIZE || info.chunkCount !== Math.ceil(info.size / info.chunkSize)) {
             throw new MalformedMessage(`Peer "${peerId}" describes file ${fileId} inconsistently (size ${info.size}, chunk size ${info.chunkSize}, ${info.chunkCount} chunks).`);
         }
+        // Chunks come sealed for this peer when the sharer has a key (SealedKeyChanged if it is not the pinned one).
+        const sealed = await this.host.sealing?.sealsTo(peerId) ?? false;
         const started = Date.now();
         const progress: DownloadProgress = {
             fileId, name: info.name, state: 'transferring', bytes: 0, totalBytes: info.size, chunks: 0, totalChunks: info.chunkCount,
@@ -189,7 +196,7 @@ export class FileService {
             while (verified.verifiedChunks < info.chunkCount && !signal.aborted) {
                 while (windows.length < WINDOWS_IN_FLIGHT && requested < info.chunkCount) {
                     const count = Math.min(MAX_CHUNK_WINDOW, info.chunkCount - requested);
-                    windows.push(new ChunkWindow(count, info.chunkSize, remote.chunks(fileId, requested, count)));
+                    windows.push(new ChunkWindow(count, info.chunkSize + (sealed ? SEALED_BOX_OVERHEAD : 0), sealed ? remote.chunks(fileId, requested, count, true) : remote.chunks(fileId, requested, count)));
                     requested += count;
                 }
                 const window = windows[0];
@@ -204,12 +211,23 @@ export class FileService {
                     continue;
                 }
                 const expectedLength = Math.min(info.chunkSize, info.size - index * info.chunkSize);
-                if (chunk.index !== index || chunk.data.byteLength !== expectedLength || !wholeFile.accept(chunk.data, chunk.sha256)) {
+                const refetch = () => {
                     progress.refetched++;
                     failedAttempt(index, () => new ChecksumMismatch(`Chunk ${index} of ${info.name} from "${peerId}" failed verification ${CHUNK_ATTEMPTS} times; nothing was written for it.`));
+                };
+                if (chunk.index !== index || chunk.data.byteLength !== expectedLength + (sealed ? SEALED_BOX_OVERHEAD : 0) || (sealed && sha256Of(chunk.data) !== chunk.sha256)) {
+                    refetch();
                     continue;
                 }
-                await handle.write(chunk.data, 0, chunk.data.byteLength, index * info.chunkSize);
+                // Sealed for us: a box that does not open ends the download (SealedPayloadInvalid); what was verified is kept.
+                const data = sealed ? await this.host.sealing!.open(peerId, 'file-chunk', chunk.data, chunkContext(fileId, index)) : chunk.data;
+                // A plain chunk comes with its checkpoint (file-digests.ts): checked by the whole-file hash, one pass.
+                if (sealed) wholeFile.update(data);
+                else if (!wholeFile.accept(data, chunk.sha256)) {
+                    refetch();
+                    continue;
+                }
+                await handle.write(data, 0, data.byteLength, index * info.chunkSize);
                 verified.verifiedChunks++;
                 if (verified.verifiedChunks - persisted >= PROGRESS_EVERY_CHUNKS) await persist();
                 progress.chunks = verified.verifiedChunks;

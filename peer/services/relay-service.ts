@@ -5,6 +5,8 @@ import { Outbox, OutboxItem } from '../outbox';
 import { RemotePeer } from '../remote-peer';
 import { HeldPayload, ReceiptRecord, ReceivedPayload } from '../storage/entities';
 import { PeerDatabase } from '../storage/peer-database';
+import type { Sealing } from '../sealing';
+import { openRelayPayload, sealRelayPayload } from '../sealing/sealed-payloads';
 import { SenderQuota, textBytes } from './sender-quota';
 
 export interface RelayOptions {
@@ -33,6 +35,8 @@ export const defaultRelayOptions: RelayOptions = { quotaPerSender: 100, bytesPer
 export interface RelayHost {
     readonly id: string;
     to(peerId: string): RemotePeer;
+    /** Seals payloads for their recipient and opens those sealed for us (absent: plaintext only). */
+    readonly sealing?: Sealing;
 }
 
 /**
@@ -172,6 +176,16 @@ export class RelayService {
     // ---- as the recipient or the original sender ----------------------------------------------------------------
 
     /**
+     * Hands `payload` for `recipient` to the relay `via`, sealed for the recipient when it has a key (the relay keeps
+     * ciphertext): stored until the recipient is online (TTL `ttlSeconds`), or with `forward`, only if it is online now.
+     */
+    async sendVia(via: string, recipient: string, payload: RelayPayload, options: { ttlSeconds?: number, forward?: boolean } = {}): Promise<void> {
+        const sealed = await sealRelayPayload(this.host.sealing, recipient, payload, !options.forward);
+        if (options.forward) await this.remote(via).forward(recipient, sealed);
+        else await this.remote(via).store(recipient, sealed, options.ttlSeconds);
+    }
+
+    /**
      * A payload handed to us by `via`, the caller the broker verified. The original sender in the envelope is only
      * a claim: believed when it is the caller itself, or when the caller is a relay we trust (it verified the sender
      * when it took the payload, so we trust it as far as we trust that relay). Anyone else is refused.
@@ -181,13 +195,14 @@ export class RelayService {
         if (envelope.originalSender !== via && !this.trusts(via)) {
             throw denied(`"${via}" may deliver only its own payloads here: this peer does not use it as a relay, so it cannot vouch for "${envelope.originalSender}". Add it to the recipient's relay.trustedRelays if it should.`, 'untrusted-relay');
         }
+        // Sealed for us end to end: opened before anything reads it; SealedPayloadInvalid goes back to the carrier.
+        const payload = await openRelayPayload(this.host.sealing, envelope.originalSender, envelope.payload);
         // Its consumer deduplicates (the chat stores a message once by sender and id); its error goes back to the carrier.
-        const consumer = this.consumers.get(envelope.payload.kind);
-        if (consumer) return consumer(envelope.originalSender, envelope.payload, via);
-        const key = envelope.originalSender + ':' + envelope.payload.id;
+        const consumer = this.consumers.get(payload.kind);
+        if (consumer) return consumer(envelope.originalSender, payload, via);
+        const key = envelope.originalSender + ':' + payload.id;
         if (await this.database.query(ReceivedPayload).filter({ key }).has()) return;
         // The carrier is the caller the broker verified, whatever the envelope says.
-        const { payload } = envelope;
         const bytes = textBytes(payload.body);
         // Counted before it is written: the sender's tally, read from storage on its first payload, must not count it twice.
         const over = await this.kept.add(envelope.originalSender, bytes);

@@ -133,10 +133,12 @@ describe('chat', () => {
 
     it('a group send is one multicast frame: online members have it at once, an offline one when back', async () => {
         const directory = mkdtempSync(join(tmpdir(), 'switchboard-chat-'));
-        // frank keeps what he stored (the group) across his absence.
-        const frankOptions = { id: 'frank', storage: join(directory, 'frank.sqlite') };
+        // frank keeps what he stored (the group) across his absence. Sealing off: sealed copies are one box per member
+        // and go through the outbox (tests/sealing); one frame for all is the unsealed path.
+        const frankOptions = { id: 'frank', storage: join(directory, 'frank.sqlite'), sealing: false as const };
         await using cleanup = { [Symbol.asyncDispose]: async () => rmSync(directory, { recursive: true, force: true }) };
-        await using kit = await startSwitchboard({ peers: ['alice', 'bob', 'carol', 'dave', 'erin', frankOptions] });
+        const unsealed = (id: string) => ({ id, sealing: false as const });
+        await using kit = await startSwitchboard({ peers: [unsealed('alice'), unsealed('bob'), unsealed('carol'), unsealed('dave'), unsealed('erin'), frankOptions] });
         const alice = kit.peer('alice');
         const group = await alice.chat.createGroup('team', ['bob', 'carol', 'dave', 'erin', 'frank']);
         // frank knows the group and has nothing queued at alice: the multicast names him and the broker finds him offline.

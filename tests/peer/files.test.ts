@@ -20,8 +20,8 @@ class CorruptOnceController extends FileSharingController {
     static corrupted = 0;
 
     @rpc.action()
-    override chunks(fileId: string & MaxLength<64>, from: integer & Minimum<0>, count: integer & Positive & Maximum<16>): Observable<FileChunk> {
-        return super.chunks(fileId, from, count).pipe(map(chunk => {
+    override chunks(fileId: string & MaxLength<64>, from: integer & Minimum<0>, count: integer & Positive & Maximum<16>, sealed?: boolean): Observable<FileChunk> {
+        return super.chunks(fileId, from, count, sealed).pipe(map(chunk => {
             if (chunk.index !== 3 || CorruptOnceController.corrupted) return chunk;
             CorruptOnceController.corrupted++;
             const data = Buffer.from(chunk.data);
@@ -37,9 +37,9 @@ class CountingController extends FileSharingController {
     static requests = 0;
 
     @rpc.action()
-    override chunks(fileId: string & MaxLength<64>, from: integer & Minimum<0>, count: integer & Positive & Maximum<16>): Observable<FileChunk> {
+    override chunks(fileId: string & MaxLength<64>, from: integer & Minimum<0>, count: integer & Positive & Maximum<16>, sealed?: boolean): Observable<FileChunk> {
         CountingController.requests++;
-        return super.chunks(fileId, from, count);
+        return super.chunks(fileId, from, count, sealed);
     }
 }
 
@@ -49,7 +49,7 @@ class SilentController extends FileSharingController {
     static requests = 0;
 
     @rpc.action()
-    override chunks(fileId: string & MaxLength<64>, from: integer & Minimum<0>, count: integer & Positive & Maximum<16>): Observable<FileChunk> {
+    override chunks(fileId: string & MaxLength<64>, from: integer & Minimum<0>, count: integer & Positive & Maximum<16>, sealed?: boolean): Observable<FileChunk> {
         SilentController.requests++;
         return EMPTY;
     }
