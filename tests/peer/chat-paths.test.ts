@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'fs';
+import { tmpdir } from 'os';
+import { join } from 'path';
 import { firstValueFrom } from 'rxjs';
 import { filter, take, toArray } from 'rxjs/operators';
 import { CHAT_RELAY_KIND, ChatEntry, RelayEnvelope, RelayPayload } from '../../shared';
@@ -79,6 +82,32 @@ describe('the path of each chat message', () => {
 
         await toBob.deliver(envelope(JSON.stringify({ id: 'm-1', text: 'hi', sentAt: new Date() })));
         expect((await kit.peer('bob').chat.history('alice')).map(entry => [entry.text, entry.path])).toEqual([['hi', 'relay']]);
+    });
+
+    it('a relay\'s receipt marks the message delivered even when it reaches the sender after a restart', async () => {
+        const directory = mkdtempSync(join(tmpdir(), 'switchboard-paths-'));
+        try {
+            await using kit = await startSwitchboard({ peers: ['carol', usingCarol('bob')] });
+            const alice = { ...usingCarol('alice'), storage: join(directory, 'alice.sqlite') };
+            const first = await kit.addPeer(alice);
+            const bobGone = wentOffline(first, 'bob');
+            await kit.peer('bob').close();
+            await bobGone;
+            const sent = await first.chat.send('bob', 'before my restart');
+            expect(sent).toMatchObject({ status: 'queued', path: 'relay' });
+            await first.close();
+
+            // bob gets it while alice is away; carol keeps the receipt until alice is back.
+            const bob = await kit.addPeer(usingCarol('bob'));
+            await eventually(async () => (await bob.chat.history('alice')).length === 1);
+            let confirmed!: Promise<ChatEntry>;
+            await kit.addPeer(alice, peer => {
+                confirmed = firstValueFrom(peer.chat.updates$.pipe(filter(entry => entry.id === sent.id && entry.status === 'delivered')));
+            });
+            expect(await confirmed).toMatchObject({ text: 'before my restart', path: 'relay' });
+        } finally {
+            rmSync(directory, { recursive: true, force: true });
+        }
     });
 
     it('takes no relay the sender does not trust (it could not believe its receipts): the message waits in the outbox', async () => {
