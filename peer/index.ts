@@ -40,6 +40,8 @@ export type { CollabRefusal } from './services/collab-service';
 export type { Discovery } from './services/discovery-service';
 export type { DownloadProgress } from './services/file-service';
 export type { PathChange, RelayPort } from './services/delivery-path';
+export type { Sealing, SealingOptions, SealOptions } from './sealing/sealing';
+export type { ContactKeys, KeyChange } from './sealing/contact-keys';
 export type { LinkRole } from './features/links/link-proof';
 export type { LinkState } from './features/links/direct-link';
 export type { PeerDatabase } from './storage/peer-database';
