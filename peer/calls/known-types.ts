@@ -16,7 +16,15 @@ const byContract = new WeakMap<Type, Map<string, ActionTypes>>();
  * other side; actions answering with a collection or an entity subject are left to that round trip.
  */
 export function primeActionTypes<T>(state: RpcControllerState, contract?: ReceiveType<T>): RpcControllerState {
-    const known = actionTypesOf(resolveReceiveType(contract));
+    // Without the contract's type (a build without Deepkit's type compiler) the types are asked for, as before.
+    if (!contract) return state;
+    let type: Type;
+    try {
+        type = resolveReceiveType(contract);
+    } catch {
+        return state;
+    }
+    const known = actionTypesOf(type);
     for (const [method, types] of known) {
         const entry = state.getState(method);
         entry.types ??= types;
