@@ -16,7 +16,7 @@ import { PresenceFollower } from './presence-follower';
 import { Sealing } from './sealing';
 import { CallInvoker, CallOptions, RemotePeer } from './remote-peer';
 import { PeerSession, PeerState } from './session/peer-session';
-import { OutboxEntry, PeerSetting } from './storage/entities';
+import { OutboxEntry } from './storage/entities';
 import { PeerDatabase } from './storage/peer-database';
 
 export type { PeerState } from './session/peer-session';
@@ -72,7 +72,7 @@ export class PeerCore<F extends FeatureMap = Record<never, never>> implements Ca
         if (!this.brokerUrls.length) throw new TypeError('Peer options: `url` needs at least one broker URL.');
         this.appVersion = options.appVersion ?? '0.0.0';
         this.featureSet = new PeerFeatures(options.features, builtins);
-        const database = this.database = new PeerDatabase(options.storage ?? ':memory:', [PeerSetting, OutboxEntry, ...this.featureSet.entities]);
+        const database = this.database = new PeerDatabase(options.storage ?? ':memory:', this.featureSet.entities);
         this.presence$ = this.presenceSubject.asObservable();
         this.outbox = new Outbox(database);
         // A key in `:memory:` storage is new at each start: published as such, so contacts do not pin it.

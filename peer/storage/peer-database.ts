@@ -6,7 +6,10 @@ import type { SerialSQLiteAdapter } from './serial-sqlite-adapter';
 import { listensForChanges } from './web-storage-adapter';
 import { ChatGroupRecord, ChatRecord, CollabDocRecord, CollabUpdate, DownloadRecord, HeldPayload, KnownPeer, OutboxEntry, PeerSetting, ReceiptRecord, ReceivedPayload, SharedFile } from './entities';
 
-const coreEntities: ClassType[] = [PeerSetting, KnownPeer, OutboxEntry, ChatRecord, ChatGroupRecord, HeldPayload, ReceivedPayload, ReceiptRecord, SharedFile, DownloadRecord, CollabUpdate, CollabDocRecord];
+/** Every peer's: settings (the reclaim secret, keys) and the outbox. */
+const coreEntities: ClassType[] = [PeerSetting, OutboxEntry];
+/** The built-in features' tables (chat, discovery, relay, files, collab): what a database gets when not told otherwise. */
+const builtinEntities: ClassType[] = [KnownPeer, ChatRecord, ChatGroupRecord, HeldPayload, ReceivedPayload, ReceiptRecord, SharedFile, DownloadRecord, CollabUpdate, CollabDocRecord];
 
 /**
  * A peer's own storage: settings, outbox, caches, and what the built-in controllers keep. A SQLite file (or
@@ -17,8 +20,9 @@ export class PeerDatabase extends Database {
     /** The last write started with `write()`: the next one waits for it. */
     protected lastWrite: Promise<unknown> = Promise.resolve();
 
-    constructor(storage: string | DatabaseAdapter, entities: ClassType[] = []) {
-        super(typeof storage === 'string' ? adapterFor(storage) : storage, [...coreEntities, ...entities]);
+    /** `entities`: the features' tables besides the core ones; by default the built-in features'. */
+    constructor(storage: string | DatabaseAdapter, entities: ClassType[] = builtinEntities) {
+        super(typeof storage === 'string' ? adapterFor(storage) : storage, [...new Set([...coreEntities, ...entities])]);
         this.name = 'peer';
         const adapter = this.adapter;
         if (listensForChanges(adapter)) {
