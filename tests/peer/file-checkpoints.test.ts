@@ -18,8 +18,8 @@ const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('h
 @rpc.controller(FilesApi)
 class EarlierSharerController extends FileSharingController {
     @rpc.action()
-    override chunks(fileId: string & MaxLength<64>, from: integer & Minimum<0>, count: integer & Positive & Maximum<16>): Observable<FileChunk> {
-        return super.chunks(fileId, from, count).pipe(map(chunk => new FileChunk(chunk.index, chunk.data, sha256(chunk.data))));
+    override chunks(fileId: string & MaxLength<64>, from: integer & Minimum<0>, count: integer & Positive & Maximum<16>, sealed?: boolean): Observable<FileChunk> {
+        return super.chunks(fileId, from, count, sealed).pipe(map(chunk => new FileChunk(chunk.index, chunk.data, sha256(chunk.data))));
     }
 }
 
@@ -71,7 +71,8 @@ describe('file chunks and their checkpoints', () => {
     });
 
     it('a sharer of an earlier version (each chunk with its own SHA-256) is still downloaded and verified', async () => {
-        await using kit = await startSwitchboard({ peers: ['alice', { id: 'bob', expose: [[EarlierSharerController, FilesApi]] }] });
+        // Plain chunks: a sealed download checks each box's own hash, as before checkpoints.
+        await using kit = await startSwitchboard({ peers: [{ id: 'alice', sealing: false }, { id: 'bob', expose: [[EarlierSharerController, FilesApi]] }] });
         const { path, content } = makeFile('old.bin', 4 * DEFAULT_CHUNK_SIZE + 7);
         const shared = await kit.peer('bob').files.share(path);
         const destination = join(directory, 'copy.bin');
