@@ -3,7 +3,7 @@ import { join } from 'path';
 import { Peer } from '../peer';
 import type { PresenceMode } from '../peer';
 import type { Measurement } from './scenarios';
-import { ServerProcess } from './systems';
+import { processCpuSeconds, ServerProcess } from './systems';
 
 /** Crowd peers per child process: the crowd's own work stays off the harness (which measures the joiners). */
 const CROWD_PER_PROCESS = 2500;
@@ -151,6 +151,9 @@ export async function reconnectStorm(sizes: RegistrationSizes): Promise<Measurem
         crowd = await startCrowd(url, sizes.stormPeers, 'sdk');
         server.child.kill('SIGKILL');
         await new Promise(resolve => server.child.once('exit', resolve));
+        // The peers' side of the storm: what their processes spend reconnecting and registering again.
+        const crowdCpu = () => crowd.reduce((sum, each) => sum + (processCpuSeconds(each.child.pid!) ?? 0), 0);
+        const crowdBefore = crowdCpu();
         const started = performance.now();
         server = await ServerProcess.start('switchboard.ts', { BENCH_BROKER_PORT: String(port) });
         const startupCpu = server.cpuSeconds()!;
@@ -160,9 +163,12 @@ export async function reconnectStorm(sizes: RegistrationSizes): Promise<Measurem
             await new Promise(resolve => setTimeout(resolve, 100));
         }
         const seconds = (performance.now() - started) / 1000;
+        const peersCpu = crowdCpu() - crowdBefore;
         return [
             { scenario, system: 'Switchboard', metric: 'time until all registered again', unit: 's', value: seconds, better: 'lower' },
             { scenario, system: 'Switchboard', metric: 'broker CPU for the storm', unit: 's', value: server.cpuSeconds()! - startupCpu, better: 'lower' },
+            { scenario, system: 'Switchboard', metric: "the peers' CPU for the storm", unit: 's', value: peersCpu, better: 'lower' },
+            { scenario, system: 'Switchboard', metric: "the peers' CPU per peer", unit: 'ms', value: peersCpu * 1000 / sizes.stormPeers, better: 'lower' },
         ];
     } finally {
         await Promise.all(crowd.map(each => each.stop()));

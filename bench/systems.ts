@@ -83,19 +83,24 @@ export class ServerProcess {
      * the server does no work for it; undefined where there is no /proc.
      */
     cpuSeconds(): number | undefined {
-        try {
-            // Fields after the command (which may hold spaces and parentheses): state is field 3, utime 14, stime 15.
-            const fields = readFileSync(`/proc/${this.child.pid}/stat`, 'utf8').split(') ').pop()!.split(' ');
-            return (Number(fields[11]) + Number(fields[12])) / clockTicksPerSecond();
-        } catch {
-            return undefined;
-        }
+        return processCpuSeconds(this.child.pid!);
     }
 
     async stop(): Promise<void> {
         const exited = new Promise(resolve => this.child.once('exit', resolve));
         this.child.stdin!.end();
         await exited;
+    }
+}
+
+/** CPU seconds (user + system, all threads) process `pid` used so far, from /proc; undefined where there is none. */
+export function processCpuSeconds(pid: number): number | undefined {
+    try {
+        // Fields after the command (which may hold spaces and parentheses): state is field 3, utime 14, stime 15.
+        const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ').pop()!.split(' ');
+        return (Number(fields[11]) + Number(fields[12])) / clockTicksPerSecond();
+    } catch {
+        return undefined;
     }
 }
 
