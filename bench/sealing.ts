@@ -16,9 +16,11 @@ export async function sealingCost(sizes: Sizes): Promise<Measurement[]> {
     const server = await ServerProcess.start('switchboard.ts');
     const url = `ws://127.0.0.1:${server.port}`;
     const directory = mkdtempSync(join(tmpdir(), 'switchboard-bench-sealing-'));
+    // The receivers read nothing: their unread quota per sender would refuse the bench's messages.
+    const chat = { unreadPerSender: 1_000_000_000, unreadBytesPerSender: 1_000_000_000_000 };
     const pairs = {
-        sealed: [await Peer.connect({ url, id: 'alice' }), await Peer.connect({ url, id: 'bob' })],
-        plain: [await Peer.connect({ url, id: 'alice-plain', sealing: false }), await Peer.connect({ url, id: 'bob-plain', sealing: false })],
+        sealed: [await Peer.connect({ url, id: 'alice', chat }), await Peer.connect({ url, id: 'bob', chat })],
+        plain: [await Peer.connect({ url, id: 'alice-plain', sealing: false, chat }), await Peer.connect({ url, id: 'bob-plain', sealing: false, chat })],
     };
     try {
         const messages = Math.max(200, Math.round(sizes.throughputCalls / 10));

@@ -44,7 +44,8 @@ export interface FilesApi {
 
     /**
      * Streams `count` chunks from `from` on, in order; a downloader asks for the next window before these arrive.
-     * `sealed`: each chunk's `data` is a box sealed for the caller (its `sha256` is the box's), see `peer.sealing`.
+     * `sealed`: each chunk's `data` is a box sealed for the caller, `sha256` empty (the box authenticates itself), see
+     * `peer.sealing`.
      */
     chunks(fileId: string & MaxLength<64>, from: integer & Minimum<0>, count: integer & Positive & Maximum<16>, sealed?: boolean): Observable<FileChunk>;
 

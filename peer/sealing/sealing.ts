@@ -161,6 +161,14 @@ export class Sealing {
     }
 
 
+    /** A file chunk's box opened; undefined if it does not open (SealedPayloadInvalid, on `rejected$`): fetch it again. */
+    async openChunk(sharer: string, box: Uint8Array, context: string): Promise<Uint8Array | undefined> {
+        return this.open(sharer, 'file-chunk', box, context).catch(error => {
+            if (error instanceof SealedPayloadInvalid) return undefined;
+            throw error;
+        });
+    }
+
     /** `value` (of type T) sealed as JSON; undefined when the recipient has no key. */
     async sealValue<T>(recipient: string, purpose: string, value: T, context?: string, options: SealOptions = {}, type?: ReceiveType<T>): Promise<Uint8Array | undefined> {
         if (!this.enabled) return undefined;

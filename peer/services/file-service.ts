@@ -5,7 +5,7 @@ import { ChecksumMismatch, MalformedMessage, NotFound, FileChunk, FileInfo, File
 import { RemotePeer } from '../remote-peer';
 import { DownloadRecord, SharedFile } from '../storage/entities';
 import { PeerDatabase } from '../storage/peer-database';
-import { checkpointOf, hasCheckpoints, hashFile, RunningDigest, sha256Of } from './file-digests';
+import { checkpointOf, hasCheckpoints, hashFile, RunningDigest } from './file-digests';
 import type { Sealing } from '../sealing';
 import { SEALED_BOX_OVERHEAD } from '../sealing/sealed-box';
 import { chunkContext } from '../sealing/sealed-payloads';
@@ -215,12 +215,17 @@ export class FileService {
                     progress.refetched++;
                     failedAttempt(index, () => new ChecksumMismatch(`Chunk ${index} of ${info.name} from "${peerId}" failed verification ${CHUNK_ATTEMPTS} times; nothing was written for it.`));
                 };
-                if (chunk.index !== index || chunk.data.byteLength !== expectedLength + (sealed ? SEALED_BOX_OVERHEAD : 0) || (sealed && sha256Of(chunk.data) !== chunk.sha256)) {
+                if (chunk.index !== index || chunk.data.byteLength !== expectedLength + (sealed ? SEALED_BOX_OVERHEAD : 0)) {
                     refetch();
                     continue;
                 }
-                // Sealed for us: a box that does not open ends the download (SealedPayloadInvalid); what was verified is kept.
-                const data = sealed ? await this.host.sealing!.open(peerId, 'file-chunk', chunk.data, chunkContext(fileId, index)) : chunk.data;
+                // Sealed for us (its tag covers every byte, so it has no hash of its own): a box that does not open is
+                // fetched again, like a chunk that fails its checksum (sealing.rejected$ reports each).
+                const data = sealed ? await this.host.sealing!.openChunk(peerId, chunk.data, chunkContext(fileId, index)) : chunk.data;
+                if (!data) {
+                    refetch();
+                    continue;
+                }
                 // A plain chunk comes with its checkpoint (file-digests.ts): checked by the whole-file hash, one pass.
                 if (sealed) wholeFile.update(data);
                 else if (!wholeFile.accept(data, chunk.sha256)) {

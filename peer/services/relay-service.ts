@@ -175,6 +175,12 @@ export class RelayService {
 
     // ---- as the recipient or the original sender ----------------------------------------------------------------
 
+    /** An envelope as its original sender wrote it: one taken with `pull()` is as the relay holds it, maybe sealed. */
+    async open(envelope: RelayEnvelope): Promise<RelayEnvelope> {
+        const payload = await openRelayPayload(this.host.sealing, envelope.originalSender, envelope.payload);
+        return new RelayEnvelope(payload, envelope.originalSender, envelope.recipient, envelope.via, envelope.storedAt);
+    }
+
     /**
      * Hands `payload` for `recipient` to the relay `via`, sealed for the recipient when it has a key (the relay keeps
      * ciphertext): stored until the recipient is online (TTL `ttlSeconds`), or with `forward`, only if it is online now.

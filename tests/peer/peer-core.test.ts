@@ -195,7 +195,7 @@ describe('Peer: streams across peers', () => {
 
 describe('Peer: resilience', () => {
     it('broker restarted on the same port: peers re-register on their own and calls work again', async () => {
-        const kit = await startSwitchboard({ peers: [{ id: 'alice', reconnect: { initialDelayMs: 20, maxDelayMs: 200 } }, { id: 'bob', capabilities: ['clock'], reconnect: { initialDelayMs: 20, maxDelayMs: 200 } }] });
+        const kit = await startSwitchboard({ peers: [{ id: 'alice', reconnect: { initialDelayMs: 20, maxDelayMs: 200 } }, { id: 'bob', capabilities: ['clock'], sealing: false, reconnect: { initialDelayMs: 20, maxDelayMs: 200 } }] });
         kit.peer('bob').expose(ClockController, 'app/clock');
         const alice = kit.peer('alice');
         const bob = kit.peer('bob');

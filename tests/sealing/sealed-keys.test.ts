@@ -1,11 +1,13 @@
 import { rpc, RpcClient, RpcWebSocketClientAdapter } from '@deepkit/rpc';
-import { mkdtempSync, rmSync } from 'fs';
+import { integer, Maximum, MaxLength, Minimum, Positive } from '@deepkit/type';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
-import { firstValueFrom } from 'rxjs';
-import { filter } from 'rxjs/operators';
+import { firstValueFrom, Observable } from 'rxjs';
+import { map } from 'rxjs/operators';
 import WebSocket from 'ws';
-import { ChatApi, ChatMessage, RelayEnvelope, RelayPayload, SealedKeyChanged, SealedPayloadInvalid } from '../../shared';
+import { ChatApi, ChatMessage, FileChunk, FilesApi, RelayEnvelope, RelayPayload, SealedKeyChanged, SealedPayloadInvalid } from '../../shared';
+import { FileSharingController } from '../../peer/controllers/files-controller';
 import { sealRelayPayload } from '../../peer/sealing/sealed-payloads';
 import { startSwitchboard } from '../../testing/test-kit';
 import { eventually } from '../helpers';
@@ -18,6 +20,20 @@ class StockChat {
     receive(message: ChatMessage): { id: string, status: string } {
         stockReceived.push(message.text);
         return { id: message.id, status: 'delivered' };
+    }
+}
+
+/** Serves sealed chunks with one bit flipped in the third chunk's box, once: what a broker altering a frame does. */
+@rpc.controller(FilesApi)
+class FlipOnceController extends FileSharingController {
+    static flipped = 0;
+
+    @rpc.action()
+    override chunks(fileId: string & MaxLength<64>, from: integer & Minimum<0>, count: integer & Positive & Maximum<16>, sealed?: boolean): Observable<FileChunk> {
+        return super.chunks(fileId, from, count, sealed).pipe(map(chunk => {
+            if (chunk.index !== 2 || FlipOnceController.flipped++) return chunk;
+            return new FileChunk(chunk.index, flipped(chunk.data), chunk.sha256);
+        }));
     }
 }
 
@@ -50,6 +66,20 @@ describe('sealed payloads: tampering, replays, keys', () => {
         // The untouched box opens.
         await alice.to('bob').chat.receiveSealed(box);
         expect((await bob.chat.history('alice')).map(entry => entry.text)).toEqual(['pay 10 to carol']);
+    });
+
+    it('a file chunk with a flipped bit does not open: it is reported and fetched again, and the file arrives whole', async () => {
+        await using kit = await startSwitchboard({ peers: ['alice', { id: 'bob', expose: [[FlipOnceController, FilesApi]] }] });
+        FlipOnceController.flipped = 0;
+        const source = join(directory, 'data.bin');
+        const content = Buffer.alloc(400_000, 7);
+        writeFileSync(source, content);
+        const shared = await kit.peer('bob').files.share(source);
+        const rejected = firstValueFrom(kit.peer('alice').sealing.rejected$);
+        const result = await kit.peer('alice').files.fetch('bob', shared.id, join(directory, 'copy.bin'));
+        expect(await rejected).toMatchObject({ code: 'SEALED_PAYLOAD_INVALID', reason: 'tampered', peerId: 'bob' });
+        expect(result).toMatchObject({ state: 'done', refetched: 1 });
+        expect(readFileSync(join(directory, 'copy.bin')).equals(content)).toBe(true);
     });
 
     it('a box opens only for its recipient, sender and purpose: no replay to another peer or as another payload', async () => {

@@ -29,12 +29,12 @@ describeInBrowser('the broker dashboard, in Chromium', () => {
         await page.locator('#connection[data-state="live"]').waitFor();
         await page.locator('#login').waitFor({ state: 'hidden' });
 
-        const alice = resources.add(await Peer.connect({ url: broker.url, id: 'alice', token: appToken, capabilities: ['chat', 'files'] }), p => p.close());
+        const alice = resources.add(await Peer.connect({ url: broker.url, id: 'alice', token: appToken, capabilities: ['chat', 'files'], sealing: false }), p => p.close());
         const aliceRow = page.locator('tr[data-peer="alice"][data-online="true"]');
         await aliceRow.waitFor();
         expect(await aliceRow.locator('.cap').allTextContents()).toEqual(['chat', 'files']);
 
-        const bob = await Peer.connect({ url: broker.url, id: 'bob', token: appToken, capabilities: ['chat'] });
+        const bob = await Peer.connect({ url: broker.url, id: 'bob', token: appToken, capabilities: ['chat'], sealing: false });
         await page.locator('tr[data-peer="bob"][data-online="true"]').waitFor();
         await alice.chat.send('bob', 'hello');
         await alice.to('nobody').discovery.ping().catch(() => undefined);
