@@ -7,22 +7,30 @@
  * `<bundle>.inputs.json`, the sources it was made from, so code running from source knows when a bundle is stale
  * (server/web/browser-script.ts).
  */
-import { copyFile, mkdir, readFile, rm, symlink, writeFile } from 'fs/promises';
+import { existsSync } from 'fs';
+import { copyFile, mkdir, readdir, readFile, rm, symlink, writeFile } from 'fs/promises';
 import { basename, dirname, join, relative } from 'path';
 import { isCurrent } from '../server/web/browser-script';
-import { BundleOptions, bundleForBrowser, bundleForNode } from '../server/web/bundler';
+import { BundleOptions, bundleForBrowser, bundleForNode, bundleModulesForBrowser } from '../server/web/bundler';
 
 const root = join(__dirname, '..');
 
 const bundles: { entryPoint: string, output: string, page?: string, options?: BundleOptions }[] = [
     { entryPoint: 'server/dashboard/dashboard-client.ts', output: 'server/dist/dashboard/dashboard-client.js', page: 'server/dashboard/dashboard.html' },
     { entryPoint: 'examples/web/app.ts', output: 'examples/web/dist/app.js' },
-    // The peer SDK's ES module build, for an app's bundler (the package's `module`): browser code, with runtime
-    // types; Deepkit, rxjs, yjs and the protocol stay imports, so the app has one copy of each.
-    { entryPoint: 'peer/index.ts', output: 'peer/dist/esm/index.mjs', options: { format: 'esm', externalPackages: true, minify: false } },
     // The ready bundle: everything inside, for a page without a bundler (<script type="module">).
     { entryPoint: 'peer/browser-entry.ts', output: 'peer/dist/browser/switchboard-peer.mjs', options: { format: 'esm' } },
 ];
+
+/**
+ * The packages (folders) with an ES module build for an app's bundler, under `<folder>/dist/esm/`: browser code with
+ * runtime types, one module an entry of the exports map (`.` → esm/index.mjs, `./core` → esm/core.mjs,
+ * `./features/*` → esm/features/<name>/index.mjs …) and the modules they share in esm/chunks/, once. One build with
+ * code splitting, not a bundle an entry: an app importing `@switchboard/peer` and `@switchboard/peer/core` must get
+ * one SDK (two copies would be two PeerCore classes, two registries of features). Deepkit, rxjs, yjs and the
+ * protocol stay imports, so the app has one copy of each of those too.
+ */
+const moduleBuilds = ['peer'];
 
 /** The folders of the published packages, by package name. */
 const packageFolders: Record<string, string> = {
@@ -74,7 +82,7 @@ async function writeManifest(folder: string): Promise<void> {
     // `scripts` holds the workspace's prepack, which refuses to pack the sources; the built package packs.
     const { private: _private, bin, scripts: _scripts, ...manifest } = JSON.parse(await readFile(join(root, folder, 'package.json'), 'utf8'));
     const inDist = (path: string) => path.replace(/^(\.\/)?dist\//, '');
-    const esm = bundles.some(({ output }) => output === `${folder}/dist/esm/index.mjs`);
+    const esm = moduleBuilds.includes(folder);
     const published = {
         ...manifest,
         main: 'index.js',
@@ -94,8 +102,9 @@ async function writeManifest(folder: string): Promise<void> {
 /**
  * The `exports` map as published: the workspace's names the TypeScript sources (`./internal.ts`), which the
  * workspace itself reaches through tsconfig `paths`; the package has `<name>.d.ts` for TypeScript and `<name>.js` for
- * Node, and the entry point's ES module build for a bundler (the `module` condition, which esbuild, Vite and webpack
- * apply and Node does not, so Node keeps the CommonJS build, also for `import`). Subpaths not listed are private:
+ * Node, and, with an ES module build, `esm/<name>.mjs` for a bundler (the `module` condition, which esbuild, Vite and
+ * webpack apply and Node does not, so Node keeps the CommonJS build, also for `import`). Every entry or none: a bundler
+ * that took the ES module for one entry and CommonJS for another would bundle the SDK twice. Subpaths not listed are private:
  * Node refuses `@switchboard/protocol/wire` with ERR_PACKAGE_PATH_NOT_EXPORTED.
  */
 function publishedExports(exports: Record<string, string>, esm: boolean): Record<string, unknown> {
@@ -109,7 +118,7 @@ function publishedExports(exports: Record<string, string>, esm: boolean): Record
         const compiled = path.replace(/\.ts$/, '');
         published[subpath] = {
             types: `${compiled}.d.ts`,
-            ...(esm && subpath === '.' ? { module: './esm/index.mjs' } : {}),
+            ...(esm ? { module: `./esm/${compiled.replace(/^\.\//, '')}.mjs` } : {}),
             default: `${compiled}.js`,
         };
     }
@@ -131,8 +140,41 @@ async function linkCompiledDependencies(folder: string, dependencies: string[]):
     }
 }
 
+/** The exports map's entries that are TypeScript sources, as output name → source (a `*` subpath expanded). */
+async function moduleEntries(folder: string, exports: Record<string, string>): Promise<Record<string, string>> {
+    const entries: Record<string, string> = {};
+    for (const target of Object.values(exports)) {
+        if (!target.endsWith('.ts')) continue;
+        const source = target.replace(/^\.\//, '');
+        const [before, after] = source.split('*');
+        const names = after === undefined ? [''] : (await readdir(join(root, folder, before), { withFileTypes: true }))
+            .filter(entry => entry.isDirectory() && existsSync(join(root, folder, before, entry.name, after.replace(/^\//, ''))))
+            .map(entry => entry.name);
+        for (const name of names) {
+            const path = after === undefined ? source : `${before}${name}${after}`;
+            entries[path.replace(/\.ts$/, '')] = join(root, folder, path);
+        }
+    }
+    return entries;
+}
+
+/** The ES module build of `folder` (see {@link moduleBuilds}), made again when a source or the set of entries changed. */
+async function bundleModules(folder: string): Promise<void> {
+    const { exports } = JSON.parse(await readFile(join(root, folder, 'package.json'), 'utf8')) as { exports: Record<string, string> };
+    const entries = await moduleEntries(folder, exports);
+    const outdir = join(root, folder, 'dist', 'esm');
+    const record = join(outdir, 'index.mjs');
+    const outputs = Object.keys(entries).map(name => join(outdir, `${name}.mjs`));
+    if (outputs.every(existsSync) && await isCurrent(record)) return;
+    // Chunks are named by their content's hash: the last build's would stay beside the new ones.
+    await rm(outdir, { recursive: true, force: true });
+    const inputs = await bundleModulesForBrowser(entries, outdir);
+    await writeFile(record + '.inputs.json', JSON.stringify(inputs.map(input => relative(outdir, input))) + '\n');
+}
+
 async function main(): Promise<void> {
     await bundle();
+    for (const folder of moduleBuilds) await bundleModules(folder);
     await bundleExamples();
     for (const folder of Object.values(packageFolders)) await writeManifest(folder);
 }

@@ -1,7 +1,8 @@
 import { spawnSync } from 'child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'fs';
+import { build } from 'esbuild';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
-import { join } from 'path';
+import { join, relative } from 'path';
 
 const root = join(__dirname, '..');
 const folders = ['shared', 'peer', 'server', 'testing'];
@@ -40,5 +41,48 @@ describe('the packages cannot be packed wrong', () => {
         const paths = files.map(file => file.path);
         expect(paths).toEqual(expect.arrayContaining(['index.js', 'index.d.ts', 'package.json']));
         expect(paths.filter(path => path.endsWith('.ts') && !path.endsWith('.d.ts'))).toEqual([]);
+    });
+});
+
+describe('the built peer package in an app\'s bundler', () => {
+    jest.setTimeout(60000);
+    const app = mkdtempSync(join(tmpdir(), 'switchboard-bundler-'));
+    afterAll(() => rmSync(app, { recursive: true, force: true }));
+
+    it('an app importing @switchboard/peer and @switchboard/peer/core bundles one SDK: the ES module build, PeerCore once', async () => {
+        // Installed as npm would: the package's folder under node_modules, its manifest's exports map read as is.
+        mkdirSync(join(app, 'node_modules', '@switchboard'), { recursive: true });
+        symlinkSync(join(root, 'peer', 'dist'), join(app, 'node_modules', '@switchboard', 'peer'), 'dir');
+        writeFileSync(join(app, 'app.mjs'), [
+            "import { Peer } from '@switchboard/peer';",
+            "import { PeerCore } from '@switchboard/peer/core';",
+            "import { chat } from '@switchboard/peer/features/chat';",
+            'console.log(Peer, PeerCore, chat);',
+        ].join('\n'));
+        const result = await build({
+            entryPoints: [join(app, 'app.mjs')],
+            absWorkingDir: app,
+            bundle: true,
+            write: false,
+            platform: 'browser',
+            format: 'esm',
+            preserveSymlinks: true,
+            metafile: true,
+            logLevel: 'silent',
+            // Only the SDK's own files matter here: everything else (Deepkit, rxjs, the protocol) stays an import.
+            plugins: [{
+                name: 'only-the-sdk',
+                setup(build) {
+                    build.onResolve({ filter: /^[^./]/ }, args => args.path.startsWith('@switchboard/peer') ? undefined : { path: args.path, external: true });
+                },
+            }],
+        });
+        const sdkFiles = Object.keys(result.metafile.inputs)
+            .map(input => relative(join('node_modules', '@switchboard', 'peer'), input))
+            .filter(input => !input.startsWith('..') && input !== 'app.mjs');
+        expect(sdkFiles.length).toBeGreaterThan(1);
+        expect(sdkFiles.filter(file => !file.startsWith('esm/'))).toEqual([]);
+        // A second copy would be renamed (PeerCore2): one class, which Peer extends and chat() is given.
+        expect(result.outputFiles[0].text.match(/\bclass _?PeerCore\d*\b/g)).toHaveLength(1);
     });
 });

@@ -94,6 +94,37 @@ export async function bundleForBrowser(entryPoint: string, options: BundleOption
 }
 
 /**
+ * Bundles a package's public entry points into ES modules for an app's bundler, in `outdir`: one file an entry
+ * (`entryPoints` maps its output name, e.g. `features/chat/index`, to its source) and the modules entries share in
+ * `chunks/`, each once, so an app importing two entries gets one copy of what they share. npm packages and our own
+ * packages stay imports; Node-only modules are stubbed as in {@link bundleForBrowser}. Returns the sources read.
+ */
+export async function bundleModulesForBrowser(entryPoints: Record<string, string>, outdir: string): Promise<string[]> {
+    const result = await build({
+        entryPoints,
+        outdir,
+        bundle: true,
+        splitting: true,
+        write: true,
+        platform: 'browser',
+        format: 'esm',
+        packages: 'external',
+        target: 'es2022',
+        minify: false,
+        outExtension: { '.js': '.mjs' },
+        chunkNames: 'chunks/[name]-[hash]',
+        sourcemap: false,
+        logLevel: 'silent',
+        metafile: true,
+        define: { 'process.env.NODE_ENV': '"production"', global: 'globalThis' },
+        plugins: [nodeOnlyStubs(), ourPackagesExternal(), deepkitReflection()],
+    });
+    return Object.keys(result.metafile.inputs)
+        .filter(input => !/^[\w-]+:/.test(input) && !input.includes('node_modules'))
+        .map(input => resolve(input));
+}
+
+/**
  * Bundles a Node program of ours (an example) into one CommonJS file that starts without TypeScript: our sources
  * inside, with runtime types; npm packages stay `require`s of node_modules.
  */
