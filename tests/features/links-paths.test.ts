@@ -1,4 +1,7 @@
 import { rpc } from '@deepkit/rpc';
+import { mkdtempSync, rmSync } from 'fs';
+import { tmpdir } from 'os';
+import { dirname, join } from 'path';
 import { firstValueFrom, Observable } from 'rxjs';
 import { filter, take, toArray } from 'rxjs/operators';
 import { Peer } from '../../peer';
@@ -33,9 +36,10 @@ const counterResumable = { count: 0 };
 
 type LinkedPeer = Peer<{ links: ReturnType<typeof directLinks> }>;
 
-async function linkedPeer(url: string, id: string, auto = false): Promise<LinkedPeer> {
+/** `storage`: a file, for a peer that comes back with the same key (a relay holds only what is sealed for it). */
+async function linkedPeer(url: string, id: string, auto = false, storage?: string): Promise<LinkedPeer> {
     const peer = await Peer.connect({
-        url, id, relay: { trustedRelays: ['carol'] }, features: { links: directLinks({ auto, allow: () => true }) }, expose: [[Counter, 'test/counter']],
+        url, id, storage, relay: { trustedRelays: ['carol'] }, features: { links: directLinks({ auto, allow: () => true }) }, expose: [[Counter, 'test/counter']],
     });
     return resources.add(peer, p => p.close());
 }
@@ -50,14 +54,16 @@ describe('paths across a direct link', () => {
         resources.add(await Peer.connect({ url: broker.url, id: 'carol' }), p => p.close());
         const alice = await linkedPeer(broker.url, 'alice', true);
         const bobGone = wentOffline(alice, 'bob');
-        await (await linkedPeer(broker.url, 'bob', true)).close();
+        const bobStorage = join(mkdtempSync(join(tmpdir(), 'switchboard-links-paths-')), 'bob.sqlite');
+        resources.add(bobStorage, file => rmSync(dirname(file), { recursive: true, force: true }));
+        await (await linkedPeer(broker.url, 'bob', true, bobStorage)).close();
         await bobGone;
         const paths = firstValueFrom(alice.chat.paths$.pipe(take(3), toArray()));
 
         const relayed = await alice.chat.send('bob', 'while you were away');
         expect(relayed).toMatchObject({ status: 'queued', path: 'relay' });
         const confirmed = firstValueFrom(alice.chat.updates$.pipe(filter(entry => entry.id === relayed.id && entry.status === 'delivered')));
-        const bob = await linkedPeer(broker.url, 'bob', true);
+        const bob = await linkedPeer(broker.url, 'bob', true, bobStorage);
         await confirmed;
 
         // The first message after the relay goes through the broker, and the call opens a link in the background.

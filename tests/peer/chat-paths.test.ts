@@ -7,8 +7,15 @@ import { CHAT_RELAY_KIND, ChatEntry, RelayEnvelope, RelayPayload } from '../../s
 import { startSwitchboard } from '../../testing/test-kit';
 import { eventually, wentOffline } from '../helpers';
 
-/** A peer that uses "carol" as its relay: it trusts her to vouch for senders and to report deliveries. */
-const usingCarol = (id: string) => ({ id, relay: { trustedRelays: ['carol'] } });
+/**
+ * A peer that uses "carol" as its relay: it trusts her to vouch for senders and to report deliveries. It keeps its
+ * storage in a file of this test's: a relay holds a chat message only sealed for a key the recipient still has after
+ * a restart (a key in memory is new at each start, see peer.sealing).
+ */
+let storage: string;
+beforeEach(() => storage = mkdtempSync(join(tmpdir(), 'switchboard-paths-keys-')));
+afterEach(() => rmSync(storage, { recursive: true, force: true }));
+const usingCarol = (id: string) => ({ id, relay: { trustedRelays: ['carol'] }, storage: join(storage, `${id}.sqlite`) });
 
 function statusOf(entries: ChatEntry[], id: string): ChatEntry | undefined {
     return entries.find(entry => entry.id === id);
