@@ -129,7 +129,7 @@ export class ChatPaths {
 
     /** Whether a message to `peerId` sent now takes a direct link (it does even while the broker is away). */
     linked(peerId: string): boolean {
-        return (this.host.directPath?.(peerId) as DirectPathProbe | undefined)?.isDirect?.(peerId) ?? false;
+        return linkedNow(this.host, peerId);
     }
 
     /** Through the broker, or a direct link when one is open at the moment the call is made. */
@@ -141,24 +141,8 @@ export class ChatPaths {
         return direct ? 'direct' : 'broker';
     }
 
-    /**
-     * Relays `recipient` announced it trusts and this peer trusts too (exact IDs first; patterns match online peers
-     * announcing `relay`). Both must trust it: the recipient takes the original sender's name from it, and this peer
-     * takes its delivery receipts.
-     */
     protected async relaysFor(recipient: string): Promise<string[]> {
-        const relay = this.relay;
-        const broker = this.host.broker;
-        if (!relay || !broker || this.host.state !== 'registered') return [];
-        const published = await broker.getPeer(recipient).then(info => info.capabilities, () => [] as string[]);
-        const patterns = published.filter(each => each.startsWith(TRUSTED_RELAY_CAPABILITY)).map(each => each.slice(TRUSTED_RELAY_CAPABILITY.length));
-        const candidates = patterns.filter(pattern => !pattern.endsWith('*'));
-        const prefixes = patterns.filter(pattern => pattern.endsWith('*')).map(pattern => pattern.slice(0, -1));
-        if (prefixes.length) {
-            const online = await broker.listPeers({ online: true, capability: 'relay' }).catch(() => []);
-            candidates.push(...online.map(peer => peer.id).filter(id => prefixes.some(prefix => id.startsWith(prefix))));
-        }
-        return [...new Set(candidates)].filter(id => id !== recipient && id !== this.host.id && relay.trusts(id)).slice(0, MAX_RELAYS_TRIED);
+        return this.relay ? trustedRelaysFor(this.host, this.relay, recipient) : [];
     }
 
     /** Whether messages to `recipient` wait at a relay, unconfirmed: then later ones follow them there. */
@@ -190,8 +174,32 @@ interface DirectPathProbe {
     isDirect?(peerId: string): boolean;
 }
 
+/**
+ * Relays `recipient` announced it trusts and this peer trusts too (exact IDs first; patterns match online peers
+ * announcing `relay`). Both must trust it: the recipient takes the original sender's name from it, and this peer
+ * takes its delivery receipts.
+ */
+export async function trustedRelaysFor(host: PathHost, relay: Pick<RelayPort, 'trusts'>, recipient: string): Promise<string[]> {
+    const broker = host.broker;
+    if (!broker || host.state !== 'registered') return [];
+    const published = await broker.getPeer(recipient).then(info => info.capabilities, () => [] as string[]);
+    const patterns = published.filter(each => each.startsWith(TRUSTED_RELAY_CAPABILITY)).map(each => each.slice(TRUSTED_RELAY_CAPABILITY.length));
+    const candidates = patterns.filter(pattern => !pattern.endsWith('*'));
+    const prefixes = patterns.filter(pattern => pattern.endsWith('*')).map(pattern => pattern.slice(0, -1));
+    if (prefixes.length) {
+        const online = await broker.listPeers({ online: true, capability: 'relay' }).catch(() => []);
+        candidates.push(...online.map(peer => peer.id).filter(id => prefixes.some(prefix => id.startsWith(prefix))));
+    }
+    return [...new Set(candidates)].filter(id => id !== recipient && id !== host.id && relay.trusts(id)).slice(0, MAX_RELAYS_TRIED);
+}
+
+/** Whether a call to `peerId` made now takes a direct link (the links feature, when the peer has it). */
+export function linkedNow(host: PathHost, peerId: string): boolean {
+    return (host.directPath?.(peerId) as DirectPathProbe | undefined)?.isDirect?.(peerId) ?? false;
+}
+
 /** The recipient is not there now (as opposed to refusing the message, or this peer being cut off). */
-function isAway(error: unknown): boolean {
+export function isAway(error: unknown): boolean {
     return error instanceof PeerOffline || error instanceof PeerNotFound;
 }
 

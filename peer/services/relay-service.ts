@@ -1,7 +1,8 @@
 import { DatabaseAdapter, DatabaseSession, UniqueConstraintFailure } from '@deepkit/orm';
 import { Subject } from 'rxjs';
-import { DeliveryReceipt, RelayApi, RelayEnvelope, RelayPayload, AccessDenied, QuotaExceeded, matchesPeerPattern } from '@switchboard/protocol';
+import { DeliveryReceipt, MessagePath, RelayApi, RelayEnvelope, RelayPayload, AccessDenied, QuotaExceeded, matchesPeerPattern } from '@switchboard/protocol';
 import { Outbox, OutboxItem } from '../outbox';
+import { PayloadPaths } from './payload-paths';
 import { RemotePeer } from '../remote-peer';
 import { HeldPayload, ReceiptRecord, ReceivedPayload } from '../storage/entities';
 import { PeerDatabase } from '../storage/peer-database';
@@ -56,6 +57,8 @@ export class RelayService {
     protected kept: SenderQuota;
     /** Held payloads whose push to the recipient is under way, by key: `pull` waits for those to settle. */
     protected pushing = new Map<string, Promise<void>>();
+    /** `send`: each payload by the best path. */
+    protected paths: PayloadPaths;
     /** Kinds of payload another feature takes instead of the inbox (a relayed chat message goes to the chat). */
     protected consumers = new Map<string, (originalSender: string, payload: RelayPayload, via: string) => Promise<void>>();
 
@@ -91,6 +94,16 @@ export class RelayService {
             await this.remote(sender).receipt(new DeliveryReceipt(receipt.payloadId, receipt.recipient, new Date(receipt.deliveredAt), receipt.via));
         });
         outbox.recover(session => this.undelivered(session));
+        this.paths = new PayloadPaths(host, outbox, this);
+    }
+
+    /**
+     * Sends `payload` to `recipient` by the best path (see PayloadPaths): `direct` or `broker` when it took it now,
+     * `relay` when an online relay both trust holds it, `outbox` when it waits here for the recipient to come back.
+     * The recipient takes it once, as from this peer (`received$`, `inbox()`), whichever path it came by.
+     */
+    async send(recipient: string, payload: RelayPayload): Promise<MessagePath> {
+        return this.paths.send(recipient, payload);
     }
 
     // ---- as the relay, for a verified caller ------------------------------------------------------------------
