@@ -4,7 +4,7 @@ import { invalidModuleConfigIn } from '@switchboard/protocol/internal';
 import { createBrokerApp } from './app';
 import { checkEnvironment, ConfigError } from './config';
 import { brokerCommands, restrictToBrokerCommands, StartCommand } from './commands';
-import { showDefaultsInHelp, unknownCommand, unknownFlag } from './command-line-checks';
+import { showDefaultsInHelp, unknownCommand, unknownFlag } from './commands/command-line-checks';
 
 /**
  * The broker's command line, the `switchboard` binary of @switchboard/broker: `start`, `peers`, `token:create`,

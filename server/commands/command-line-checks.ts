@@ -3,7 +3,7 @@ import { resolve } from 'path';
 import { cli, parseCliArgs } from '@deepkit/app';
 import { ClassType } from '@deepkit/core';
 import { ReflectionClass } from '@deepkit/type';
-import { BrokerConfig, environmentName } from './config';
+import { BrokerConfig, environmentName } from '../config';
 
 /**
  * Checks of the command line that Deepkit's CLI leaves out: an unknown command (Deepkit prints an empty command list

@@ -1,6 +1,6 @@
 import { cli, Flag } from '@deepkit/app';
 import { Logger } from '@deepkit/logger';
-import { BrokerConfig } from './config';
+import { BrokerConfig } from '../config';
 
 @cli.controller('drain', { description: 'Drain a running broker: its peers move to another broker, in-flight calls finish, then it stops (as on SIGTERM).' })
 export class DrainCommand {

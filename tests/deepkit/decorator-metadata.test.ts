@@ -4,7 +4,7 @@ import { rpc, rpcClass } from '@deepkit/rpc';
 /**
  * Contract of the decorator metadata we read through Deepkit's `_fetch` (not a documented API): a controller's
  * `@rpc.controller()` path (PeerKernel.registerController, peer/kernel.ts, for controllers added late) and a
- * command's `@cli.controller()` name (server/command-line-checks.ts, for "unknown command" and flag checks).
+ * command's `@cli.controller()` name (server/commands/command-line-checks.ts, for "unknown command" and flag checks).
  */
 describe('Deepkit decorator metadata read through _fetch', () => {
     it("a controller's path", () => {
