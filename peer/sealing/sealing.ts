@@ -192,7 +192,15 @@ export class Sealing {
     /** The key to seal to: the pinned one, else the published one (pinned now); undefined if there is neither. */
     protected async keyFor(peerId: string): Promise<PublishedKey | undefined> {
         const pinned = await this.contacts.pinned(peerId);
-        const published = await this.lookup(peerId);
+        let published: PublishedKey | undefined;
+        try {
+            published = await this.lookup(peerId);
+        } catch (error) {
+            // The broker cannot be asked (it is down; a direct link still carries calls): the pin, or the last key seen.
+            const known = pinned ? { key: pinned, ephemeral: false } : this.published.get(peerId)?.key;
+            if (known) return known;
+            throw error;
+        }
         if (published) await this.contacts.check(peerId, published.key, 'published', published.ephemeral);
         return pinned ? { key: pinned, ephemeral: false } : published;
     }
