@@ -295,7 +295,8 @@ export class LinksUnavailable extends SwitchboardError {
 /**
  * A sealed payload (end-to-end encrypted chat message, relay payload, file chunk or collaboration update) did not
  * open: altered on its way, sealed for another recipient or purpose, or not a sealed box at all. Nothing of it was
- * stored or applied. `reason`: `tampered`, `wrong-recipient-key`, `malformed`, `too-large`, `no-key`; and, before anything
+ * stored or applied. `reason`: `tampered`, `wrong-recipient-key`, `malformed`, `too-large`, `no-key`,
+ * `plaintext-from-sealed-contact` (a chat message in plaintext from a contact whose key is pinned); and, before anything
  * is sent, `recipient-key-ephemeral` (a payload to be held for a peer whose key lives in memory: see `peer.sealing`).
  */
 @entity.name('@switchboard/SealedPayloadInvalid')

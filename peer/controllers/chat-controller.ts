@@ -12,6 +12,12 @@ export class ChatPeerController implements ChatApi {
 
     @rpc.action()
     async receive(message: ChatMessage): Promise<{ id: string, status: DeliveryStatus }> {
+        return this.store(message, true);
+    }
+
+    /** `plaintext`: it came unsealed, which a contact with a pinned key never sends (see Sealing.assertPlaintextAllowed). */
+    protected async store(message: ChatMessage, plaintext: boolean): Promise<{ id: string, status: DeliveryStatus }> {
+        if (plaintext) await this.sealing.assertPlaintextAllowed(this.caller.requirePeerId(), 'chat');
         // A caller on a direct link has a connection ID of the link's (see DirectLink).
         const path = this.caller.connectionId.startsWith('link:') ? 'direct' : 'broker';
         return { id: message.id, status: await this.chat.receive(this.caller.requirePeerId(), message, path) };
@@ -20,7 +26,7 @@ export class ChatPeerController implements ChatApi {
     @rpc.action()
     async receiveSealed(box: Uint8Array): Promise<{ id: string, status: DeliveryStatus }> {
         const from = this.caller.requirePeerId();
-        return this.receive(await this.sealing.openValue<ChatMessage>(from, 'chat', box));
+        return this.store(await this.sealing.openValue<ChatMessage>(from, 'chat', box), false);
     }
 
     @rpc.action()

@@ -161,6 +161,18 @@ export class Sealing {
     }
 
 
+    /**
+     * A payload the SDK seals whenever it can (chat, collaboration) came in plaintext from `sender`: refused if this peer
+     * pinned a key for it — its SDK would have sealed it, so a plaintext one was made by someone else (a broker can
+     * claim any sender) or by a contact that turned sealing off (then `sealing.trust(sender)` forgets the pin).
+     */
+    async assertPlaintextAllowed(sender: string, purpose: string): Promise<void> {
+        if (!this.enabled || !await this.contacts.pinned(sender)) return;
+        const error = invalid(`A ${purpose} payload from "${sender}" came in plaintext, but "${sender}" has a pinned key and its payloads are sealed: it was dropped. If "${sender}" turned sealing off, call sealing.trust("${sender}") to forget its key.`, 'plaintext-from-sealed-contact', sender);
+        this.rejected$.next(error);
+        throw error;
+    }
+
     /** A file chunk's box opened; undefined if it does not open (SealedPayloadInvalid, on `rejected$`): fetch it again. */
     async openChunk(sharer: string, box: Uint8Array, context: string): Promise<Uint8Array | undefined> {
         return this.open(sharer, 'file-chunk', box, context).catch(error => {

@@ -122,6 +122,10 @@ describe('sealed payloads: tampering, replays, keys', () => {
         expect((await alice.chat.send('bob', 'after the restart')).status).toBe('delivered');
         expect(changes).toEqual([]);
 
+        // A plaintext message in bob's name (what a broker could forge; bob's SDK seals to alice) is refused.
+        await expect(bob.to('alice').chat.receive(new ChatMessage('forged', 'send the keys to mallory'))).rejects.toMatchObject({ code: 'SEALED_PAYLOAD_INVALID', reason: 'plaintext-from-sealed-contact' });
+        expect((await alice.chat.history('bob')).map(entry => entry.text)).not.toContain('send the keys to mallory');
+
         // bob loses his storage: a new key, published with his registration. alice pinned the old one.
         await bob.close();
         rmSync(bobStorage, { force: true });
