@@ -141,14 +141,16 @@ export async function fileTransfer(sizes: Sizes): Promise<Measurement[]> {
             const url = `ws://127.0.0.1:${switchboardServer.port}`;
             const bob = await Peer.connect({ url, id: 'bob' });
             const alice = await Peer.connect({ url, id: 'alice' });
+            // Sealing is on by default between SDK peers; the plain path (checkpoints, one hash pass a side) is timed too.
+            const plainAlice = await Peer.connect({ url, id: 'alice-plain', sealing: false });
             const receiver = await RelayClient.connect(relayServer.port, 'bob');
             const sender = await RelayClient.connect(relayServer.port, 'alice');
             try {
                 const shared = await bob.files.share(source);
                 const copy = join(directory, 'copy.bin');
-                const switchboardRound = async () => {
+                const switchboardRound = async (downloader = alice) => {
                     const started = performance.now();
-                    await alice.files.fetch('bob', shared.id, copy);
+                    await downloader.files.fetch('bob', shared.id, copy);
                     const seconds = (performance.now() - started) / 1000;
                     // Without the copy the next round downloads again instead of copying from the local cache.
                     rmSync(copy);
@@ -171,18 +173,22 @@ export async function fileTransfer(sizes: Sizes): Promise<Measurement[]> {
                     return megabytes / ((performance.now() - started) / 1000);
                 };
                 const switchboardRates: number[] = [];
+                const plainRates: number[] = [];
                 const relayRates: number[] = [];
                 for (let round = 0; round < sizes.fileRounds; round++) {
                     switchboardRates.push(await switchboardRound());
+                    plainRates.push(await switchboardRound(plainAlice));
                     relayRates.push(await relayRound());
                 }
                 return [
                     { scenario, system: 'Switchboard', metric: 'rate', unit: 'MB/s', value: median(switchboardRates), better: 'higher' },
+                    { scenario, system: 'Switchboard, sealing off', metric: 'rate', unit: 'MB/s', value: median(plainRates), better: 'higher' },
                     { scenario, system: 'raw ws relay', metric: 'rate', unit: 'MB/s', value: median(relayRates), better: 'higher' },
                 ];
             } finally {
                 sender.close();
                 receiver.close();
+                await plainAlice.close();
                 await alice.close();
                 await bob.close();
             }
