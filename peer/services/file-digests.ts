@@ -24,7 +24,9 @@ export function hashFile(path: string, chunkSize: number): Promise<FileDigests> 
         const hash = createHash('sha256');
         const checkpoints: Buffer[] = [];
         let inChunk = 0;
-        createReadStream(path, { highWaterMark: chunkSize }).on('data', (piece: Buffer) => {
+        createReadStream(path, { highWaterMark: chunkSize }).on('data', data => {
+            // No encoding was given: every piece is a Buffer.
+            const piece = data as Buffer;
             // Pieces are usually whole chunks, but a read may come up short: checkpoints follow chunk bounds, not reads.
             for (let offset = 0; offset < piece.length;) {
                 const take = Math.min(chunkSize - inChunk, piece.length - offset);
