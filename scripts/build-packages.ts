@@ -23,14 +23,16 @@ const bundles: { entryPoint: string, output: string, page?: string, options?: Bu
 ];
 
 /**
- * The packages (folders) with an ES module build for an app's bundler, under `<folder>/dist/esm/`: browser code with
- * runtime types, one module an entry of the exports map (`.` → esm/index.mjs, `./core` → esm/core.mjs,
+ * The packages (folders) with an ES module build for a browser app's bundler, under `<folder>/dist/esm/`: browser
+ * code with runtime types, one module an entry of the exports map (`.` → esm/index.mjs, `./core` → esm/core.mjs,
  * `./features/*` → esm/features/<name>/index.mjs …) and the modules they share in esm/chunks/, once. One build with
  * code splitting, not a bundle an entry: an app importing `@switchboard/peer` and `@switchboard/peer/core` must get
  * one SDK (two copies would be two PeerCore classes, two registries of features). Deepkit, rxjs, yjs and the
- * protocol stay imports, so the app has one copy of each of those too.
+ * protocol stay imports. The protocol has its ES module build too: imported as CommonJS beside the SDK's ES modules,
+ * it would bring the CommonJS builds of Deepkit and rxjs beside their ES module builds, two of each (a broker call
+ * answered with an Observable then fails: the SDK's rxjs `Observable` is not the contract's).
  */
-const moduleBuilds = ['peer'];
+const moduleBuilds = ['shared', 'peer'];
 
 /** The folders of the published packages, by package name. */
 const packageFolders: Record<string, string> = {
@@ -90,7 +92,7 @@ async function writeManifest(folder: string): Promise<void> {
         // Only in the published manifest: in the workspace, `module` would send `import … from '../../peer'` there.
         ...(esm ? { module: 'esm/index.mjs' } : {}),
         ...(manifest.exports ? { exports: publishedExports(manifest.exports, esm) } : {}),
-        ...(Array.isArray(manifest.sideEffects) ? { sideEffects: (manifest.sideEffects as string[]).map(path => path.replace(/\.ts$/, '.js')) } : {}),
+        ...(Array.isArray(manifest.sideEffects) ? { sideEffects: await publishedSideEffects(folder, manifest.sideEffects as string[], esm) } : {}),
         ...(bin ? { bin: Object.fromEntries(Object.entries(bin as Record<string, string>).map(([name, path]) => [name, inDist(path)])) } : {}),
         // Not the build records (tsbuildinfo) nor the bundles' input lists.
         files: ['**/*.js', '**/*.mjs', '**/*.d.ts', '**/*.html', '!**/*.inputs.json'],
@@ -118,7 +120,8 @@ function publishedExports(exports: Record<string, string>, esm: boolean): Record
         const compiled = path.replace(/\.ts$/, '');
         published[subpath] = {
             types: `${compiled}.d.ts`,
-            ...(esm ? { module: `./esm/${compiled.replace(/^\.\//, '')}.mjs` } : {}),
+            // Nested: a bundler for Node (which has `module` too) keeps the CommonJS build, which has ws and SQLite.
+            ...(esm ? { browser: { module: `./esm/${compiled.replace(/^\.\//, '')}.mjs` } } : {}),
             default: `${compiled}.js`,
         };
     }
@@ -138,6 +141,20 @@ async function linkCompiledDependencies(folder: string, dependencies: string[]):
         await mkdir(dirname(link), { recursive: true });
         await symlink(relative(dirname(link), join(root, packageFolders[name], 'dist')), link, 'dir');
     }
+}
+
+/**
+ * The manifest's `sideEffects` with compiled names, and every folder of the ES module build: its chunks hold the
+ * listed modules' code (a patch of Deepkit, say) merged with others, so none of them may be dropped as unused.
+ */
+async function publishedSideEffects(folder: string, sideEffects: string[], esm: boolean): Promise<string[]> {
+    const compiled = sideEffects.map(path => path.replace(/\.ts$/, '.js'));
+    if (!esm) return compiled;
+    const esmFolder = join(root, folder, 'dist', 'esm');
+    const folders = (await readdir(esmFolder, { recursive: true, withFileTypes: true }))
+        .filter(entry => entry.isDirectory())
+        .map(entry => relative(esmFolder, join(entry.parentPath, entry.name)));
+    return [...compiled, ...['', ...folders].map(path => `./${join('esm', path, '*.mjs')}`)];
 }
 
 /** The exports map's entries that are TypeScript sources, as output name → source (a `*` subpath expanded). */

@@ -2,7 +2,7 @@ import { spawnSync } from 'child_process';
 import { build } from 'esbuild';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
-import { join, relative } from 'path';
+import { join } from 'path';
 
 const root = join(__dirname, '..');
 const folders = ['shared', 'peer', 'server', 'testing'];
@@ -49,10 +49,11 @@ describe('the built peer package in an app\'s bundler', () => {
     const app = mkdtempSync(join(tmpdir(), 'switchboard-bundler-'));
     afterAll(() => rmSync(app, { recursive: true, force: true }));
 
-    it('an app importing @switchboard/peer and @switchboard/peer/core bundles one SDK: the ES module build, PeerCore once', async () => {
-        // Installed as npm would: the package's folder under node_modules, its manifest's exports map read as is.
+    it('an app importing @switchboard/peer and @switchboard/peer/core bundles one SDK and one Deepkit: ES module builds only, PeerCore once', async () => {
+        // Installed as npm would: the packages' folders under node_modules, their manifests' exports maps read as is.
         mkdirSync(join(app, 'node_modules', '@switchboard'), { recursive: true });
         symlinkSync(join(root, 'peer', 'dist'), join(app, 'node_modules', '@switchboard', 'peer'), 'dir');
+        symlinkSync(join(root, 'shared', 'dist'), join(app, 'node_modules', '@switchboard', 'protocol'), 'dir');
         writeFileSync(join(app, 'app.mjs'), [
             "import { Peer } from '@switchboard/peer';",
             "import { PeerCore } from '@switchboard/peer/core';",
@@ -67,21 +68,32 @@ describe('the built peer package in an app\'s bundler', () => {
             platform: 'browser',
             format: 'esm',
             preserveSymlinks: true,
+            nodePaths: [join(root, 'node_modules')],
             metafile: true,
             logLevel: 'silent',
-            // Only the SDK's own files matter here: everything else (Deepkit, rxjs, the protocol) stays an import.
+            // Ours, Deepkit's and rxjs are bundled (each ships CommonJS and ES module builds); the rest stays an import.
             plugins: [{
-                name: 'only-the-sdk',
+                name: 'ours-deepkit-rxjs',
                 setup(build) {
-                    build.onResolve({ filter: /^[^./]/ }, args => args.path.startsWith('@switchboard/peer') ? undefined : { path: args.path, external: true });
+                    build.onResolve({ filter: /^[^./]/ }, args => /^(@switchboard\/|@deepkit\/|rxjs)/.test(args.path) ? undefined : { path: args.path, external: true });
                 },
             }],
         });
-        const sdkFiles = Object.keys(result.metafile.inputs)
-            .map(input => relative(join('node_modules', '@switchboard', 'peer'), input))
-            .filter(input => !input.startsWith('..') && input !== 'app.mjs');
-        expect(sdkFiles.length).toBeGreaterThan(1);
-        expect(sdkFiles.filter(file => !file.startsWith('esm/'))).toEqual([]);
+        const inputs = Object.keys(result.metafile.inputs);
+        // A package's files as paths inside it (the protocol is found through the SDK's folder, as npm may nest it).
+        const filesOf = (name: string) => inputs
+            .map(input => `/${input}`.split('/node_modules/').pop()!)
+            .filter(path => path.startsWith(`${name}/`))
+            .map(path => path.slice(name.length + 1));
+        for (const name of ['@switchboard/peer', '@switchboard/protocol']) {
+            expect(filesOf(name).length).toBeGreaterThan(1);
+            expect({ name, commonJs: filesOf(name).filter(file => !file.startsWith('esm/')) }).toEqual({ name, commonJs: [] });
+        }
+        // One build of each: the CommonJS one beside the ES module one is a second Deepkit (its own type registry).
+        for (const name of ['@deepkit/core', '@deepkit/type', '@deepkit/rpc', 'rxjs']) {
+            const builds = new Set(filesOf(name).map(file => file.split('/').slice(0, 2).join('/')));
+            expect({ name, builds: builds.size }).toEqual({ name, builds: 1 });
+        }
         // A second copy would be renamed (PeerCore2): one class, which Peer extends and chat() is given.
         expect(result.outputFiles[0].text.match(/\bclass _?PeerCore\d*\b/g)).toHaveLength(1);
     });
