@@ -42,9 +42,6 @@ const streamClasses = [Observable, Collection, EntitySubject];
  * happens before the action runs, so nothing runs twice.
  */
 export class LeanServing {
-    /** Actions that may never take this path (keyed like Deepkit's cache); checked once. */
-    protected refused = new Set<string>();
-
     /**
      * Serves `message` (an Action frame on the peer route) if it can; `write` gets the answer. False: the caller
      * must give the frame to Deepkit.
@@ -59,23 +56,20 @@ export class LeanServing {
         } catch {
             return false;
         }
-        const key = name.controller + '!' + name.method;
-        const cached = kernel.cache.actions[key];
-        if (!cached || this.refused.has(key)) return false;
-        if (!leanable(cached)) {
-            this.refused.add(key);
-            return false;
-        }
+        const cached = kernel.cache.actions[name.controller + '!' + name.method];
+        if (!cached) return false;
+        const plan = planFor(cached);
+        if (!plan) return false;
         let args: unknown[];
         try {
-            const body = message.decodeBody(cached.bodyDecoder) as { args?: unknown };
+            const body = message.decodeBody(plan.bodyDecoder) as { args?: unknown };
             if (!Array.isArray(body.args)) return false;
             args = body.args;
         } catch {
             return false;
         }
         const errors: ValidationErrorItem[] = [];
-        cached.types.parametersValidate(args, { errors });
+        plan.parametersValidate(args, { errors });
         if (errors.length) return false;
         const instance = cached.resolver(kernel.injector.scope);
         if (!instance) return false;
@@ -100,7 +94,7 @@ export class LeanServing {
                 void kernel.events.dispatch(onRpcAction, () => ({ phase: 'success', context, timing, controller: cached.controller }), kernel.injector);
             }
             try {
-                write(createRpcMessageSourceDest(message.id, RpcTypes.ResponseActionSimple, kernel.id, source, { v: result }, cached.types.resultSchema));
+                write(createRpcMessageSourceDest(message.id, RpcTypes.ResponseActionSimple, kernel.id, source, { v: result }, plan.resultSchema));
             } catch (error) {
                 // As Deepkit words it: the answer did not fit the action's declared return type.
                 fail(new RpcError(`Action ${cached.label} return type serialization error: ${error instanceof Error ? error.message : error}`));
@@ -119,6 +113,41 @@ export class LeanServing {
     }
 }
 
+/** The compiled parts of an action's entry the lean path runs: shared by every kernel of the process serving it. */
+interface LeanPlan {
+    bodyDecoder: RpcCacheAction['bodyDecoder'];
+    parametersValidate: RpcCacheAction['types']['parametersValidate'];
+    resultSchema: Type;
+}
+
+/** Per entry of a kernel's action cache: its plan, or null when the action may never take the lean path. */
+const plans = new WeakMap<RpcCacheAction, LeanPlan | null>();
+/**
+ * The first plan per controller class and method. Deepkit compiles an entry's decoder, validator and (on first
+ * use) result serializer per kernel, but derives them from the class and method alone; a process serving one
+ * controller on many kernels (a fan-out's receivers in one process, or a test) would otherwise run a thousand
+ * copies of the same code once each, none ever warm enough for V8 to optimise.
+ */
+const shared = new WeakMap<object, Map<string, LeanPlan>>();
+
+function planFor(cached: RpcCacheAction): LeanPlan | null {
+    let plan = plans.get(cached);
+    if (plan !== undefined) return plan;
+    plan = null;
+    if (leanable(cached)) {
+        const classType = cached.controller.controllerClassType as object;
+        let methods = shared.get(classType);
+        if (!methods) shared.set(classType, methods = new Map());
+        plan = methods.get(cached.controller.actionName) ?? null;
+        if (!plan) {
+            plan = { bodyDecoder: cached.bodyDecoder, parametersValidate: cached.types.parametersValidate, resultSchema: cached.types.resultSchema };
+            methods.set(cached.controller.actionName, plan);
+        }
+    }
+    plans.set(cached, plan);
+    return plan;
+}
+
 /** Whether anything listens to `token` (Deepkit's hasListeners turns true once an event was dispatched at all). */
 function listened(events: EventDispatcher, token: EventToken<any>): boolean {
     return events.getListeners(token).length > 0;
@@ -132,7 +161,8 @@ function listened(events: EventDispatcher, token: EventToken<any>): boolean {
 function leanable(cached: RpcCacheAction): boolean {
     // The entry's shape is Deepkit's (RpcCache); should an upgrade change it, calls take Deepkit's path again.
     if (typeof cached.fn !== 'function' || typeof cached.resolver !== 'function' || typeof cached.bodyDecoder !== 'function') return false;
-    if (typeof cached.types?.parametersValidate !== 'function' || !cached.controller || !cached.action) return false;
+    if (typeof cached.types?.parametersValidate !== 'function' || !cached.types.resultSchema || !cached.action) return false;
+    if (typeof cached.controller?.controllerClassType !== 'function' || typeof cached.controller.actionName !== 'string') return false;
     if (!cached.action.strictSerialization || cached.types.mode !== 'arbitrary') return false;
     if (cached.controller.actionGroups.includes(LOCAL_ONLY)) return false;
     return plainValue(cached.types.type);

@@ -64,6 +64,15 @@ class LeanController {
     }
 }
 
+/** The same path and action name as LeanController, other parameter and result types. */
+@rpc.controller('app/lean')
+class OtherLeanController {
+    @rpc.action()
+    greet(times: number): string {
+        return Array.from({ length: times }, () => 'hi').join(' ');
+    }
+}
+
 interface LeanApi {
     greet(name: string): Promise<string>;
     later(value: number): Promise<{ doubled: number, at: Date }>;
@@ -141,6 +150,23 @@ describe('the lean call path keeps what callers rely on', () => {
         }
         expect(await firstValueFrom((await lean.count(2)).pipe(take(2), toArray()))).toEqual([1, 2]);
         for (const release of LeanController.parked.splice(0)) release();
+    });
+
+    it('serves one controller class on many peers of a process, and another class under the same path by its own types', async () => {
+        await using kit = await startSwitchboard({ peers: ['alice', 'bob', 'carol', 'dave'] });
+        kit.peer('bob').expose(LeanController, 'app/lean');
+        kit.peer('carol').expose(LeanController, 'app/lean');
+        kit.peer('dave').expose(OtherLeanController, 'app/lean');
+        const alice = kit.peer('alice');
+        for (let i = 0; i < 3; i++) {
+            for (const target of ['bob', 'carol']) {
+                const lean = alice.to(target).controller<LeanApi>('app/lean');
+                expect(await lean.greet('you')).toBe('hello you, from alice');
+                expect(await lean.greet('x').catch(e => e)).toBeInstanceOf(ValidationError);
+            }
+            const other = alice.to('dave').controller<{ greet(times: number): Promise<string> }>('app/lean');
+            expect(await other.greet(2)).toBe('hi hi');
+        }
     });
 
     it('serves a stock Deepkit client calling the same action again and again', async () => {
