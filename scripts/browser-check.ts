@@ -76,6 +76,23 @@ async function serve(folder: string): Promise<{ server: Server, url: string }> {
     return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
 }
 
+/**
+ * One copy of each package in the app's bundle, read from the `// node_modules/<file>` comments esbuild writes above
+ * each module when not minifying: our packages' ES module builds only (their CommonJS files beside them would be a
+ * second SDK), and one build of each dependency (CommonJS and ES module builds of Deepkit are two Deepkits).
+ */
+function checkOneCopy(bundle: string): void {
+    const commonJs = [...bundle.matchAll(/^\/\/ node_modules\/(@switchboard\/[\w-]+\/(?!esm\/)\S+)/gm)].map(match => match[1]);
+    if (commonJs.length) fail('the app\'s bundle holds CommonJS files of our packages beside their ES module builds', commonJs.slice(0, 10).join('\n'));
+    const builds = new Map<string, Set<string>>();
+    for (const [, name, build] of bundle.matchAll(/^\/\/ node_modules\/((?:@[\w-]+\/)?[\w.-]+)\/dist\/([\w-]+)\//gm)) {
+        builds.set(name, (builds.get(name) ?? new Set()).add(build));
+    }
+    const twice = [...builds].filter(([, found]) => found.size > 1);
+    if (twice.length) fail('the app\'s bundle holds two builds of a package', twice.map(([name, found]) => `${name}: ${[...found].join(', ')}`).join('\n'));
+    console.log(`one copy of each package in the app's bundle (${builds.size} with builds in dist/)`);
+}
+
 /** Opens `page` in Chromium and waits for its `#out` to leave "connecting …"; fails unless it shows `expected`. */
 async function checkPage(pageUrl: string, expected: string): Promise<void> {
     const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS, timeout: 60_000 });
@@ -135,6 +152,7 @@ async function main(): Promise<void> {
         }
         const bundle = readFileSync(join(app, 'public/app.js'), 'utf8');
         if (/better-sqlite3|SerialConnectionPool/.test(bundle)) fail('the app\'s bundle holds the SQLite storage: the package\'s ES module build should have left it out');
+        checkOneCopy(bundle);
         console.log(`the app's bundle: ${(bundle.length / 1024).toFixed(0)} KiB`);
 
         step('a broker and the Node peer bob; public/ served; both pages in Chromium call bob');
