@@ -34,6 +34,8 @@ export class WebSocketTransport implements ClientTransportAdapter {
     lastClose?: SocketClose;
     messagesReceived = 0;
     protected current?: { socket: SocketLike, connection: TransportClientConnection, detach(): void };
+    /** After `refuseConnections()`: every connection attempt fails at once. */
+    protected refusing?: string;
 
     /** @param url the broker the next `connect()` goes to; a peer with several brokers moves it along its list. */
     constructor(public url: string, protected webSocket: new (url: string) => unknown) {
@@ -41,6 +43,7 @@ export class WebSocketTransport implements ClientTransportAdapter {
 
     connect(connection: TransportClientConnection): void {
         const url = this.url;
+        if (this.refusing) throw new RpcError(this.refusing);
         let socket: SocketLike;
         try {
             socket = new this.webSocket(url) as SocketLike;
@@ -94,6 +97,13 @@ export class WebSocketTransport implements ClientTransportAdapter {
                 writeBinary: message => outgoing.push(message),
             });
         };
+    }
+
+    /**
+     * No more connections (the peer is closing): a call that would connect again fails at once with `reason`.
+     */
+    refuseConnections(reason: string): void {
+        this.refusing = reason;
     }
 
     /**

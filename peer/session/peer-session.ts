@@ -282,6 +282,10 @@ export class PeerSession {
         this.watchdog.stop();
         // Only on a live connection: a call on a dropped one would make Deepkit's client connect again.
         if (this.state === 'registered' && this.client.transporter.isConnected()) await deregisterWithin(this.broker, CLOSE_DEREGISTER_MS);
+        // No connection may start any more (a call still running would make Deepkit's client connect again), and one
+        // being opened (a reconnect under way) is dropped: Deepkit's disconnect waits for it, and could wait forever.
+        this.transport.refuseConnections('This peer is closed.');
+        if (!this.client.transporter.isConnected()) this.transport.abort('This peer is closed.');
         await this.client.disconnect();
         this.state$.next('closed');
         this.state$.complete();
