@@ -1,3 +1,4 @@
+import * as nodeCrypto from 'crypto';
 import { SealedPayloadInvalid } from '@switchboard/protocol';
 
 /**
@@ -22,6 +23,13 @@ const TAG_BYTES = 16;
 /** Bytes a box adds to its plaintext. */
 export const SEALED_BOX_OVERHEAD = HEADER_BYTES + TAG_BYTES;
 const HKDF_INFO = new TextEncoder().encode('switchboard sealed box v1');
+/**
+ * In Node, boxes are sealed and opened with its own AES-256-GCM (the same cipher and bytes, from the same derived key):
+ * WebCrypto's asynchronous jobs cost a file chunk about twice as much (64 MiB: 145 ms to seal and open instead of 75).
+ * Absent in browsers, whose bundle maps `crypto` to nothing: there WebCrypto does it.
+ */
+const nodeAesGcm = typeof nodeCrypto.createCipheriv === 'function' && typeof nodeCrypto.KeyObject?.from === 'function' ? nodeCrypto : undefined;
+const nodeKeys = new WeakMap<CryptoKey, nodeCrypto.KeyObject>();
 
 /** What a box is bound to, besides the two keys. */
 export interface BoxBinding {
@@ -79,6 +87,16 @@ export async function sealBox(key: CryptoKey, senderKey: Uint8Array, recipientKe
     header.set(recipientKey, 1 + PUBLIC_KEY_BYTES);
     header.set(globalThis.crypto.getRandomValues(new Uint8Array(NONCE_BYTES)), 1 + 2 * PUBLIC_KEY_BYTES);
     const nonce = header.subarray(1 + 2 * PUBLIC_KEY_BYTES);
+    if (nodeAesGcm) {
+        const cipher = nodeAesGcm.createCipheriv('aes-256-gcm', nodeKey(nodeAesGcm, key), nonce, { authTagLength: TAG_BYTES });
+        cipher.setAAD(associatedData(header, binding));
+        const box = new Uint8Array(HEADER_BYTES + plaintext.byteLength + TAG_BYTES);
+        box.set(header);
+        box.set(cipher.update(plaintext), HEADER_BYTES);
+        cipher.final();
+        box.set(cipher.getAuthTag(), HEADER_BYTES + plaintext.byteLength);
+        return box;
+    }
     const sealed = await globalThis.crypto.subtle.encrypt({ name: 'AES-GCM', iv: source(nonce), additionalData: source(associatedData(header, binding)) }, key, source(plaintext));
     return concat(header, new Uint8Array(sealed));
 }
@@ -96,11 +114,27 @@ export async function openBox(key: CryptoKey, box: Uint8Array, binding: BoxBindi
     const header = box.subarray(0, HEADER_BYTES);
     const nonce = header.subarray(1 + 2 * PUBLIC_KEY_BYTES);
     try {
+        if (nodeAesGcm) {
+            const decipher = nodeAesGcm.createDecipheriv('aes-256-gcm', nodeKey(nodeAesGcm, key), nonce, { authTagLength: TAG_BYTES });
+            decipher.setAAD(associatedData(header, binding));
+            decipher.setAuthTag(box.subarray(box.byteLength - TAG_BYTES));
+            const opened = decipher.update(box.subarray(HEADER_BYTES, box.byteLength - TAG_BYTES));
+            // final() checks the tag: nothing is returned from a box that does not authenticate.
+            decipher.final();
+            return opened;
+        }
         const plaintext = await globalThis.crypto.subtle.decrypt({ name: 'AES-GCM', iv: source(nonce), additionalData: source(associatedData(header, binding)) }, key, source(box.subarray(HEADER_BYTES)));
         return new Uint8Array(plaintext);
     } catch {
         throw invalid(`A sealed ${binding.purpose} payload from "${binding.sender}" failed authentication: it was altered on its way, or sealed for another peer or purpose. It was dropped; the sender sees this error.`, 'tampered', binding.sender);
     }
+}
+
+/** The pair's AES key as Node's cipher takes it (the WebCrypto key stays non-extractable). */
+function nodeKey(node: typeof nodeCrypto, key: CryptoKey): nodeCrypto.KeyObject {
+    let converted = nodeKeys.get(key);
+    if (!converted) nodeKeys.set(key, converted = node.KeyObject.from(key));
+    return converted;
 }
 
 function associatedData(header: Uint8Array, binding: BoxBinding): Uint8Array {
