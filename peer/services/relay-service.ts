@@ -1,37 +1,20 @@
-import { DatabaseAdapter, DatabaseSession, UniqueConstraintFailure } from '@deepkit/orm';
+import { UniqueConstraintFailure } from '@deepkit/orm';
 import { Subject } from 'rxjs';
-import { DeliveryReceipt, MessagePath, RelayApi, RelayEnvelope, RelayPayload, AccessDenied, QuotaExceeded, matchesPeerPattern } from '@switchboard/protocol';
-import { Outbox, OutboxItem } from '../outbox';
+import { DeliveryReceipt, MessagePath, RelayApi, RelayEnvelope, RelayPayload, AccessDenied, matchesPeerPattern } from '@switchboard/protocol';
+import { Outbox } from '../outbox';
 import { PayloadPaths } from './payload-paths';
 import { RemotePeer } from '../remote-peer';
-import { HeldPayload, ReceiptRecord, ReceivedPayload } from '../storage/entities';
+import { ReceiptRecord, ReceivedPayload } from '../storage/entities';
 import { PeerDatabase } from '../storage/peer-database';
 import type { Sealing } from '../sealing';
 import { openRelayPayload, sealRelayPayload } from '../sealing/sealed-payloads';
 import { SenderQuota, textBytes } from './sender-quota';
+import { HeldPayloads } from './held-payloads';
+import { defaultRelayOptions, RelayOptions } from './relay-options';
 
-export interface RelayOptions {
-    /** Payloads one sender may have held here at once (default 100). */
-    quotaPerSender: number;
-    /** Bytes (UTF-8 bodies) of the payloads one sender may have held here at once (default 10 MiB). */
-    bytesPerSender: number;
-    /**
-     * Payloads from one original sender this peer keeps in its inbox (`inbox()`, default 1,000); past it, or past
-     * `inboxBytesPerSender` (default 10 MiB), that sender's oldest are dropped (`received$` showed them already).
-     */
-    inboxPerSender: number;
-    inboxBytesPerSender: number;
-    /** TTL when the sender gives none, in seconds. */
-    defaultTtlSeconds: number;
-    /**
-     * The relays this peer uses: only they may hand it payloads from someone else (vouching for the original
-     * sender they verified) and report deliveries of its stored payloads. Exact IDs or `prefix*` patterns. Anyone
-     * may still deliver its own payloads directly.
-     */
-    trustedRelays: string[];
-}
-
-export const defaultRelayOptions: RelayOptions = { quotaPerSender: 100, bytesPerSender: 10 * 1024 * 1024, inboxPerSender: 1000, inboxBytesPerSender: 10 * 1024 * 1024, defaultTtlSeconds: 7 * 24 * 3600, trustedRelays: [] };
+// Where the peer and the relay feature import them from.
+export { defaultRelayOptions } from './relay-options';
+export type { RelayOptions } from './relay-options';
 
 export interface RelayHost {
     readonly id: string;
@@ -51,12 +34,10 @@ export class RelayService {
     readonly received$ = new Subject<RelayEnvelope>();
     /** Receipts for payloads this peer had stored at a relay. */
     readonly receipts$ = new Subject<DeliveryReceipt>();
-    /** What each sender has held here. */
-    protected held: SenderQuota;
+    /** As the relay: what is held here for offline recipients. */
+    protected held: HeldPayloads;
     /** What each original sender has in this peer's inbox. */
     protected kept: SenderQuota;
-    /** Held payloads whose push to the recipient is under way, by key: `pull` waits for those to settle. */
-    protected pushing = new Map<string, Promise<void>>();
     /** `send`: each payload by the best path. */
     protected paths: PayloadPaths;
     /** Kinds of payload another feature takes instead of the inbox (a relayed chat message goes to the chat). */
@@ -71,15 +52,7 @@ export class RelayService {
         /** Milliseconds since the epoch: stamps payloads and decides their expiry (tests move it instead of waiting). */
         protected now: () => number = Date.now,
     ) {
-        this.held = new SenderQuota(
-            () => ({ items: this.options.quotaPerSender, bytes: this.options.bytesPerSender }),
-            async sender => {
-                const held = await this.database.query(HeldPayload).filter({ originalSender: sender, state: 'held' }).select('body').find();
-                return { items: held.length, bytes: held.reduce((sum, payload) => sum + textBytes(payload.body), 0) };
-            },
-            'held payloads',
-            'Wait for deliveries or use another relay.',
-        );
+        this.held = new HeldPayloads(database, outbox, () => this.host.id, peerId => this.remote(peerId), options, now);
         this.kept = new SenderQuota(
             () => ({ items: this.options.inboxPerSender, bytes: this.options.inboxBytesPerSender }),
             async sender => {
@@ -89,11 +62,9 @@ export class RelayService {
             'payloads in the inbox',
             '',
         );
-        outbox.handle('relay-deliver', async (recipient, key: string) => this.deliverHeld(key));
         outbox.handle('relay-receipt', async (sender, receipt: DeliveryReceipt) => {
             await this.remote(sender).receipt(new DeliveryReceipt(receipt.payloadId, receipt.recipient, new Date(receipt.deliveredAt), receipt.via));
         });
-        outbox.recover(session => this.undelivered(session));
         this.paths = new PayloadPaths(host, outbox, this);
     }
 
@@ -119,71 +90,19 @@ export class RelayService {
      * of the same payload (same sender and id) is acknowledged again and stored once.
      */
     async store(sender: string, recipient: string, payload: RelayPayload, ttlSeconds?: number): Promise<{ payloadId: string, expiresAt: Date }> {
-        const key = sender + ':' + payload.id;
-        const now = new Date(this.now());
-        const expiresAt = new Date(now.getTime() + (ttlSeconds ?? this.options.defaultTtlSeconds) * 1000);
-        // A retry of a payload held already is acknowledged, even by a sender at its quota.
-        const stored = await this.database.query(HeldPayload).filter({ key }).findOneOrUndefined();
-        if (stored) return { payloadId: payload.id, expiresAt: stored.expiresAt };
-        const bytes = textBytes(payload.body);
-        await this.held.reserve(sender, bytes).catch(async error => {
-            // Payloads whose TTL ended for a recipient that never came back still count until touched: drop them first.
-            if (!(error instanceof QuotaExceeded) || !await this.expireHeldFrom(sender)) throw error;
-            await this.held.reserve(sender, bytes);
-        });
-        try {
-            // The checks run in the transaction too, so concurrent stores cannot pass the quota or store twice.
-            await this.outbox.enqueue({ recipient, kind: 'relay-deliver', payload: key, id: key }, async session => {
-                const existing = await session.query(HeldPayload).filter({ key }).findOneOrUndefined();
-                if (existing) throw new AlreadyStored(existing.expiresAt);
-                const held = await session.query(HeldPayload).filter({ originalSender: sender, state: 'held' }).count();
-                if (held >= this.options.quotaPerSender) {
-                    throw new QuotaExceeded(`This relay holds ${held} payloads from "${sender}" already (limit ${this.options.quotaPerSender}). Wait for deliveries or use another relay.`, this.options.quotaPerSender);
-                }
-                session.add(new HeldPayload(key, payload.id, sender, recipient, payload.kind, payload.body, now, expiresAt));
-            });
-        } catch (error) {
-            this.held.release(sender, 1, bytes);
-            if (error instanceof AlreadyStored) return { payloadId: payload.id, expiresAt: error.expiresAt };
-            throw error;
-        }
-        return { payloadId: payload.id, expiresAt };
+        return this.held.store(sender, recipient, payload, ttlSeconds);
     }
 
     /**
-     * Hands the caller what is held for it, oldest first, and forgets it (receipts go to the senders): at most
-     * PULL_MAX_BYTES of bodies a call (at least one payload), so the answer fits in a frame; the caller pulls again
-     * until it gets none. Read a few at a time: held bodies are up to a megabyte each.
+     * Hands the caller what is held for it, oldest first, and forgets it (receipts go to the senders): at most 8 MiB
+     * of bodies a call (at least one payload), so the answer fits in a frame; the caller pulls again until it gets none.
      */
     async pull(recipient: string): Promise<RelayEnvelope[]> {
-        const envelopes: RelayEnvelope[] = [];
-        let bytes = 0;
-        paging: for (;;) {
-            const page = await this.database.query(HeldPayload).filter({ recipient, state: 'held' }).orderBy('storedAt').limit(PULL_PAGE).find();
-            if (!page.length) return envelopes;
-            for (const payload of page) {
-                const size = textBytes(payload.body);
-                if (envelopes.length && bytes + size > PULL_MAX_BYTES) return envelopes;
-                // Being pushed right now: handing it over here too would deliver it twice (a pull answer is not
-                // deduplicated by the recipient's inbox). Wait for the push; if it failed, the payload is still held
-                // and this pull takes it from the page read again.
-                const push = this.pushing.get(payload.key);
-                if (push) {
-                    await push.catch(() => undefined);
-                    continue paging;
-                }
-                await this.outbox.cancel(payload.key, 'relay-deliver', recipient);
-                if (await this.expire(payload)) continue;
-                // Pushed meanwhile: the recipient has it already.
-                if (!await this.delivered(payload)) continue;
-                envelopes.push(toEnvelope(payload, this.host.id));
-                bytes += size;
-            }
-        }
+        return this.held.pull(recipient);
     }
 
     async heldFor(recipient: string): Promise<number> {
-        return this.database.query(HeldPayload).filter({ recipient, state: 'held' }).count();
+        return this.held.heldFor(recipient);
     }
 
     // ---- as the recipient or the original sender ----------------------------------------------------------------
@@ -286,98 +205,13 @@ export class RelayService {
         return this.options.trustedRelays.some(pattern => matchesPeerPattern(pattern, peerId));
     }
 
-    // ---- internals ----------------------------------------------------------------------------------------------
-
-    protected async deliverHeld(key: string): Promise<void> {
-        const payload = await this.database.query(HeldPayload).filter({ key }).findOneOrUndefined();
-        if (!payload || payload.state !== 'held') return;
-        if (await this.expire(payload)) return;
-        const push = (async () => {
-            await this.remote(payload.recipient).deliver(toEnvelope(payload, this.host.id));
-            await this.delivered(payload);
-        })();
-        this.pushing.set(key, push);
-        try {
-            await push;
-        } finally {
-            this.pushing.delete(key);
-        }
-    }
-
-    /**
-     * Marks the payload delivered and queues the sender's receipt, in one transaction.
-     * @returns false when it was no longer held (pushed and pulled at once: the other one reports it).
-     */
-    protected async delivered(payload: HeldPayload): Promise<boolean> {
-        const deliveredAt = new Date(this.now());
-        const receipt = new DeliveryReceipt(payload.payloadId, payload.recipient, deliveredAt, this.host.id);
-        try {
-            // The receipt's delivery is not awaited: this runs inside the recipient's drain, which must not wait for
-            // the sender's.
-            await this.outbox.enqueue({ recipient: payload.originalSender, kind: 'relay-receipt', payload: receipt, id: payload.key }, async session => {
-                const { modified } = await session.query(HeldPayload).filter({ key: payload.key, state: 'held' }).patchOne({ state: 'delivered', deliveredAt });
-                if (!modified) throw new NotHeld();
-            });
-            this.held.release(payload.originalSender, 1, textBytes(payload.body));
-            return true;
-        } catch (error) {
-            if (error instanceof NotHeld) return false;
-            throw error;
-        }
-    }
-
-    /**
-     * Payloads held with no delivery entry: what a crash of an older version left between acknowledging a payload
-     * and writing its entry. The outbox queues them again (it skips those that have an entry).
-     */
-    protected async undelivered(session: DatabaseSession<DatabaseAdapter>): Promise<OutboxItem[]> {
-        const held = await session.query(HeldPayload).filter({ state: 'held' }).orderBy('storedAt').find();
-        return held.map(payload => ({ recipient: payload.recipient, kind: 'relay-deliver', payload: payload.key, id: payload.key }));
-    }
-
-    /** Drops `sender`'s held payloads whose TTL is over. @returns whether there were any. */
-    protected async expireHeldFrom(sender: string): Promise<boolean> {
-        const over = await this.database.query(HeldPayload).filter({ originalSender: sender, state: 'held', expiresAt: { $lte: new Date(this.now()) } }).find();
-        for (const payload of over) await this.expire(payload);
-        return over.length > 0;
-    }
-
-    /** @returns true when the payload's TTL is over; it is then dropped, not delivered. */
-    protected async expire(payload: HeldPayload): Promise<boolean> {
-        if (payload.expiresAt.getTime() > this.now()) return false;
-        payload.state = 'expired';
-        await this.database.persist(payload);
-        this.held.release(payload.originalSender, 1, textBytes(payload.body));
-        return true;
-    }
-
     protected remote(peerId: string) {
         return this.host.to(peerId).controller<RelayApi>(RelayApi);
     }
-}
-
-/** Bytes of bodies one `pull` answer carries at most: half the broker's default frame limit (16 MiB). */
-const PULL_MAX_BYTES = 8 * 1024 * 1024;
-/** Held payloads read at a time while pulling. */
-const PULL_PAGE = 8;
-
-/** The payload is stored already (a retry): nothing is written again. */
-class AlreadyStored extends Error {
-    constructor(readonly expiresAt: Date) {
-        super('already stored');
-    }
-}
-
-/** Someone else marked the payload delivered first. */
-class NotHeld extends Error {
 }
 
 function denied(message: string, reason: string): AccessDenied {
     const error = new AccessDenied(message, reason);
     error.stack = '';
     return error;
-}
-
-function toEnvelope(payload: HeldPayload, via: string): RelayEnvelope {
-    return new RelayEnvelope(new RelayPayload(payload.payloadId, payload.kind, payload.body), payload.originalSender, payload.recipient, via, payload.storedAt);
 }
