@@ -9,7 +9,6 @@ import {
     RpcClient,
     RpcControllerState,
     RpcKernel,
-    RpcKernelConnection,
     RpcMessage,
     RpcMessageDefinition,
     RpcMessageSubject,
@@ -17,16 +16,17 @@ import {
     RpcTypes,
 } from '@deepkit/rpc';
 import { ReceiveType, resolveReceiveType, typeOf } from '@deepkit/type';
-import { deserializeBSONWithoutOptimiser, serializeBSONWithoutOptimiser } from '@deepkit/bson';
+import { serializeBSONWithoutOptimiser } from '@deepkit/bson';
 import { Subject } from 'rxjs';
-import { BroadcastReply, BroadcastResult, summarize } from './broadcast';
+import { BroadcastResult, summarize } from './broadcast';
 import { Disconnected, MalformedMessage, Timeout } from '@switchboard/protocol';
 import { connectionKey, decodeCallerIdentity, handedOn, MulticastRequest, MulticastResultBody, Route, SwitchboardFrame } from '@switchboard/protocol/internal';
-import { CallerContext } from './caller-context';
+import { CallerConnections } from './caller-connections';
 import { InboundFrameGuard } from './inbound-frames';
 import { OpenStreams } from './open-streams';
 import { ServedCalls } from './served-calls';
 import { PeerKernel, PeerKernelConnection } from './kernel';
+import { awaitMulticastReply } from './calls/multicast-reply';
 import { LeanServing } from './calls/lean-serving';
 import { PendingCall, resultReader } from './calls/lean-call';
 import { primeActionTypes } from './calls/known-types';
@@ -37,11 +37,6 @@ export interface SendOptions {
     peerId?: string;
     /** Milliseconds until the call fails with Timeout unless a first reply arrived. */
     timeout?: number;
-}
-
-interface CallerState {
-    context: CallerContext;
-    connection?: RpcKernelConnection;
 }
 
 export interface PeerClientOptions {
@@ -69,9 +64,8 @@ export class PeerClient extends RpcClient {
     servedPeerId?: string;
     /** Frames dropped since this client was created: `inbound.droppedCount`, `inbound.dropped$`. */
     readonly inbound: InboundFrameGuard;
-    /** Callers forgotten to stay within `maxCallers`. */
-    callersEvicted = 0;
-    protected callers = new Map<string, CallerState>();
+    /** Each calling connection's identity and kernel connection (at most `maxCallers`). */
+    protected callers: CallerConnections;
     protected options: PeerClientOptions;
     /** The broker is draining (SwitchboardFrame.Drain): finish what is in flight and move to another broker. */
     readonly drain$ = new Subject<void>();
@@ -87,11 +81,17 @@ export class PeerClient extends RpcClient {
         this.inbound = this.transport as InboundFrameGuard;
         this.options = { ...defaultPeerClientOptions, ...options };
         if (kernel) this.peerKernel = kernel;
+        this.callers = new CallerConnections(this, this.serving, this.options.maxCallers);
     }
 
     /** Calling connections this client keeps state for. */
     get callerCount(): number {
         return this.callers.size;
+    }
+
+    /** Callers forgotten to stay within `maxCallers`. */
+    get callersEvicted(): number {
+        return this.callers.evicted;
     }
 
     /**
@@ -126,43 +126,23 @@ export class PeerClient extends RpcClient {
         if (!this.peerKernel || message.getPeerId() !== this.servedPeerId) return;
 
         const source = connectionKey(message.getSource());
-        if (message.type === SwitchboardFrame.CallerGone) return this.dropCaller(source);
+        if (message.type === SwitchboardFrame.CallerGone) return this.callers.drop(source);
         if (message.type === SwitchboardFrame.CallerIdentity) {
             // Only the broker writes this type (it refuses it from clients); the body is still checked, since a
             // broker can be compromised too.
             const identity = message.composite ? undefined : decodeCallerIdentity(message.getBuffer(), message.bodyOffset);
             if (!identity) return this.inbound.drop('invalid-caller-identity', `from connection ${source}`);
-            const { context } = this.caller(source);
+            const { context } = this.callers.get(source);
             context.peerId = identity.peerId;
             context.session = identity.session;
             context.typedErrors = !!identity.typedErrors;
             return;
         }
-        const caller = this.caller(source);
-        if (!caller.connection) caller.connection = this.createCallerConnection(caller.context);
+        const caller = this.callers.get(source);
+        const connection = this.callers.connection(caller);
         this.serving.received(source, message);
-        const connection = caller.connection;
-        if (connection instanceof PeerKernelConnection && this.leanServing.serve(message, connection, answer => this.answer(caller.context, answer))) return;
+        if (connection instanceof PeerKernelConnection && this.leanServing.serve(message, connection, answer => this.callers.answer(caller.context, answer))) return;
         connection.handleMessage(message);
-    }
-
-    /**
-     * The state of a calling connection, most recently active last. A caller forgotten here while it still calls
-     * continues without identity (anonymous), which actions that need a caller ID refuse: the cap fails closed.
-     */
-    protected caller(source: string): CallerState {
-        let caller = this.callers.get(source);
-        if (caller) {
-            this.callers.delete(source);
-        } else {
-            caller = { context: new CallerContext(source) };
-            if (this.callers.size >= this.options.maxCallers) {
-                this.callersEvicted++;
-                this.dropCaller(this.callers.keys().next().value!);
-            }
-        }
-        this.callers.set(source, caller);
-        return caller;
     }
 
     /** A frame that failed in its handler: dropped, and a call of ours it answered fails instead of waiting forever. */
@@ -172,29 +152,6 @@ export class PeerClient extends RpcClient {
         if (message.routeType === Route.peer) return;
         const subject = this.replies.get(message.id);
         if (subject) subject.disconnect(new MalformedMessage(`The reply to this call could not be read (${detail.slice(0, 200)}). The answering peer sent a malformed message.`));
-    }
-
-    protected createCallerConnection(context: CallerContext): RpcKernelConnection {
-        const kernel = this.peerKernel!;
-        const injector = kernel.injector.createChildScope('rpc');
-        injector.set(CallerContext, context);
-        const connection = kernel.createConnection({
-            // An answer finished after the broker connection closed has nowhere to go; throwing here would become an
-            // unhandled rejection inside Deepkit's action handler.
-            write: (answer: RpcMessageDefinition) => this.answer(context, answer),
-            close: () => this.dropCaller(context.connectionId),
-            clientAddress: () => context.peerId ?? context.connectionId,
-            bufferedAmount: () => this.transporter.bufferedAmount(),
-        }, injector);
-        if (!(connection instanceof RpcKernelConnection)) throw new RpcError('Expected an RpcKernelConnection from the peer kernel');
-        // Frames addressed to our own ID must be served here, not redirected again.
-        connection.myPeerId = this.servedPeerId;
-        return connection;
-    }
-
-    protected answer(context: CallerContext, answer: RpcMessageDefinition): void {
-        this.serving.answered(context.connectionId, answer);
-        if (this.transporter.isConnected()) this.transporter.send(answer);
     }
 
     /**
@@ -244,19 +201,11 @@ export class PeerClient extends RpcClient {
         this.replies.delete(id);
     };
 
-    protected dropCaller(source: string): void {
-        const caller = this.callers.get(source);
-        if (!caller) return;
-        this.callers.delete(source);
-        this.serving.forgetCaller(source);
-        caller.connection?.close();
-    }
-
     override onClose(): void {
         this.openStreams.endAll(this.replies, new Disconnected('The connection to the broker closed; this stream ended. Subscribe again once the peer is connected.'));
         for (const subject of this.replies.values()) subject.disconnect(new Disconnected());
         this.replies.clear();
-        for (const source of [...this.callers.keys()]) this.dropCaller(source);
+        this.callers.dropAll();
     }
 
     /**
@@ -268,7 +217,7 @@ export class PeerClient extends RpcClient {
     async multicast<R>(targets: readonly string[], controller: string, method: string, args: unknown[], options: { timeout: number, collectReplies?: boolean }): Promise<BroadcastResult<R>> {
         const firstId = this.messageId;
         this.messageId += targets.length;
-        const replies = options.collectReplies ? targets.map((target, i) => this.replyTo<R>(firstId + i, target, options.timeout)) : [];
+        const replies = options.collectReplies ? targets.map((target, i) => awaitMulticastReply<R>(this.replies, firstId + i, target, options.timeout)) : [];
         try {
             const body = serializeBSONWithoutOptimiser({ controller, method, args });
             const request: MulticastRequest = { targets: [...targets], firstId, body };
@@ -288,32 +237,6 @@ export class PeerClient extends RpcClient {
             for (const reply of replies) reply.cancel();
             throw error;
         }
-    }
-
-    /** Waits for the reply under `id` (a multicast copy's answer), resolving with its result or error. */
-    protected replyTo<R>(id: number, target: string, timeoutMs: number): { answer: Promise<BroadcastReply<R>>, cancel(): void } {
-        let settle!: (reply: BroadcastReply<R>) => void;
-        const answer = new Promise<BroadcastReply<R>>(resolve => settle = resolve);
-        const timer = setTimeout(() => {
-            this.replies.delete(id);
-            settle({ error: new Timeout(`No answer from peer "${target}" to the broadcast within ${timeoutMs} ms.`, timeoutMs, 'action') });
-        }, timeoutMs);
-        const done = (reply: BroadcastReply<R>) => {
-            clearTimeout(timer);
-            this.replies.delete(id);
-            settle(reply);
-        };
-        const subject = new RpcMessageSubject(() => undefined, () => this.replies.delete(id));
-        this.replies.set(id, subject);
-        subject.onReply((message: RpcMessage) => {
-            try {
-                if (message.type === RpcTypes.Error) return done({ error: message.getError() });
-                done({ result: (deserializeBSONWithoutOptimiser(message.getBuffer(), message.bodyOffset) as { v: R }).v });
-            } catch (error) {
-                done({ error: new MalformedMessage(`The answer of peer "${target}" could not be read.`) });
-            }
-        });
-        return { answer, cancel: () => done({ error: new Disconnected('The broadcast ended before this target answered.') }) };
     }
 
     public override sendMessage<T>(type: number, body?: T, schema?: ReceiveType<T>, options: SendOptions = {}): RpcMessageSubject {
