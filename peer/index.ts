@@ -23,7 +23,7 @@ export type { CircuitState, CircuitBreakerOptions } from './circuit-breaker';
 export type { BackoffOptions } from './backoff';
 export type { ChatOptions } from './services/chat-options';
 export { CollabDocument } from './services/collab-service';
-export type { RelayOptions } from './services/relay-service';
+export type { RelayOptions } from './services/relay-options';
 // What `peer.chat`, `peer.files` … are, and the types the public API names (so the API reference documents them).
 export { ChatService } from './services/chat-service';
 export { DiscoveryService } from './services/discovery-service';

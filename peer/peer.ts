@@ -11,7 +11,8 @@ import { ChatService } from './services/chat-service';
 import { CollabService } from './services/collab-service';
 import { DiscoveryService } from './services/discovery-service';
 import { FileService } from './services/file-service';
-import { RelayOptions, RelayService } from './services/relay-service';
+import { RelayService } from './services/relay-service';
+import { RelayOptions } from './services/relay-options';
 
 export type { PeerState } from './session/peer-session';
 

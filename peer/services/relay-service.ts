@@ -12,10 +12,6 @@ import { SenderQuota, textBytes } from './sender-quota';
 import { HeldPayloads } from './held-payloads';
 import { defaultRelayOptions, RelayOptions } from './relay-options';
 
-// Where the peer and the relay feature import them from.
-export { defaultRelayOptions } from './relay-options';
-export type { RelayOptions } from './relay-options';
-
 export interface RelayHost {
     readonly id: string;
     to(peerId: string): RemotePeer;

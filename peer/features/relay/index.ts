@@ -2,11 +2,12 @@ import { RelayApi } from '@switchboard/protocol';
 import type { PeerFeature } from '../../feature';
 import { RelayController } from '../../controllers/relay-controller';
 import { withTrustedRelays } from '../../services/delivery-path';
-import { defaultRelayOptions, RelayOptions, RelayService } from '../../services/relay-service';
+import { RelayService } from '../../services/relay-service';
+import { defaultRelayOptions, RelayOptions } from '../../services/relay-options';
 import { HeldPayload, ReceiptRecord, ReceivedPayload } from '../../storage/entities';
 
 export { RelayService } from '../../services/relay-service';
-export type { RelayOptions } from '../../services/relay-service';
+export type { RelayOptions } from '../../services/relay-options';
 
 /**
  * Relay and store-and-forward as a feature: this peer forwards or keeps payloads for others (within `options`), and
