@@ -31,12 +31,13 @@ describe('sealed box format', () => {
         const { alice, bob, aliceKey, bobKey } = await pair();
         const box = await sealBox(aliceKey, alice.publicKey, bob.publicKey, binding, plaintext);
         expect(box.byteLength).toBe(plaintext.byteLength + SEALED_BOX_OVERHEAD);
-        const nonce = box.subarray(1 + 64, HEADER_BYTES);
-        const opened = await subtle.decrypt({ name: 'AES-GCM', iv: nonce, additionalData: associatedData(box, binding) }, bobKey, box.subarray(HEADER_BYTES));
+        // Copies: WebCrypto's types take only views over a plain ArrayBuffer.
+        const nonce = new Uint8Array(box.subarray(1 + 64, HEADER_BYTES));
+        const opened = await subtle.decrypt({ name: 'AES-GCM', iv: nonce, additionalData: new Uint8Array(associatedData(box, binding)) }, bobKey, new Uint8Array(box.subarray(HEADER_BYTES)));
         expect(new TextDecoder().decode(opened)).toBe('ninety-six kibibytes, give or take');
 
         const header = new Uint8Array(box.subarray(0, HEADER_BYTES));
-        const fromBrowser = new Uint8Array([...header, ...new Uint8Array(await subtle.encrypt({ name: 'AES-GCM', iv: nonce, additionalData: associatedData(header, binding) }, aliceKey, plaintext))]);
+        const fromBrowser = new Uint8Array([...header, ...new Uint8Array(await subtle.encrypt({ name: 'AES-GCM', iv: nonce, additionalData: new Uint8Array(associatedData(header, binding)) }, aliceKey, plaintext))]);
         expect(new TextDecoder().decode(await openBox(bobKey, fromBrowser, binding))).toBe('ninety-six kibibytes, give or take');
     });
 
