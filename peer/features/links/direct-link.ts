@@ -258,7 +258,8 @@ export class DirectLink {
             if (known) action.types = known;
             else await deadline.within('types', client.actionClient.loadActionTypes(state, method, { timeout: deadline.remainingMs() }));
         }
-        return deadline.during('action', client.actionClient.action(state, method, args, { timeout: deadline.remainingMs() }));
+        // The lean call path, as through the broker: plain calls go as one Action frame and wait as one entry.
+        return deadline.during('action', client.callAction(state, method, args, deadline.remainingMs()));
     }
 
     /** Re-reads the state after an await (TypeScript keeps the narrowing from before it). */
