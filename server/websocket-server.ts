@@ -3,21 +3,19 @@ import { RpcKernelBaseConnection } from '@deepkit/rpc';
 import { ServerOptions, WebSocket, WebSocketServer } from 'ws';
 import { LoggerInterface } from '@deepkit/logger';
 import { BrokerConfig } from './config';
-import { BrokerConnection, CloseCode, ReasonedTransport } from './connection';
+import { BrokerConnection, CloseCode } from './connection';
 import { BrokerStats } from './stats';
 import { ConnectionLimits } from './transport/connection-limits';
 import { Heartbeat } from './transport/heartbeat';
-import { fitsOutgoingBuffer, outgoingBufferLimit, requestFits, SlowReaderWatch } from './transport/outgoing-buffer';
-import { OutgoingFrames, encodeDrain } from '@switchboard/protocol/internal';
+import { outgoingBufferLimit } from './transport/outgoing-buffer';
+import { BrokerSocket, BrokerSocketSettings } from './transport/broker-socket';
+import { encodeDrain } from '@switchboard/protocol/internal';
 
 /**
  * How long a socket the broker closes may take to answer the close frame. ws waits 30 s by default; a client that
  * does not read (slow consumer, frozen, half-open) never answers and would hold its unsent buffer that long.
  */
 const CLOSE_HANDSHAKE_MS = 5_000;
-
-/** The WebSocket protocol allows 123 bytes of close reason. */
-const MAX_CLOSE_REASON_BYTES = 123;
 
 /**
  * Deepkit's WebSocket RPC server, with the limits a public broker needs:
@@ -47,7 +45,7 @@ export class BrokerWebSocketServer extends RpcServer {
 
     /**
      * Nothing here needs runtime types; with them, each closure made for a connection carried its own type array
-     * (about 0.35 KiB per connection).
+     * (about 0.35 KiB per connection). Each accepted socket is a BrokerSocket.
      * @reflection never
      */
     override start(options: RpcServerOptions, createRpcConnection: RpcServerCreateConnection): RpcServerListener {
@@ -57,12 +55,15 @@ export class BrokerWebSocketServer extends RpcServer {
         const server = new WebSocketServer({ server: options.server, maxPayload, closeTimeout: CLOSE_HANDSHAKE_MS } as ServerOptions);
         const limits = new ConnectionLimits(config.maxConnectionsPerAddress, config.maxConnections);
         const heartbeat = new Heartbeat(config.pingIntervalMs);
-        const bufferLimit = outgoingBufferLimit(config);
         heartbeat.start();
+        const settings: BrokerSocketSettings = {
+            handshakeTimeoutMs: config.handshakeTimeoutMs, pingIntervalMs: config.pingIntervalMs, slowConsumerMs: config.slowConsumerMs,
+            bufferLimit: outgoingBufferLimit(config), logger: this.logger, heartbeat, forget: socket => this.forget(socket),
+        };
 
         server.on('connection', (socket, request) => {
             // ws emits protocol errors (bad frames, oversized messages) as events; unheard, they would end the process.
-            socket.on('error', () => undefined);
+            socket.on('error', ignore);
             if (this.draining) {
                 this.sockets.set(socket, undefined);
                 socket.once('close', () => this.forget(socket));
@@ -80,70 +81,10 @@ export class BrokerWebSocketServer extends RpcServer {
                 return;
             }
 
-            let connection: RpcKernelBaseConnection | undefined;
-            /** Set once the socket is to be closed: nothing more is queued for it. */
-            let ending = false;
-            const end = (code: number, reason: string) => {
-                if (connection instanceof BrokerConnection) return connection.closeFor(code, reason);
-                socket.close(code, limitReason(reason));
-                connection?.close();
-            };
-            const outgoing = new OutgoingFrames(message => {
-                if (!ending && socket.readyState === WebSocket.OPEN) socket.send(message);
-            }, (header, body) => {
-                // One WebSocket message in two fragments: the body is not copied per receiver.
-                if (ending || socket.readyState !== WebSocket.OPEN) return;
-                socket.send(header, { binary: true, fin: false });
-                socket.send(body, { binary: true, fin: true });
-            });
-            const unsentBytes = () => socket.bufferedAmount + outgoing.pendingBytes;
-            const slowReader = new SlowReaderWatch(config.slowConsumerMs, bufferLimit, unsentBytes, unsent => {
-                if (ending || socket.readyState !== WebSocket.OPEN) return;
-                ending = true;
-                outgoing.clear();
-                end(CloseCode.slowConsumer, `slow consumer: ${unsent} bytes unsent`);
-            });
-            const transport: ReasonedTransport = {
-                writeBinary: message => {
-                    if (ending || socket.readyState !== WebSocket.OPEN) return;
-                    const unsent = socket.bufferedAmount + outgoing.pendingBytes;
-                    if (fitsOutgoingBuffer(unsent, message.byteLength, bufferLimit)) return outgoing.push(message);
-                    ending = true;
-                    outgoing.clear();
-                    // Not from inside this write: it may run in the middle of another connection's routing.
-                    queueMicrotask(() => end(CloseCode.slowConsumer, `slow consumer: ${unsent} bytes unsent`));
-                },
-                close: () => {
-                    outgoing.flush();
-                    socket.close();
-                },
-                closeWith: (code, reason) => {
-                    // What was written before the reason (the error answering the last frame) still goes out.
-                    outgoing.flush();
-                    ending = true;
-                    socket.close(code, limitReason(reason));
-                },
-                writeParts: (header, body) => {
-                    if (ending || socket.readyState !== WebSocket.OPEN) return;
-                    const size = header.byteLength + body.byteLength;
-                    const unsent = unsentBytes();
-                    if (fitsOutgoingBuffer(unsent, size, bufferLimit)) return outgoing.pushParts(header, body);
-                    ending = true;
-                    outgoing.clear();
-                    queueMicrotask(() => end(CloseCode.slowConsumer, `slow consumer: ${unsent} bytes unsent`));
-                },
-                hasRoomFor: bytes => {
-                    if (ending || socket.readyState !== WebSocket.OPEN) return true;
-                    if (requestFits(unsentBytes(), bytes, bufferLimit)) return true;
-                    slowReader.refused();
-                    return false;
-                },
-                bufferedAmount: () => socket.bufferedAmount,
-                clientAddress: () => address,
-            };
+            const accepted = new BrokerSocket(socket, address, admission.release, settings);
             let created: RpcKernelBaseConnection;
             try {
-                created = connection = createRpcConnection(transport, request as any);
+                created = createRpcConnection(accepted, request as any);
             } catch (error) {
                 // Deepkit refuses new connections while the server shuts down.
                 admission.release();
@@ -151,30 +92,7 @@ export class BrokerWebSocketServer extends RpcServer {
                 return;
             }
             this.sockets.set(socket, created);
-
-            const handshakeDeadline = setTimeout(() => end(CloseCode.idle, `no message within ${config.handshakeTimeoutMs} ms of connecting`), config.handshakeTimeoutMs);
-            handshakeDeadline.unref();
-            heartbeat.watch(socket, () => end(CloseCode.unresponsive, `unresponsive: no answer to two pings ${config.pingIntervalMs} ms apart`));
-
-            socket.on('message', (message: Buffer) => {
-                clearTimeout(handshakeDeadline);
-                // One misbehaving connection must not take the broker (and every other peer) down.
-                try {
-                    created.feed(message);
-                } catch (error) {
-                    this.logger.error('Closing a connection after an error while reading its message', error);
-                    created.close();
-                    socket.terminate();
-                }
-            });
-            socket.on('close', () => {
-                clearTimeout(handshakeDeadline);
-                slowReader.stop();
-                this.forget(socket);
-                // Before the connection's own close, so a client that sees its peer go offline may reconnect at once.
-                admission.release();
-                created.close();
-            });
+            accepted.open(created);
         });
 
         return {
@@ -220,7 +138,6 @@ export class BrokerWebSocketServer extends RpcServer {
 /** The WebSocket close code of a server going down (RFC 6455): what a refused connection hears while draining. */
 const GOING_AWAY = 1001;
 
-function limitReason(reason: string): string {
-    while (Buffer.byteLength(reason) > MAX_CLOSE_REASON_BYTES) reason = reason.slice(0, -1);
-    return reason;
+/** One listener for every socket's 'error' event. */
+function ignore(): void {
 }
