@@ -35,18 +35,20 @@ interface CallerRequests {
  */
 export class CallLedger {
     /** Caller connection → the identity last introduced to this connection's peer. */
-    readonly introduced = new Map<string, FrameOrigin>();
+    protected introduced?: Map<string, FrameOrigin>;
     /** Caller connection → ids of its requests this connection has received and may still answer → when routed. */
-    readonly pendingFromCallers = new Map<string, CallerRequests>();
+    protected pendingFromCallers?: Map<string, CallerRequests>;
     /** Peers this connection sent requests to: they hear CallerGone when it closes. */
-    readonly calledPeers = new Set<string>();
+    protected calledPeers?: Set<string>;
+    // The three are made on first use: a broker holds a ledger per connected peer, and most peers sit idle.
 
     constructor(protected side: ConnectionSide, protected gate: FrameGate) {
     }
 
     /** This connection sent a request to `target`. */
     called(target: string): void {
-        if (this.calledPeers.size < MAX_TRACKED_CALLERS) this.calledPeers.add(target);
+        const calledPeers = this.calledPeers ??= new Set();
+        if (calledPeers.size < MAX_TRACKED_CALLERS) calledPeers.add(target);
     }
 
     /**
@@ -58,8 +60,8 @@ export class CallLedger {
         const caller = origin.connectionId;
         const type = frameType(head);
         if (type === SwitchboardFrame.CallerGone) {
-            this.introduced.delete(caller);
-            this.pendingFromCallers.delete(caller);
+            this.introduced?.delete(caller);
+            this.pendingFromCallers?.delete(caller);
             // Its streams end with it; on another broker of a cluster, this is how this one hears of it.
             side.services.stats.transfersClosed(caller);
             write();
@@ -75,17 +77,19 @@ export class CallLedger {
             side.services.exchange.reply(caller, replyErrorFrame(frameId(head), side.id, source, errorForClient(error, typedErrors)));
             return false;
         }
-        const introduced = this.introduced.get(caller);
+        const introducedTo = this.introduced ??= new Map();
+        const introduced = introducedTo.get(caller);
         if (introduced !== origin && side.peerId && !sameIdentity(introduced, origin)) {
-            evictOldest(this.introduced, MAX_TRACKED_CALLERS);
-            this.introduced.set(caller, origin);
+            evictOldest(introducedTo, MAX_TRACKED_CALLERS);
+            introducedTo.set(caller, origin);
             const source = sourceOf(head);
             side.writeFrame(encodeCallerIdentity(side.peerId, source, { peerId: origin.peerId, session: origin.session, typedErrors }));
         }
-        let pending = this.pendingFromCallers.get(caller);
+        const pendingFromCallers = this.pendingFromCallers ??= new Map();
+        let pending = pendingFromCallers.get(caller);
         if (!pending) {
-            evictOldest(this.pendingFromCallers, MAX_TRACKED_CALLERS);
-            this.pendingFromCallers.set(caller, pending = { typedErrors, ids: new Map() });
+            evictOldest(pendingFromCallers, MAX_TRACKED_CALLERS);
+            pendingFromCallers.set(caller, pending = { typedErrors, ids: new Map() });
         }
         evictOldest(pending.ids, MAX_PENDING_PER_CALLER);
         const id = frameId(head);
@@ -98,7 +102,7 @@ export class CallLedger {
     /** A reply to a request this connection's peer received. Replies are never rate limited: refusing one would lose a call the broker accepted. */
     reply(header: FrameHeader, frame: Uint8Array): void {
         const caller = connectionKey(destinationOf(frame));
-        const pending = this.pendingFromCallers.get(caller)?.ids;
+        const pending = this.pendingFromCallers?.get(caller)?.ids;
         const { stats, exchange } = this.side.services;
         if (!pending || !pending.has(header.id)) {
             // Also what a late reply looks like after its caller left, so it is dropped, not held against the
@@ -126,7 +130,7 @@ export class CallLedger {
     /** This connection's peer answered `caller`'s request `id` with a stream. */
     protected streamStarted(caller: string, id: number): void {
         const side = this.side;
-        const to = this.introduced.get(caller);
+        const to = this.introduced?.get(caller);
         side.services.stats.transferStarted(caller, id, to?.peerId ?? to?.session ?? 'unknown', side.peerId ?? side.sessionName);
     }
 
@@ -138,6 +142,7 @@ export class CallLedger {
     failUnanswered(peerId: string, reason: string): void {
         const { exchange, stats } = this.side.services;
         const error = PeerOffline.for(peerId, new Date, reason);
+        if (!this.pendingFromCallers) return;
         for (const [caller, { typedErrors, ids }] of this.pendingFromCallers) {
             if (!ids.size) continue;
             const destination = Buffer.from(caller, 'hex');
@@ -150,10 +155,10 @@ export class CallLedger {
     /** On close: the peers this connection called hear CallerGone (from `origin`); everything is forgotten. */
     close(origin: FrameOrigin): void {
         const { exchange } = this.side.services;
-        for (const target of this.calledPeers) exchange.route(target, encodeCallerGone(target, this.side.id), origin);
-        this.pendingFromCallers.clear();
-        this.calledPeers.clear();
-        this.introduced.clear();
+        for (const target of this.calledPeers ?? []) exchange.route(target, encodeCallerGone(target, this.side.id), origin);
+        this.pendingFromCallers = undefined;
+        this.calledPeers = undefined;
+        this.introduced = undefined;
     }
 }
 
