@@ -3,7 +3,7 @@ import { LoggerInterface } from '@deepkit/logger';
 import { WebSocket } from 'ws';
 import { OutgoingFrames } from '@switchboard/protocol/internal';
 import { BrokerConnection, CloseCode, ReasonedTransport } from '../connection';
-import { Heartbeat } from './heartbeat';
+import { Heartbeat, Watched } from './heartbeat';
 import { fitsOutgoingBuffer, requestFits, SlowReaderWatch } from './outgoing-buffer';
 
 /** The WebSocket protocol allows 123 bytes of close reason. */
@@ -36,6 +36,7 @@ export class BrokerSocket implements ReasonedTransport {
     /** Made on the first refused request: most sockets never need one. */
     protected slowReader?: SlowReaderWatch;
     protected handshakeDeadline?: ReturnType<typeof setTimeout>;
+    protected liveness?: Watched;
 
     constructor(protected socket: WebSocket, protected address: string, protected release: () => void, protected settings: BrokerSocketSettings) {
         this.outgoing = new OutgoingFrames(message => this.send(message), (header, body) => this.sendParts(header, body));
@@ -47,7 +48,7 @@ export class BrokerSocket implements ReasonedTransport {
         this.connection = connection;
         this.handshakeDeadline = setTimeout(expireHandshake, settings.handshakeTimeoutMs, this);
         this.handshakeDeadline.unref();
-        settings.heartbeat.watch(socket, () => this.end(CloseCode.unresponsive, `unresponsive: no answer to two pings ${settings.pingIntervalMs} ms apart`));
+        this.liveness = settings.heartbeat.watch(socket, () => this.end(CloseCode.unresponsive, `unresponsive: no answer to two pings ${settings.pingIntervalMs} ms apart`));
         socket.on('message', this.onMessage);
         socket.on('close', this.onClose);
     }
@@ -145,6 +146,7 @@ export class BrokerSocket implements ReasonedTransport {
 
     protected readonly onMessage = (message: Buffer): void => {
         clearTimeout(this.handshakeDeadline);
+        this.liveness!.heard = true;
         const connection = this.connection!;
         // One misbehaving connection must not take the broker (and every other peer) down.
         try {

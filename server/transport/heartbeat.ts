@@ -3,7 +3,7 @@ import { WebSocket } from 'ws';
 /** Unanswered pings a socket may have before it is called unresponsive (1: it must answer within two intervals). */
 const ALLOWED_MISSED_PINGS = 1;
 
-interface Watched {
+export interface Watched {
     /** Heard from (pong, ping or message) since the last beat. */
     heard: boolean;
     missed: number;
@@ -36,15 +36,18 @@ export class Heartbeat {
         this.sockets.clear();
     }
 
-    /** Watches `socket` until it closes; `onUnresponsive` is called at most once. */
-    watch(socket: WebSocket, onUnresponsive: () => void): void {
+    /**
+     * Watches `socket` until it closes; `onUnresponsive` is called at most once. The caller sets `heard` on each
+     * message from its own 'message' listener (one listener fewer per socket).
+     */
+    watch(socket: WebSocket, onUnresponsive: () => void): Watched {
         const watched: Watched = { heard: true, missed: 0, onUnresponsive };
         const heard = () => watched.heard = true;
         socket.on('pong', heard);
         socket.on('ping', heard);
-        socket.on('message', heard);
         socket.once('close', () => this.sockets.delete(socket));
         this.sockets.set(socket, watched);
+        return watched;
     }
 
     protected beat(): void {
